@@ -1,0 +1,61 @@
+"""Exceptions with exit codes. The CLI maps each to a one-line message and its code."""
+
+from __future__ import annotations
+
+
+class VideosrError(Exception):
+    """Base class: a clear, user-facing failure. ``str(e)`` is the one-line message."""
+
+    exit_code = 1
+
+
+class UsageError(VideosrError):
+    """Bad arguments (unsupported scale, bad option values, unknown config keys)."""
+
+    exit_code = 2
+
+
+class InputError(VideosrError):
+    """Input missing, unreadable, corrupt, truncated, or not a video."""
+
+    exit_code = 3
+
+
+class NoVideoStreamError(InputError):
+    exit_code = 3
+
+
+class EmptyInputError(InputError):
+    """The input decodes to zero frames."""
+
+    exit_code = 3
+
+
+class OutputExistsError(VideosrError):
+    exit_code = 4
+
+
+class OutputError(VideosrError):
+    """Output cannot be written (folder missing/unwritable, output is the input, ...)."""
+
+    exit_code = 5
+
+
+class DiskFullError(OutputError):
+    exit_code = 6
+
+
+class ModelError(VideosrError):
+    """Unknown model, bad or tampered weights, key mismatch."""
+
+    exit_code = 7
+
+
+class ResumeError(VideosrError):
+    """Leftover state from an earlier run, or state that cannot be resumed."""
+
+    exit_code = 8
+
+
+class Interrupted(VideosrError):
+    exit_code = 130

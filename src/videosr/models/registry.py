@@ -1,0 +1,151 @@
+"""Model registry: architectures are code, variants (sizes, weights) are data.
+
+Every architecture is an ``nn.Module`` whose ``forward`` takes a (B, T, C, H, W) float RGB tensor in
+[0, 1] and returns (B, T, C, s*H, s*W). Each registered class declares, as class or instance attributes:
+
+* ``scale: int``            upscaling factor
+* ``context: int``          frames of temporal context on each side the model needs (0: image model;
+                            r: sliding window of 2r+1 frames; recurrent models: the warm-up length the
+                            inference engine prepends/appends when it cuts a long video into chunks)
+* ``causal: bool``          True when an output frame depends only on the current and past frames
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+ARCHS: dict[str, type[nn.Module]] = {}
+VARIANTS: dict[str, "Variant"] = {}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One named model: an architecture, its hyperparameters and (optionally) shipped weights."""
+
+    name: str
+    arch: str
+    scale: int
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # file name under videosr/weights/
+    sha256: str | None = None  # of the weights file; verified on load
+    training_data: str = ""
+    degradation: str = ""  # BI, BD, realistic, or "" for non-learned models
+    license: str = "MIT"
+    description: str = ""
+    vid4_psnr_y: float | None = None  # measured by `videosr eval`, BI x4, all frames
+    card: str | None = None  # model card path relative to the repository root
+
+
+def register_arch(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    def deco(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in ARCHS:
+            raise ValueError(f"architecture {name!r} is already registered")
+        ARCHS[name] = cls
+        cls.arch_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return deco
+
+
+def register_variant(v: Variant) -> Variant:
+    if v.name in VARIANTS:
+        raise ValueError(f"model {v.name!r} is already registered")
+    if v.arch not in ARCHS:
+        raise ValueError(f"model {v.name!r}: unknown architecture {v.arch!r}")
+    VARIANTS[v.name] = v
+    return v
+
+
+def list_models() -> list[Variant]:
+    return sorted(VARIANTS.values(), key=lambda v: v.name)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load weights safely: safetensors, or torch.load(weights_only=True). Never pickle code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"weights file not found: {path}")
+    if expected_sha256 is not None:
+        got = sha256_file(path)
+        if got != expected_sha256:
+            raise ModelError(f"weights file {path.name} fails its sha256 check (tampered or corrupt): "
+                             f"expected {expected_sha256[:12]}..., got {got[:12]}...")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(path))
+        else:
+            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any parse failure is a bad weights file
+        raise ModelError(f"cannot read weights {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    if isinstance(sd, dict):
+        for key in ("params_ema", "params", "state_dict", "model"):
+            if key in sd and isinstance(sd[key], dict):
+                sd = sd[key]
+                break
+    if not isinstance(sd, dict):
+        raise ModelError(f"weights file {path} does not hold a state dict")
+    return {k.removeprefix("module."): v for k, v in sd.items()}
+
+
+def load_weights(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str = "weights") -> None:
+    """Strict key matching with a readable diff of missing / unexpected / mis-shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    shape = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
+    if missing or unexpected or shape:
+        def fmt(keys: list[str]) -> str:
+            return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)}: {fmt(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {fmt(unexpected)}")
+        if shape:
+            parts.append("shape mismatch: " + fmt([f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
+                                                    for k in shape]))
+        raise ModelError(f"{source} does not fit {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(dict(sd), strict=True)
+
+
+def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None,
+                 **overrides: Any) -> nn.Module:
+    """Build a registered model by name.
+
+    ``pretrained``: load the variant's shipped weights (verified by sha256) when it has any.
+    ``weights``: load this file instead (third-party checkpoint: .pth via weights_only or .safetensors).
+    ``overrides``: hyperparameters that replace the variant's (e.g. a tiny config for tests).
+    """
+    if name not in VARIANTS:
+        known = ", ".join(v.name for v in list_models())
+        raise ModelError(f"unknown model {name!r} (known: {known})")
+    v = VARIANTS[name]
+    kwargs = {"scale": v.scale, **dict(v.kwargs), **overrides}
+    model = ARCHS[v.arch](**kwargs)
+    model.variant = v  # type: ignore[attr-defined]
+    if weights is not None:
+        load_weights(model, load_state_dict(weights), source=str(weights))
+    elif pretrained and v.weights is not None and not overrides:
+        load_weights(model, load_state_dict(WEIGHTS_DIR / v.weights, v.sha256), source=v.weights)
+    return model.eval()
