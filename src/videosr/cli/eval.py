@@ -1,0 +1,14 @@
+"""`videosr eval` (being written)."""
+
+from __future__ import annotations
+
+from ..errors import UsageError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="(not available yet)")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    raise UsageError("'videosr eval' is not available yet")
