@@ -1,12 +1,211 @@
-"""Inference engine shared by `upscale`, `eval` and `bench` (chunking, tiling, precision: being written)."""
+"""Inference engine shared by `upscale`, `eval` and `bench`.
+
+* Temporal chunking: a video is cut into chunks of ``chunk`` frames; each chunk is run with the model's
+  ``context`` frames of warm-up on each side (only the past side for causal models) and the warm-up
+  outputs are discarded. Memory is bounded by ``chunk + 2 * context`` frames, never by video length.
+  For sliding-window models (``context`` = window radius) this is exact; for recurrent models the
+  warm-up lets the hidden state converge so seams do not show.
+* Spatial tiling: large frames are cut into overlapping LR tiles; each tile's centre is kept.
+* Precision: fp32, bf16 (CPU autocast + channels_last where the CPU has native bf16), fp16 (CUDA).
+
+Frames are (C, H, W) float RGB tensors in [0, 1]; a clip is (T, C, H, W); the model sees (B, T, C, H, W).
+"""
 
 from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
+from .errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but no CUDA device is available")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise UsageError(f"unknown device {device!r} (use auto, cpu or cuda)")
+    return torch.device(device)
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device, model: nn.Module) -> str:
+    """``auto`` takes the variant's verified default (``Variant.precision``), else fp32."""
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
+    if precision == "auto":
+        variant = getattr(model, "variant", None)
+        precision = getattr(variant, "precision", "fp32") or "fp32"
+        if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+            precision = "fp32"
+        if device.type == "cuda" and precision == "bf16" and not torch.cuda.is_bf16_supported():
+            precision = "fp16"
+    if precision == "fp16" and device.type == "cpu":
+        raise UsageError("fp16 is for CUDA; on a CPU use bf16 or fp32")
+    return precision
+
+
+def auto_tile(h: int, w: int, scale: int, device: torch.device, frames: int = 1,
+              bytes_per_hr_pixel: int = 4 * 3 * 24) -> int | None:
+    """Pick an LR tile size so one chunk's activations fit in a quarter of free memory.
+
+    ``bytes_per_hr_pixel`` is a deliberately generous estimate of activation memory per output pixel
+    per frame (features at LR plus upsampling stages). Returns None when the whole frame fits.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        free = _available_memory()
+    budget = free // 4
+    need = h * w * scale * scale * frames * bytes_per_hr_pixel
+    if need <= budget:
+        return None
+    side = int((budget / (scale * scale * frames * bytes_per_hr_pixel)) ** 0.5)
+    return max(64, side // 8 * 8)
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+@dataclass
+class Engine:
+    """Runs a registered model over clips or frame streams with chunking, tiling and precision."""
+
+    model: nn.Module
+    device: str | torch.device = "auto"
+    precision: str = "auto"
+    tile: int | str | None = None  # LR tile side in pixels, "auto", or None for whole frames
+    tile_overlap: int = 16  # LR pixels of overlap on each side of a tile
+    chunk: int | None = None  # frames per temporal chunk (None: by model type)
+
+    def __post_init__(self) -> None:
+        self.device = resolve_device(self.device) if isinstance(self.device, str) else self.device
+        self.precision = resolve_precision(self.precision, self.device, self.model)
+        self.scale = int(self.model.scale)
+        self.context = int(getattr(self.model, "context", 0))
+        self.causal = bool(getattr(self.model, "causal", False))
+        if self.chunk is None:
+            self.chunk = 4 if self.context == 0 else max(8, 2 * self.context)
+        if self.chunk < 1:
+            raise UsageError("chunk must be >= 1 frame")
+        if isinstance(self.tile, str) and self.tile != "auto":
+            raise UsageError(f"tile must be a number of pixels or 'auto', not {self.tile!r}")
+        if isinstance(self.tile, int) and self.tile < 8:
+            raise UsageError("tile must be at least 8 pixels")
+        self.channels_last = self.precision == "bf16" and self.device.type == "cpu"
+        self.model = self.model.to(self.device).eval()
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._tile_cache: dict[tuple[int, int], int | None] = {}
+
+    # ------------------------------------------------------------------ clips
+    @torch.inference_mode()
+    def run_clip(self, frames: torch.Tensor) -> torch.Tensor:
+        """(T, C, H, W) -> (T, C, sH, sW) for a clip held in memory, chunked like a stream."""
+        return torch.stack(list(self.stream(iter(frames))))
+
+    # ---------------------------------------------------------------- streams
+    def stream(self, frames: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Upscale a stream of (C, H, W) frames lazily, yielding (C, sH, sW) frames in order (on CPU)."""
+        ctx = self.context
+        chunk = self.chunk
+        buf: deque[torch.Tensor] = deque()  # frames [base, base + len(buf))
+        base = 0  # index of buf[0]
+        next_out = 0  # index of the next frame to emit
+        it = iter(frames)
+        ended = False
+        while True:
+            # fill: need the core [next_out, next_out + chunk) plus ctx future frames (non-causal)
+            want = next_out + chunk + (0 if self.causal else ctx)
+            while not ended and base + len(buf) < want:
+                try:
+                    buf.append(next(it))
+                except StopIteration:
+                    ended = True
+            have = base + len(buf)
+            if next_out >= have:
+                return
+            core_end = min(next_out + chunk, have)
+            lo = max(base, next_out - ctx)
+            hi = core_end if self.causal else min(have, core_end + ctx)
+            clip = torch.stack([buf[i - base] for i in range(lo, hi)])  # (t, C, H, W)
+            out = self._run(clip)  # (t, C, sH, sW)
+            for i in range(next_out, core_end):
+                yield out[i - lo]
+            next_out = core_end
+            while base < next_out - ctx and buf:  # keep ctx past frames as warm-up for the next chunk
+                buf.popleft()
+                base += 1
+
+    # ----------------------------------------------------------------- tiles
+    @torch.inference_mode()
+    def _run(self, clip: torch.Tensor) -> torch.Tensor:
+        t, c, h, w = clip.shape
+        tile = self.tile
+        if tile == "auto":
+            key = (h, w)
+            if key not in self._tile_cache:
+                self._tile_cache[key] = auto_tile(h, w, self.scale, self.device, frames=t)
+            tile = self._tile_cache[key]
+        if tile is None or (h <= tile and w <= tile):
+            return self._forward(clip)
+        s = self.scale
+        out = torch.empty(t, c, h * s, w * s)
+        ov = self.tile_overlap
+        for y0 in range(0, h, tile):
+            for x0 in range(0, w, tile):
+                y1, x1 = min(y0 + tile, h), min(x0 + tile, w)
+                # input window with overlap, clipped to the frame
+                ya, xa = max(0, y0 - ov), max(0, x0 - ov)
+                yb, xb = min(h, y1 + ov), min(w, x1 + ov)
+                part = self._forward(clip[:, :, ya:yb, xa:xb])  # (t, C, s*(yb-ya), s*(xb-xa))
+                out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = part[:, :, (y0 - ya) * s:(y1 - ya) * s,
+                                                                 (x0 - xa) * s:(x1 - xa) * s]
+        return out
+
+    def _forward(self, clip: torch.Tensor) -> torch.Tensor:
+        x = clip.to(self.device, non_blocking=True)[None]  # (1, t, C, h, w)
+        if self.precision == "bf16":
+            amp = torch.autocast(self.device.type, dtype=torch.bfloat16)
+        elif self.precision == "fp16":
+            amp = torch.autocast(self.device.type, dtype=torch.float16)
+        else:
+            amp = contextlib.nullcontext()
+        with amp:
+            y = self.model(x)
+        return y[0].float().clamp_(0, 1).cpu()
+
+
+def set_threads(n: int | None = None) -> None:
+    """Use all cores for intra-op parallelism (the default may be lower in containers)."""
+    n = n or len(os.sched_getaffinity(0))
+    torch.set_num_threads(n)
+
 
 @torch.no_grad()
-def run_clip(model: nn.Module, frames: torch.Tensor) -> torch.Tensor:
+def run_clip(model: nn.Module, frames: torch.Tensor, **engine_kwargs) -> torch.Tensor:
     """Upscale a whole clip: (T, C, H, W) float RGB [0, 1] -> (T, C, sH, sW), clamped to [0, 1]."""
-    return model(frames[None]).clamp_(0, 1)[0]
+    return Engine(model, **engine_kwargs).run_clip(frames)

@@ -44,6 +44,7 @@ class Variant:
     description: str = ""
     vid4_psnr_y: float | None = None  # measured by `videosr eval`, BI x4, all frames
     card: str | None = None  # model card path relative to the repository root
+    precision: str = "fp32"  # default inference precision; "bf16" only where measured within 0.05 dB of fp32
 
 
 def register_arch(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
