@@ -1,14 +1,60 @@
-"""`videosr upscale` (being written)."""
+"""`videosr upscale INPUT OUTPUT`: the CLI face of :func:`videosr.pipeline.upscale`."""
 
 from __future__ import annotations
+
+import json
+import sys
 
 from ..errors import UsageError
 
 
+def _tile(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise UsageError(f"--tile takes a number of pixels or 'auto', not {value!r}") from None
+    return n
+
+
 def register(sub) -> None:
-    p = sub.add_parser("upscale", help="(not available yet)")
+    p = sub.add_parser("upscale", help="upscale a video (audio, subtitles, timing and colour kept)",
+                       description="Upscale INPUT (video file, image folder, or - for y4m on stdin) to "
+                                   "OUTPUT (.mp4/.mkv/.mov/.webm, a folder of PNGs, or - for y4m on stdout).")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--scale", type=int, default=None, help="2, 3 or 4 (default: the model's, else 4)")
+    p.add_argument("--model", default=None,
+                   help="registered model name (see `videosr models`) or a training checkpoint path "
+                        "(default: the best shipped video model for the scale)")
+    p.add_argument("--weights", default=None, help="third-party weights for --model (.pth or .safetensors)")
+    p.add_argument("--tile", default=None, help="LR tile size in pixels, or 'auto' (default: whole frames)")
+    p.add_argument("--chunk", type=int, default=None, help="frames per temporal chunk (default: by model)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--codec", default="libx264", help="libx264, libx265, libsvtav1, libvpx-vp9 or ffv1")
+    p.add_argument("--crf", type=int, default=None)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--pix-fmt", default=None)
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
     p.set_defaults(handler=run)
 
 
 def run(args) -> int:
-    raise UsageError("'videosr upscale' is not available yet")
+    from ..pipeline import upscale
+
+    tile = _tile(args.tile) if args.tile is not None else None
+    summary = upscale(args.input, args.output, scale=args.scale, model=args.model, weights=args.weights,
+                      tile=tile, device=args.device, precision=args.precision, chunk=args.chunk,
+                      codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
+                      overwrite=args.overwrite, progress=not args.quiet and not args.json)
+    if args.json:
+        print(json.dumps(summary), file=sys.stderr if args.output == "-" else sys.stdout)
+    elif not args.quiet:
+        print(f"wrote {summary['output']}: {summary['frames']} frames x{summary['scale']} with "
+              f"{summary['model']} in {summary['seconds']:.1f} s ({summary['fps']:.2f} fps)",
+              file=sys.stderr)
+    return 0
