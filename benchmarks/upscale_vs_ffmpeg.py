@@ -1,0 +1,148 @@
+"""videosr upscale (bicubic model) vs FFmpeg's own scaler, same clip, same encoder settings, same run.
+
+480x270 -> 1920x1080 (x4), libx264 preset veryfast crf 18, no audio. The FFmpeg side is FFmpeg's
+`scale=iw*4:ih*4:flags=bicubic` filter run in-process through PyAV's libavfilter (the same FFmpeg
+libraries and libx264 build videosr uses), decode -> filter -> encode; if an `ffmpeg` binary is on PATH
+it is timed too. Each side runs `--repeat` times alternately; the best run of each is reported.
+
+    .venv/bin/python benchmarks/upscale_vs_ffmpeg.py --json benchmarks/results/upscale_vs_ffmpeg.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "src" / "videosr" / "assets" / "sample.mp4"
+
+
+def make_clip(path: Path, frames: int, w: int = 480, h: int = 270) -> None:
+    """The sample clip's photographic content, resized to w x h (lanczos), looped to `frames` frames."""
+    src = []
+    with av.open(str(SAMPLE)) as c:
+        for f in c.decode(video=0):
+            src.append(f.reformat(width=w, height=h, format="yuv420p", interpolation="LANCZOS"))
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24, options={"crf": "16", "preset": "medium"})
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        for i in range(frames):
+            k = i % (2 * len(src) - 2)  # ping-pong: no jump cut
+            f = src[k if k < len(src) else 2 * len(src) - 2 - k]
+            f = av.VideoFrame.from_ndarray(f.to_ndarray(), format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, 24)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def ffmpeg_inprocess(src: Path, dst: Path, scale: int, crf: int, preset: str) -> int:
+    n = 0
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vs = inp.streams.video[0]
+        vs.thread_type = "AUTO"
+        os_ = out.add_stream("libx264", rate=vs.average_rate, options={"crf": str(crf), "preset": preset})
+        os_.width, os_.height, os_.pix_fmt = vs.width * scale, vs.height * scale, "yuv420p"
+        graph = av.filter.Graph()
+        buf = graph.add_buffer(template=vs)
+        sc = graph.add("scale", f"iw*{scale}:ih*{scale}:flags=bicubic")
+        sink = graph.add("buffersink")
+        buf.link_to(sc)
+        sc.link_to(sink)
+        graph.configure()
+        for frame in inp.decode(vs):
+            graph.push(frame)
+            big = graph.pull()
+            for p in os_.encode(big):
+                out.mux(p)
+            n += 1
+        for p in os_.encode():
+            out.mux(p)
+    return n
+
+
+def ffmpeg_cli(src: Path, dst: Path, scale: int, crf: int, preset: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", f"scale=iw*{scale}:ih*{scale}:flags=bicubic",
+                    "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-an", str(dst)],
+                   check=True)
+
+
+def videosr_run(src: Path, dst: Path, scale: int, crf: int, preset: str, model: str) -> int:
+    from videosr.pipeline import upscale
+
+    r = upscale(str(src), str(dst), scale=scale, model=model, codec="libx264", crf=crf, preset=preset,
+                overwrite=True, progress=False)
+    return int(r["frames"])
+
+
+def timed(fn, *a) -> float:
+    t0 = time.perf_counter()
+    fn(*a)
+    return time.perf_counter() - t0
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.demux(video=0) if _.size)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=144)
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--crf", type=int, default=18)
+    ap.add_argument("--preset", default="veryfast")
+    ap.add_argument("--model", default="bicubic")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", default=None, help="write the results here")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        clip = d / "clip_480x270.mp4"
+        make_clip(clip, a.frames)
+        runs: dict[str, list[float]] = {"ffmpeg_inprocess": [], "videosr": []}
+        have_cli = shutil.which("ffmpeg") is not None
+        if have_cli:
+            runs["ffmpeg_cli"] = []
+        for _ in range(a.repeat):
+            runs["ffmpeg_inprocess"].append(timed(ffmpeg_inprocess, clip, d / "ff.mp4", a.scale, a.crf, a.preset))
+            runs["videosr"].append(timed(videosr_run, clip, d / "vs.mp4", a.scale, a.crf, a.preset, a.model))
+            if have_cli:
+                runs["ffmpeg_cli"].append(timed(ffmpeg_cli, clip, d / "cli.mp4", a.scale, a.crf, a.preset))
+        frames = {k: count_frames(d / f) for k, f in (("ffmpeg_inprocess", "ff.mp4"), ("videosr", "vs.mp4"))}
+        sizes = {k: (d / f).stat().st_size for k, f in (("ffmpeg_inprocess", "ff.mp4"), ("videosr", "vs.mp4"))}
+    fps = {k: a.frames / min(v) for k, v in runs.items()}
+    result = {
+        "benchmark": "upscale_vs_ffmpeg",
+        "input": f"480x270 x {a.frames} frames (sample clip content)", "scale": a.scale,
+        "encoder": {"codec": "libx264", "preset": a.preset, "crf": a.crf},
+        "videosr_model": a.model,
+        "seconds": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+        "fps_best": {k: round(v, 2) for k, v in fps.items()},
+        "ratio_videosr_over_ffmpeg": round(fps["videosr"] / fps["ffmpeg_inprocess"], 3),
+        "frames_out": frames, "bytes_out": sizes,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
+                    "av": av.__version__, "ffmpeg": ".".join(map(str, av.ffmpeg_version_info))
+                    if isinstance(av.ffmpeg_version_info, tuple) else str(av.ffmpeg_version_info)},
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Inference engine: chunked = whole clip, tiled = untiled, causal chunking, precision resolution."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from videosr.engine import Engine, auto_tile, resolve_precision
+from videosr.errors import UsageError
+
+
+class Window(nn.Module):
+    """A sliding-window toy model: weighted mean of 2r+1 frames (edges replicated), then x2 nearest."""
+
+    scale = 2
+    causal = False
+
+    def __init__(self, r: int = 2) -> None:
+        super().__init__()
+        self.context = r
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        r = self.context
+        xp = torch.cat([x[:, :1]] * r + [x] + [x[:, -1:]] * r, dim=1)  # (b, t+2r, c, h, w)
+        y = sum(xp[:, i:i + t] * (i + 1) for i in range(2 * r + 1)) / sum(range(1, 2 * r + 2))
+        y = self.conv(y.reshape(b * t, c, h, w))  # (b*t, c, h, w)
+        return F.interpolate(y, scale_factor=2).reshape(b, t, c, 2 * h, 2 * w)
+
+
+class Causal(nn.Module):
+    """Running mean over the past frames (a toy recurrent model): output t depends on frames <= t."""
+
+    scale = 1
+    causal = True
+    context = 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cumsum(x, 1) / torch.arange(1, x.shape[1] + 1).view(1, -1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 7, 40])
+def test_chunked_stream_equals_whole_clip(chunk: int) -> None:
+    torch.manual_seed(0)
+    m = Window(r=2).eval()
+    x = torch.rand(23, 3, 12, 10)
+    with torch.no_grad():
+        whole = m(x[None])[0].clamp(0, 1)
+    out = list(Engine(m, device="cpu", precision="fp32", chunk=chunk).stream(iter(x)))
+    assert len(out) == 23
+    assert torch.allclose(torch.stack(out), whole, atol=1e-6)
+
+
+def test_stream_is_lazy_and_bounded() -> None:
+    """The engine never holds more than chunk + 2*context input frames."""
+    m = Window(r=2).eval()
+    taken = 0
+
+    def frames():
+        nonlocal taken
+        for _ in range(100):
+            taken += 1
+            yield torch.rand(3, 8, 8)
+
+    it = Engine(m, device="cpu", precision="fp32", chunk=4).stream(frames())
+    next(it)
+    assert taken <= 4 + 2 * 2
+    assert sum(1 for _ in it) == 99
+
+
+def test_causal_chunks_use_only_past_frames() -> None:
+    m = Causal()
+    x = torch.rand(10, 3, 4, 4)
+    eng = Engine(m, device="cpu", precision="fp32", chunk=4)
+    out = torch.stack(list(eng.stream(iter(x))))
+    # within the first chunk, the output is the exact running mean; later chunks restart from ctx frames
+    assert torch.allclose(out[:4], m(x[None])[0][:4], atol=1e-6)
+    for t in range(4, 10):
+        lo = max(0, (t // 4) * 4 - 3)
+        assert torch.allclose(out[t], x[lo:t + 1].mean(0), atol=1e-6)
+
+
+@pytest.mark.parametrize("tile", [8, 13, 32])
+def test_tiled_equals_untiled(tile: int) -> None:
+    torch.manual_seed(0)
+    m = Window(r=1).eval()
+    x = torch.rand(3, 3, 37, 29)
+    ref = Engine(m, device="cpu", precision="fp32").run_clip(x)
+    tiled = Engine(m, device="cpu", precision="fp32", tile=tile, tile_overlap=4).run_clip(x)
+    assert (tiled - ref).abs().max() < 1e-3
+
+
+def test_auto_tile_keeps_small_frames_whole_and_tiles_huge_ones() -> None:
+    cpu = torch.device("cpu")
+    assert auto_tile(64, 64, 4, cpu) is None
+    t = auto_tile(2160 * 8, 3840 * 8, 4, cpu, frames=16)
+    assert t is not None and 64 <= t < 3840 * 8
+
+
+def test_precision_rules() -> None:
+    m = Window()
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, m) == "fp32"  # no variant says bf16
+    assert resolve_precision("bf16", cpu, m) == "bf16"
+    with pytest.raises(UsageError):
+        resolve_precision("fp16", cpu, m)
+    with pytest.raises(UsageError):
+        resolve_precision("int8", cpu, m)
+
+
+def test_bf16_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    m = Window(r=1).eval()
+    x = torch.rand(4, 3, 16, 16)
+    a = Engine(m, device="cpu", precision="fp32").run_clip(x)
+    b = Engine(m, device="cpu", precision="bf16").run_clip(x)
+    assert (a - b).abs().mean() < 1e-2
+
+
+def test_bad_options_are_usage_errors() -> None:
+    with pytest.raises(UsageError):
+        Engine(Window(), device="cpu", tile="big")
+    with pytest.raises(UsageError):
+        Engine(Window(), device="tpu")
+    with pytest.raises(UsageError):
+        Engine(Window(), device="cpu", chunk=0)
