@@ -1,0 +1,31 @@
+"""Video I/O: the only place that knows about containers, codecs, pixel formats and bit depths.
+
+``open_input`` -> streaming reader of :class:`Frame` (RGB uint8, or uint16 for >8-bit sources);
+``open_output`` -> atomic streaming writer that copies audio/subtitles from the source;
+``image_to_tensor`` / ``tensor_to_image`` convert between frames and (3, H, W) float tensors.
+See ``reader`` and ``writer`` module docstrings for formats, defaults and error behaviour.
+"""
+
+from __future__ import annotations
+
+from ._streams import IOWarning
+from ._types import Frame, VideoInfo
+from .convert import image_to_tensor, tensor_to_image
+from .reader import ImageFolderReader, VideoReader, open_input
+from .writer import CODEC_DEFAULTS, CODECS, ImageFolderWriter, VideoWriter, open_output
+
+__all__ = [
+    "CODECS",
+    "CODEC_DEFAULTS",
+    "Frame",
+    "IOWarning",
+    "ImageFolderReader",
+    "ImageFolderWriter",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "image_to_tensor",
+    "open_input",
+    "open_output",
+    "tensor_to_image",
+]

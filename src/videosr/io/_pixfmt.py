@@ -1,0 +1,89 @@
+"""Pixel-format helpers: bit depth / chroma layout of FFmpeg pix_fmts, output pix_fmt choice."""
+
+from __future__ import annotations
+
+import functools
+
+import av
+
+# AVColorSpace values swscale understands as matrices (others fall back to its default, BT.601).
+_SWS_COLORSPACES = {1, 4, 5, 6, 7, 9, 10}
+UNSPECIFIED = 2  # AVCOL_PRI/TRC/SPC_UNSPECIFIED
+
+
+@functools.lru_cache(maxsize=None)
+def bit_depth(pix_fmt: str) -> int:
+    try:
+        fmt = av.VideoFormat(pix_fmt)
+        bits = max((c.bits for c in fmt.components), default=8)
+    except Exception:  # unknown/hw format
+        return 8
+    return int(bits) if bits else 8
+
+
+@functools.lru_cache(maxsize=None)
+def chroma(pix_fmt: str) -> str:
+    """'420', '422', '444', '440', '411', '410' or 'gray'."""
+    n = pix_fmt
+    if n.startswith(("gray", "ya", "monob", "monow", "y")) and not n.startswith(("yuv", "yuyv", "yvyu")):
+        return "gray"
+    for key in ("420", "422", "444", "440", "411", "410"):
+        if key in n:
+            return key
+    if n.startswith(("nv12", "nv21", "p010", "p012", "p016")):
+        return "420"
+    if n.startswith(("nv16", "nv20", "yuyv", "uyvy", "yvyu", "p210", "p216")):
+        return "422"
+    if n.startswith(("nv24", "nv42", "p410", "p416", "vuya", "xv3", "ayuv")):
+        return "444"
+    return "444"  # rgb/gbr/pal formats
+
+
+def sws_colorspace(cs: int | None) -> int | None:
+    """An AVColorSpace usable as a swscale matrix, else None (swscale default)."""
+    return cs if cs in _SWS_COLORSPACES else None
+
+
+@functools.lru_cache(maxsize=None)
+def encoder_formats(codec: str) -> tuple[str, ...]:
+    try:
+        c = av.codec.Codec(codec, "w")
+    except Exception:
+        return ()
+    return tuple(f.name for f in (c.video_formats or ()))
+
+
+def yuv_name(layout: str, depth: int) -> str:
+    base = "gray" if layout == "gray" else f"yuv{layout}p"
+    if depth <= 8:
+        return base
+    return f"{base}{depth}le"
+
+
+def choose_pix_fmt(codec: str, info_pix_fmt: str, depth: int, layout: str) -> str:
+    """Default encoder pix_fmt.
+
+    * ffv1: the source pix_fmt when ffv1 supports it (keeps chroma layout and bit depth),
+      else the closest yuv layout at 8/10/12/16 bits.
+    * lossy codecs: 4:2:0 at the source bit depth when the encoder supports it
+      (8 -> yuv420p, 10 -> yuv420p10le, 12 -> yuv420p12le for x265 else 10-bit), else 8-bit.
+    """
+    formats = encoder_formats(codec)
+    if not formats:
+        return "yuv420p10le" if depth > 8 else "yuv420p"
+    if codec == "ffv1":
+        if info_pix_fmt in formats:
+            return info_pix_fmt
+        lay = layout if layout in ("420", "422", "444", "gray") else "444"
+        for d in ([8] if depth <= 8 else [depth, 10, 12, 16]):
+            name = yuv_name(lay, d)
+            if lay == "gray" and d == 16:
+                name = "gray16le"
+            if name in formats:
+                return name
+        return "yuv444p16le" if depth > 8 else "yuv444p"
+    if depth > 8:
+        for d in (depth, 10, 12):
+            if d >= 10 and f"yuv420p{d}le" in formats:
+                return f"yuv420p{d}le"
+    return "yuv420p"

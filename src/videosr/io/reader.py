@@ -1,0 +1,374 @@
+"""Streaming input: a video file (anything FFmpeg decodes), a folder of images, or y4m on stdin.
+
+Behaviour on hostile input (all raise ``videosr.errors`` types; raw ``av`` errors never escape):
+
+* missing path -> InputError; unreadable (permissions) -> InputError; zero-byte file -> InputError;
+  random bytes / mp4 without moov / unknown format -> InputError.
+* audio-only file (or only cover art) -> NoVideoStreamError.
+* a video stream that decodes to zero frames / empty image folder -> EmptyInputError
+  (raised by ``open_input``, which decodes the first frame eagerly).
+* declared frame size over 16384 on a side or over 2**28 pixels -> InputError, before decoding.
+* an image renamed to .mp4: FFmpeg probes the content, so it is accepted as a 1-frame video.
+* a decode error in the middle of a stream -> InputError naming the frame index (frames are never
+  silently skipped); frames the decoder flags as corrupt (concealed errors) -> InputError too.
+* a truncated file whose container declares more frames than could be decoded -> InputError
+  ("truncated") at the end of iteration.
+
+Image folders: png/jpg/jpeg/bmp/tif/tiff/webp files in natural sort order (frame2 before
+frame10); alpha is dropped (not composited); 16-bit PNGs give uint16 frames; all images must have
+the first image's size. fps is 25, time_base 1/25 and pts = index.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import sys
+from fractions import Fraction
+from typing import Iterator
+
+import av
+import numpy as np
+
+from ..errors import EmptyInputError, InputError, NoVideoStreamError
+from . import _pixfmt
+from ._types import Frame, VideoInfo
+
+MAX_SIDE = 16384
+MAX_PIXELS = 1 << 28
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_FPS = Fraction(25)
+
+_KEEP_VIDEO_META = ("language", "title", "handler_name")
+_DROP_CONTAINER_META = ("encoder", "major_brand", "minor_version", "compatible_brands", "creation_time")
+
+
+def _check_size(w: int, h: int, what: str) -> None:
+    if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
+        raise InputError(
+            f"{what}: declared frame size {w}x{h} is too large "
+            f"(limit {MAX_SIDE} per side, {MAX_PIXELS} pixels)"
+        )
+
+
+def _av_msg(e: BaseException) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return str(msg).strip().rstrip(".")
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+def _frame_to_array(f: av.VideoFrame, deep: bool, cs: int | None, rng: int | None) -> np.ndarray:
+    kw = {}
+    if cs is not None:
+        kw["src_colorspace"] = cs
+    if rng:
+        kw["src_color_range"] = rng
+    fmt = "rgb48le" if deep else "rgb24"
+    if f.format.name == fmt:
+        return f.to_ndarray()
+    return f.to_ndarray(format=fmt, **kw)
+
+
+def _rotation_from_matrix(m) -> int:
+    import math
+
+    a, b = m[0] / 65536.0, m[1] / 65536.0
+    c, d = m[3] / 65536.0, m[4] / 65536.0
+    sx, sy = math.hypot(a, c), math.hypot(b, d)
+    if sx == 0 or sy == 0:
+        return 0
+    # Same convention as av_display_rotation_get (counterclockwise degrees), folded to 0..359.
+    deg = -math.degrees(math.atan2(b / sy, a / sx))
+    return int(round(deg / 90.0)) * 90 % 360
+
+
+class VideoReader:
+    """Iterate to get :class:`Frame` s lazily; ``.info`` is a :class:`VideoInfo`. Iterate once."""
+
+    def __init__(self, src, *, name: str, source: str | None, format: str | None = None, threads: int = 0):
+        self.name = name
+        try:
+            self._c = av.open(src, "r", format=format, metadata_errors="replace")
+        except av.error.FFmpegError as e:
+            raise InputError(f"{name}: not a readable video ({_av_msg(e)})") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise InputError(f"{name}: cannot read input ({_av_msg(e)})") from None
+        try:
+            self._setup(source, threads)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, source, threads):
+        c = self._c
+        vstreams = [s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+        n_audio = len(c.streams.audio)
+        n_sub = len(c.streams.subtitles)
+        if not vstreams:
+            extra = f" (it has {n_audio} audio stream(s))" if n_audio else ""
+            raise NoVideoStreamError(f"{self.name}: no video stream{extra}")
+        s = self._stream = vstreams[0]
+        cc = s.codec_context
+        _check_size(cc.width or 0, cc.height or 0, self.name)
+        cc.thread_type = "AUTO"
+        cc.thread_count = threads
+        self._index = 0
+        self._last_pts: int | None = None
+        self._gen = self._decode()
+        try:
+            first = next(self._gen)
+        except StopIteration:
+            raise EmptyInputError(f"{self.name}: the video stream has no frames") from None
+        self._first: av.VideoFrame | None = first
+
+        tb = s.time_base or Fraction(1, 25)
+        fps = s.average_rate or s.guessed_rate or s.base_rate
+        if fps is not None and (fps <= 0 or fps > 10000):
+            fps = None
+        dur = None
+        if s.duration is not None and s.duration > 0:
+            dur = float(s.duration * tb)
+        elif c.duration:
+            dur = c.duration / 1_000_000
+        frames = s.frames if s.frames and s.frames > 0 else None
+        pix_fmt = first.format.name
+        depth = _pixfmt.bit_depth(pix_fmt)
+
+        def spec(v):
+            return None if v in (None, _pixfmt.UNSPECIFIED) else int(v)
+
+        matrix = None
+        rotation = 0
+        try:
+            from av.sidedata.sidedata import Type
+
+            for sd in first.side_data:
+                if sd.type == Type.DISPLAYMATRIX and len(bytes(sd)) == 36:
+                    import struct
+
+                    matrix = struct.unpack("<9i", bytes(sd))
+                    rotation = _rotation_from_matrix(matrix)
+        except Exception:  # pragma: no cover - side data API differences
+            try:
+                rotation = int(first.rotation) % 360
+            except Exception:
+                rotation = 0
+        rng = first.color_range or None
+        if pix_fmt.startswith("yuvj"):
+            rng = 2
+        self.info = VideoInfo(
+            width=first.width,
+            height=first.height,
+            frames=frames,
+            fps=Fraction(fps) if fps else None,
+            time_base=Fraction(tb),
+            bit_depth=depth,
+            pix_fmt=pix_fmt,
+            codec=cc.name,
+            duration=dur,
+            color_primaries=spec(first.color_primaries) if first.color_primaries else spec(cc.color_primaries),
+            color_trc=spec(first.color_trc) if first.color_trc else spec(cc.color_trc),
+            colorspace=spec(first.colorspace) if first.colorspace else spec(cc.colorspace),
+            color_range=rng or (cc.color_range or None),
+            rotation=rotation,
+            source=source,
+            audio_streams=n_audio,
+            subtitle_streams=n_sub,
+            display_matrix=matrix,
+            metadata={k: v for k, v in s.metadata.items() if k.lower() in _KEEP_VIDEO_META},
+            container_metadata={
+                k: v for k, v in c.metadata.items() if k.lower() not in _DROP_CONTAINER_META
+            },
+            chroma=_pixfmt.chroma(pix_fmt),
+        )
+        self._deep = depth > 8
+        self._cs = _pixfmt.sws_colorspace(self.info.colorspace)
+        self._rng = self.info.color_range
+
+    # -- decoding -------------------------------------------------------------------------
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        s = self._stream
+        n = 0
+        try:
+            for packet in self._c.demux(s):
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as e:
+                    raise InputError(f"{self.name}: corrupt video data at frame {n} ({_av_msg(e)})") from None
+                for f in frames:
+                    if f.is_corrupt:
+                        raise InputError(f"{self.name}: frame {n} is corrupt")
+                    _check_size(f.width, f.height, self.name)
+                    n += 1
+                    yield f
+        except av.error.FFmpegError as e:
+            raise InputError(f"{self.name}: cannot read video data after frame {n} ({_av_msg(e)})") from None
+        except (OSError, EOFError) as e:
+            raise InputError(f"{self.name}: read error after frame {n} ({_av_msg(e)})") from None
+        declared = s.frames
+        if declared and n < declared and self._c.format.name.startswith("mov"):
+            raise InputError(f"{self.name}: truncated or corrupt: decoded {n} of {declared} frames")
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self
+
+    def __next__(self) -> Frame:
+        if self._first is not None:
+            f, self._first = self._first, None
+        else:
+            f = next(self._gen)
+        info = self.info
+        if f.width != info.width or f.height != info.height:
+            raise InputError(
+                f"{self.name}: frame size changes mid-stream at frame {self._index} "
+                f"({info.width}x{info.height} -> {f.width}x{f.height}); not supported"
+            )
+        img = _frame_to_array(f, self._deep, self._cs, self._rng)
+        pts = f.pts
+        if pts is None:
+            pts = self._synth_pts(self._index)
+        elif f.time_base is not None and Fraction(f.time_base) != info.time_base:
+            pts = int(round(Fraction(pts) * Fraction(f.time_base) / info.time_base))
+        self._last_pts = pts
+        fr = Frame(image=img, pts=pts, time_base=info.time_base, index=self._index)
+        self._index += 1
+        return fr
+
+    def _synth_pts(self, index: int) -> int:
+        fps = self.info.fps or Fraction(25)
+        pts = int(round(Fraction(index) / fps / self.info.time_base))
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        return pts
+
+    def close(self) -> None:
+        c = getattr(self, "_c", None)
+        if c is not None:
+            self._c = None
+            try:
+                c.close()
+            except Exception:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class ImageFolderReader:
+    """A folder of images as a video (see module docstring)."""
+
+    def __init__(self, folder: str):
+        self.name = folder
+        try:
+            names = os.listdir(folder)
+        except OSError as e:
+            raise InputError(f"{folder}: cannot list folder ({e.strerror})") from None
+        files = sorted((n for n in names if n.lower().endswith(IMAGE_EXTS) and not n.startswith(".")), key=_natural_key)
+        self._files = [os.path.join(folder, n) for n in files]
+        if not self._files:
+            raise EmptyInputError(f"{folder}: no images (png/jpg/...) in folder")
+        first = self._load(0)
+        h, w = first.height, first.width
+        depth = _pixfmt.bit_depth(first.format.name)
+        self._deep = depth > 8
+        self._first = first
+        self._index = 0
+        self.info = VideoInfo(
+            width=w,
+            height=h,
+            frames=len(self._files),
+            fps=IMAGE_FPS,
+            time_base=1 / IMAGE_FPS,
+            bit_depth=16 if depth > 8 else 8,
+            pix_fmt=first.format.name,
+            codec=os.path.splitext(files[0])[1].lstrip(".").lower(),
+            duration=len(self._files) / float(IMAGE_FPS),
+            source=None,
+            chroma="444",
+        )
+
+    def _load(self, i: int) -> av.VideoFrame:
+        path = self._files[i]
+        try:
+            with av.open(path, "r") as c:
+                s = c.streams.video[0]
+                _check_size(s.codec_context.width or 0, s.codec_context.height or 0, path)
+                for f in c.decode(s):
+                    return f
+        except av.error.FFmpegError as e:
+            raise InputError(f"{path}: cannot decode image ({_av_msg(e)})") from None
+        except (OSError, IndexError) as e:
+            raise InputError(f"{path}: cannot read image ({_av_msg(e)})") from None
+        raise InputError(f"{path}: cannot decode image")
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Frame:
+        i = self._index
+        if i >= len(self._files):
+            raise StopIteration
+        if self._first is not None:
+            f, self._first = self._first, None
+        else:
+            f = self._load(i)
+        if f.width != self.info.width or f.height != self.info.height:
+            raise InputError(
+                f"{self._files[i]}: image is {f.width}x{f.height}, expected {self.info.width}x{self.info.height}"
+            )
+        img = _frame_to_array(f, self._deep, None, None)
+        self._index += 1
+        return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def open_input(path, *, threads: int = 0):
+    """Open ``path`` for streaming decode.
+
+    ``path``: a file path; a folder of images; ``"-"`` for y4m on stdin; or a readable binary
+    file object (format probed; y4m works). Returns a context-manager reader with ``.info`` that
+    yields :class:`Frame` objects lazily. The first frame is decoded here (to fill in the info
+    and to fail early on empty/corrupt input)."""
+    if path == "-":
+        return VideoReader(sys.stdin.buffer, name="<stdin>", source=None, format="yuv4mpegpipe", threads=threads)
+    if hasattr(path, "read"):
+        name = getattr(path, "name", None)
+        return VideoReader(path, name=str(name) if isinstance(name, str) else "<stream>", source=None, threads=threads)
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file or folder") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot access input ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        return ImageFolderReader(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1)
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read input ({e.strerror})") from None
+    if not head and stat.S_ISREG(st.st_mode):
+        raise InputError(f"{path}: file is empty (0 bytes)")
+    fmt = "yuv4mpegpipe" if path.lower().endswith(".y4m") else None
+    return VideoReader(path, name=path, source=os.path.abspath(path), format=fmt, threads=threads)

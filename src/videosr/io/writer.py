@@ -1,0 +1,524 @@
+"""Streaming, atomic output: a video file (.mp4 .mkv .mov .webm .y4m), a folder of PNGs, or y4m on
+stdout (``"-"``).
+
+Atomicity: files are written to a hidden temp file beside the output
+(``.NAME.videosr-tmp-XXXXXXXX.ext``) and moved into place by ``close()``; ``abort()`` (and leaving
+the ``with`` block with an exception) removes it. An existing output is never touched unless
+``overwrite=True`` (and then only at the final rename). PNG folders go to a hidden temp folder
+that is renamed into place.
+
+Codec defaults (``crf``/``preset``/``pix_fmt`` of ``None``):
+
+=============  =====  ==========================  =============================================
+codec          crf    preset                      pix_fmt
+=============  =====  ==========================  =============================================
+libx264        18     medium                      yuv420p; yuv420p10le for >8-bit sources
+libx265        20     medium                      yuv420p; yuv420p10le/12le for >8-bit sources
+libsvtav1      30     8 (0 slowest .. 13 fastest) yuv420p; yuv420p10le for >8-bit sources
+libvpx-vp9     31     4 (= -cpu-used, 0..8)       yuv420p (this FFmpeg build has no 10-bit vp9)
+ffv1           -      -  (lossless, level 3)      the source pix_fmt when ffv1 supports it
+=============  =====  ==========================  =============================================
+
+``.webm`` only takes vp9/av1: another codec is replaced by libvpx-vp9 (libsvtav1 for >8-bit
+sources) with an :class:`IOWarning`. Rotation: the source display matrix is copied to the output
+stream (frames are not rotated). y4m output holds no timestamps (frames are written in order at
+the source's average rate) and no audio.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import shutil
+import sys
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from ..errors import DiskFullError, OutputError, OutputExistsError, UsageError, VideosrError
+from . import _pixfmt
+from ._streams import Passthrough, warn
+from ._types import Frame, VideoInfo
+
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".y4m": "yuv4mpegpipe"}
+CODEC_ALIASES = {
+    "h264": "libx264", "x264": "libx264", "avc": "libx264",
+    "h265": "libx265", "hevc": "libx265", "x265": "libx265",
+    "av1": "libsvtav1", "svtav1": "libsvtav1", "svt-av1": "libsvtav1",
+    "vp9": "libvpx-vp9", "libvpx": "libvpx-vp9",
+}
+CODEC_DEFAULTS = {
+    "libx264": {"crf": 18, "preset": "medium"},
+    "libx265": {"crf": 20, "preset": "medium"},
+    "libsvtav1": {"crf": 30, "preset": "8"},
+    "libvpx-vp9": {"crf": 31, "preset": "4"},
+    "ffv1": {"crf": None, "preset": None},
+}
+CODECS = tuple(CODEC_DEFAULTS)
+
+
+def _mapped_error(e: BaseException, path: str) -> VideosrError:
+    if isinstance(e, VideosrError):
+        return e
+    if getattr(e, "errno", None) == errno.ENOSPC:
+        return DiskFullError(f"{path}: no space left on device while writing; the partial output was removed")
+    if getattr(e, "errno", None) == errno.EDQUOT:
+        return DiskFullError(f"{path}: disk quota exceeded while writing; the partial output was removed")
+    if isinstance(e, PermissionError):
+        return OutputError(f"{path}: permission denied while writing")
+    msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return OutputError(f"{path}: cannot write output ({msg})")
+
+
+def _temp_path(final: str, suffix: str) -> str:
+    d, base = os.path.split(os.path.abspath(final))
+    base = base.rstrip("/") or "output"
+    return os.path.join(d, f".{base}.videosr-tmp-{secrets.token_hex(4)}{suffix}")
+
+
+def _is_same_file(a: str, b: str | None) -> bool:
+    if not b:
+        return False
+    try:
+        if os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_folder(final: str) -> str:
+    d = os.path.dirname(os.path.abspath(final))
+    if not os.path.isdir(d):
+        raise OutputError(f"{final}: output folder {d} does not exist")
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise OutputError(f"{final}: output folder {d} is not writable")
+    return d
+
+
+def _publish(tmp: str, final: str, overwrite: bool) -> None:
+    """Move ``tmp`` to ``final``; without ``overwrite`` never clobber a file that appeared meanwhile."""
+    if overwrite:
+        os.replace(tmp, final)
+        return
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise OutputExistsError(f"{final}: output appeared while writing; not overwriting it") from None
+    except OSError:  # no hard links on this filesystem
+        if os.path.lexists(final):
+            raise OutputExistsError(f"{final}: output appeared while writing; not overwriting it") from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+class VideoWriter:
+    """Encodes frames into a container (file or y4m stream); see module docstring."""
+
+    def __init__(self, target, fmt: str, info: VideoInfo, width: int, height: int, *, codec: str,
+                 crf, preset, pix_fmt, threads: int, final: str | None, tmp: str | None,
+                 overwrite: bool, copy_streams: bool):
+        self.path = final or "<stdout>"
+        self.final, self.tmp, self.overwrite = final, tmp, overwrite
+        self.width, self.height = width, height
+        self.info = info
+        self.frames_written = 0
+        self._closed = False
+        self._pt = None
+        self._oc = None
+        self._last_pts = None
+        self._warned_pts = False
+        self._video_time = -1.0
+        try:
+            self._open(target, fmt, codec, crf, preset, pix_fmt, threads, copy_streams)
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, (av.error.FFmpegError, OSError)):
+                raise _mapped_error(e, self.path) from None
+            raise
+
+    def _open(self, target, fmt, codec, crf, preset, pix_fmt, threads, copy_streams):
+        info = self.info
+        y4m = fmt == "yuv4mpegpipe"
+        self._oc = oc = av.open(target, "w", format=fmt)
+        fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
+        fps = Fraction(fps).limit_denominator(1001000)
+        if y4m:
+            depth = info.bit_depth if info.bit_depth in (8, 9, 10, 12, 14, 16) else (16 if info.bit_depth > 8 else 8)
+            lay = info.chroma if info.chroma in ("420", "422", "444", "gray") else "420"
+            pf = pix_fmt or _pixfmt.yuv_name(lay, depth)
+            if lay == "gray" and depth > 8 and not pix_fmt:
+                pf = f"gray{depth}le"
+            vs = oc.add_stream("wrapped_avframe", rate=fps)
+            self._tb = 1 / fps
+            self._y4m = True
+        else:
+            self._y4m = False
+            opts = {}
+            d = CODEC_DEFAULTS[codec]
+            crf = d["crf"] if crf is None else crf
+            preset = d["preset"] if preset is None else preset
+            pf = pix_fmt or _pixfmt.choose_pix_fmt(codec, info.pix_fmt, info.bit_depth, info.chroma)
+            if pix_fmt is None and info.bit_depth > 8 and _pixfmt.bit_depth(pf) <= 8:
+                warn(f"{codec} in this FFmpeg build cannot encode >8-bit video; writing 8-bit {pf}")
+            if codec == "libx264":
+                opts.update(crf=str(crf), preset=str(preset))
+            elif codec == "libx265":
+                opts.update(crf=str(crf), preset=str(preset), **{"x265-params": "log-level=error"})
+            elif codec == "libsvtav1":
+                opts.update(crf=str(crf), preset=str(preset))
+            elif codec == "libvpx-vp9":
+                opts.update(crf=str(crf), b="0", deadline="good", **{"cpu-used": str(preset), "row-mt": "1"})
+            elif codec == "ffv1":
+                opts.update(level="3", slicecrc="1", slices="4")
+                if threads != 1:
+                    opts.update(threads="auto" if threads == 0 else str(threads))
+            vs = oc.add_stream(codec, rate=fps, options=opts)
+            self._tb = info.time_base
+            vs.codec_context.time_base = info.time_base
+            vs.time_base = info.time_base
+            cc = vs.codec_context
+            cc.thread_count = threads
+            if codec in ("libx264", "libx265"):
+                cc.thread_type = "FRAME"
+        vs.width, vs.height = self.width, self.height
+        try:
+            vs.pix_fmt = pf
+        except Exception:
+            raise UsageError(f"pixel format {pf!r} is not usable with this codec") from None
+        self.pix_fmt = pf
+        self._vs = vs
+        cc = vs.codec_context
+        # Colour description: same values as the source; conversions below use the same matrix/range.
+        self._cs = _pixfmt.sws_colorspace(info.colorspace)
+        self._rng = info.color_range
+        for attr in ("color_primaries", "color_trc", "colorspace", "color_range"):
+            v = getattr(info, attr)
+            if v is not None:
+                try:
+                    setattr(cc, attr, v)
+                except Exception:
+                    pass
+        for k, v in info.metadata.items():
+            vs.metadata[k] = v
+        for k, v in info.container_metadata.items():
+            oc.metadata[k] = v
+        if not y4m:
+            if info.display_matrix is not None:
+                vs.set_display_matrix(list(info.display_matrix))
+            elif info.rotation:
+                vs.set_display_rotation(info.rotation)
+        if info.source and copy_streams and (info.audio_streams or info.subtitle_streams):
+            if y4m:
+                warn("y4m output cannot hold audio or subtitles; they are dropped")
+            else:
+                self._pt = Passthrough(info.source, oc, fmt)
+        self._deep_out = _pixfmt.bit_depth(pf) > 8
+
+    # -- writing ------------------------------------------------------------------------------
+    def _mux(self, packet) -> None:
+        self._oc.mux(packet)
+
+    def _mux_video(self, packets) -> None:
+        for p in packets:
+            self._mux(p)
+            ts = p.dts if p.dts is not None else p.pts
+            if ts is not None and p.time_base is not None:
+                self._video_time = float(ts * p.time_base)
+        if self._pt is not None:
+            self._pt.pump(self._video_time, self._mux)
+
+    def _pts(self, frame: Frame) -> int:
+        if self._y4m:
+            pts = self.frames_written
+        else:
+            pts = frame.pts
+            if pts is None:
+                fps = self.info.fps or Fraction(25)
+                pts = int(round(Fraction(frame.index) / fps / self._tb))
+            elif frame.time_base is not None and Fraction(frame.time_base) != self._tb:
+                pts = int(round(pts * Fraction(frame.time_base) / self._tb))
+        if self._last_pts is not None and pts <= self._last_pts:
+            if not self._warned_pts:
+                warn(f"{self.path}: non-increasing timestamp at frame {frame.index}; shifted")
+                self._warned_pts = True
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        return pts
+
+    def to_video_frame(self, image: np.ndarray) -> av.VideoFrame:
+        """(H, W, 3) uint8/uint16 RGB -> VideoFrame in the encoder pix_fmt (one copy + one swscale)."""
+        if image.dtype == np.uint8:
+            fmt = "rgb24"
+        elif image.dtype == np.uint16:
+            fmt = "rgb48le"
+        else:
+            raise ValueError(f"frame image must be uint8 or uint16, got {image.dtype}")
+        if not image.flags.c_contiguous:
+            image = np.ascontiguousarray(image)
+        vf = av.VideoFrame.from_ndarray(image, format=fmt)
+        kw = {}
+        if self._cs is not None:
+            kw["dst_colorspace"] = self._cs
+        if self._rng:
+            kw["dst_color_range"] = self._rng
+        return vf.reformat(format=self.pix_fmt, **kw)
+
+    def write(self, frame: Frame) -> None:
+        if self._closed:
+            raise OutputError(f"{self.path}: write after close")
+        img = frame.image
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != self.height or img.shape[1] != self.width:
+            raise ValueError(
+                f"frame {frame.index}: expected a ({self.height}, {self.width}, 3) image, got {tuple(img.shape)}"
+            )
+        try:
+            vf = self.to_video_frame(img)
+            vf.pts = self._pts(frame)
+            vf.time_base = self._tb
+            self._mux_video(self._vs.encode(vf))
+            self.frames_written += 1
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, (av.error.FFmpegError, OSError)):
+                raise _mapped_error(e, self.path) from None
+            raise
+
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio/subtitle packets, finalise and move into place."""
+        if self._closed:
+            return
+        try:
+            self._mux_video(self._vs.encode(None))
+            if self._pt is not None:
+                self._pt.finish(self._mux)
+                self._pt.close()
+            self._oc.close()
+            self._closed = True
+            if self.tmp:
+                _publish(self.tmp, self.final, self.overwrite)
+                self.tmp = None
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, (av.error.FFmpegError, OSError)):
+                raise _mapped_error(e, self.path) from None
+            raise
+
+    def abort(self) -> None:
+        """Stop and remove the temp file; the output path is left as it was."""
+        self._closed = True
+        if self._pt is not None:
+            self._pt.close()
+        if self._oc is not None:
+            oc, self._oc = self._oc, None
+            try:
+                oc.close()
+            except Exception:
+                pass
+        if self.tmp:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                pass
+            self.tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self):
+        try:
+            if not self._closed:
+                self.abort()
+        except Exception:
+            pass
+
+
+class ImageFolderWriter:
+    """Writes frame_000001.png, frame_000002.png, ... into a hidden temp folder, renamed at close.
+    uint8 frames -> 8-bit RGB PNG, uint16 frames -> 16-bit RGB PNG."""
+
+    def __init__(self, final: str, width: int, height: int, *, overwrite: bool):
+        self.path = self.final = final.rstrip("/" + os.sep) or final
+        self.width, self.height = width, height
+        self.overwrite = overwrite
+        self.frames_written = 0
+        self._closed = False
+        self.tmp = _temp_path(self.final, "")
+        try:
+            os.mkdir(self.tmp)
+        except OSError as e:
+            self.tmp = None
+            raise _mapped_error(e, self.path) from None
+        self._enc = {}
+
+    def _encoder(self, deep: bool):
+        cc = self._enc.get(deep)
+        if cc is None:
+            cc = av.CodecContext.create("png", "w")
+            cc.width, cc.height = self.width, self.height
+            cc.pix_fmt = "rgb48be" if deep else "rgb24"
+            cc.time_base = Fraction(1, 25)
+            self._enc[deep] = cc
+        return cc
+
+    def write(self, frame: Frame) -> None:
+        if self._closed:
+            raise OutputError(f"{self.path}: write after close")
+        img = frame.image
+        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != self.height or img.shape[1] != self.width:
+            raise ValueError(
+                f"frame {frame.index}: expected a ({self.height}, {self.width}, 3) image, got {tuple(img.shape)}"
+            )
+        try:
+            deep = img.dtype == np.uint16
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb48le" if deep else "rgb24")
+            if deep:
+                vf = vf.reformat(format="rgb48be")
+            cc = self._encoder(deep)
+            data = b"".join(bytes(p) for p in cc.encode(vf))
+            name = os.path.join(self.tmp, f"frame_{self.frames_written + 1:06d}.png")
+            self._write_file(name, data)
+            self.frames_written += 1
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, (av.error.FFmpegError, OSError)):
+                raise _mapped_error(e, self.path) from None
+            raise
+
+    @staticmethod
+    def _write_file(name: str, data: bytes) -> None:
+        with open(name, "wb") as fh:
+            fh.write(data)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            final = self.final
+            old = None
+            if os.path.lexists(final):
+                empty_dir = os.path.isdir(final) and not os.path.islink(final) and not os.listdir(final)
+                if not empty_dir:
+                    if not self.overwrite:
+                        raise OutputExistsError(f"{final}: output appeared while writing; not overwriting it")
+                    old = _temp_path(final, ".old")
+                    os.rename(final, old)
+            os.replace(self.tmp, final)
+            self.tmp = None
+            if old:
+                if os.path.isdir(old) and not os.path.islink(old):
+                    shutil.rmtree(old, ignore_errors=True)
+                else:
+                    os.unlink(old)
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, OSError):
+                raise _mapped_error(e, self.path) from None
+            raise
+
+    def abort(self) -> None:
+        self._closed = True
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self):
+        try:
+            if not self._closed:
+                self.abort()
+        except Exception:
+            pass
+
+
+def _is_folder_target(path: str) -> bool:
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
+        return True
+    return os.path.splitext(os.path.basename(path))[1] == ""
+
+
+def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = "libx264",
+                crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
+                overwrite: bool = False, threads: int = 0, copy_streams: bool = True):
+    """Open an atomic, streaming writer for frames of ``width`` x ``height``.
+
+    ``path``: a file whose extension picks the container (.mp4 .m4v .mkv .mov .webm .y4m); a folder
+    (trailing ``/``, no extension, or an existing folder) for PNGs; ``"-"`` for y4m on stdout; or a
+    writable binary file object (y4m). ``threads``: encoder threads, 0 = automatic.
+    Audio/subtitle streams of ``info.source`` are stream-copied unless ``copy_streams=False``."""
+    if width <= 0 or height <= 0:
+        raise UsageError(f"invalid output size {width}x{height}")
+    codec = CODEC_ALIASES.get(codec, codec)
+    if codec not in CODEC_DEFAULTS:
+        raise UsageError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    if crf is not None and codec == "ffv1":
+        warn("ffv1 is lossless; crf ignored")
+    if path == "-" or hasattr(path, "write"):
+        target = sys.stdout.buffer if path == "-" else path
+        return VideoWriter(target, "yuv4mpegpipe", info, width, height, codec="wrapped_avframe", crf=None,
+                           preset=None, pix_fmt=pix_fmt, threads=threads, final=None, tmp=None,
+                           overwrite=True, copy_streams=False)
+    path = os.fspath(path)
+    if _is_same_file(path.rstrip("/") or path, info.source):
+        raise OutputError(f"{path}: output is the input file")
+    if _is_folder_target(path):
+        final = path.rstrip("/" + os.sep) or path
+        _check_folder(final)
+        if os.path.lexists(final):
+            empty_dir = os.path.isdir(final) and not os.path.islink(final) and not os.listdir(final)
+            if not empty_dir and not overwrite:
+                raise OutputExistsError(f"{final}: output already exists (use overwrite)")
+        return ImageFolderWriter(final, width, height, overwrite=overwrite)
+    ext = os.path.splitext(path)[1].lower()
+    fmt = CONTAINERS.get(ext)
+    if fmt is None:
+        raise UsageError(f"{path}: unsupported output type {ext!r}; use one of {', '.join(CONTAINERS)} or a folder")
+    _check_folder(path)
+    if os.path.isdir(path):
+        raise OutputError(f"{path}: is a folder")
+    if os.path.lexists(path) and not overwrite:
+        raise OutputExistsError(f"{path}: output already exists (use overwrite)")
+    if fmt == "webm" and codec not in ("libvpx-vp9", "libsvtav1"):
+        new = "libsvtav1" if info.bit_depth > 8 else "libvpx-vp9"
+        warn(f".webm cannot hold {codec}; using {new}")
+        codec, crf, preset = new, None, None
+    if fmt == "yuv4mpegpipe":
+        codec = "wrapped_avframe"
+    else:
+        probe = av.open(os.devnull, "w", format=fmt)
+        try:
+            ok = codec in probe.supported_codecs
+        finally:
+            probe.close()
+        if not ok:
+            raise UsageError(f"{codec} cannot be stored in {ext}; use .mkv")
+    tmp = _temp_path(path, ext)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        os.close(fd)
+    except OSError as e:
+        raise _mapped_error(e, path) from None
+    return VideoWriter(tmp, fmt, info, width, height, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                       threads=threads, final=path, tmp=tmp, overwrite=overwrite, copy_streams=copy_streams)
