@@ -1,0 +1,50 @@
+"""Interpolation baselines: the ``bicubic`` and ``lanczos`` models (no weights, MIT).
+
+MATLAB-compatible integer-scale upsampling (:func:`videosr.degrade.upsample`), so ``bicubic`` reproduces
+the bicubic rows of published SR tables. An image model: each frame is upscaled on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..degrade import upsample
+from ..errors import UsageError
+from .registry import Variant, register_arch, register_variant
+
+
+@register_arch("interp")
+class Interp(nn.Module):
+    """Fixed-kernel upsampling. ``kernel``: "cubic" (MATLAB bicubic, a = -0.5) or "lanczos" (lanczos3)."""
+
+    context = 0
+    causal = True
+
+    def __init__(self, scale: int = 4, kernel: str = "cubic") -> None:
+        super().__init__()
+        if int(scale) != scale or scale < 1:
+            raise UsageError(f"interpolation needs a positive integer scale, got {scale}")
+        if kernel not in ("cubic", "lanczos"):
+            raise UsageError(f"interp kernel must be 'cubic' or 'lanczos', got {kernel!r}")
+        self.scale = int(scale)
+        self.kernel = kernel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        y = x.reshape(b * t, c, h, w)  # (B, T, C, H, W) -> (B*T, C, H, W)
+        y = upsample(y, self.scale, self.kernel)  # (B*T, C, sH, sW)
+        return y.reshape(b, t, c, h * self.scale, w * self.scale)  # -> (B, T, C, sH, sW)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, kernel={self.kernel!r}"
+
+
+register_variant(Variant(
+    name="bicubic", arch="interp", scale=4, kwargs={"kernel": "cubic"}, license="MIT",
+    description="MATLAB-compatible bicubic interpolation (a = -0.5); the baseline of SR tables",
+))
+register_variant(Variant(
+    name="lanczos", arch="interp", scale=4, kwargs={"kernel": "lanczos"}, license="MIT",
+    description="Lanczos3 interpolation (MATLAB lanczos3 kernel)",
+))
