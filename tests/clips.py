@@ -66,6 +66,8 @@ def make_video(path, *, frames: int = 10, width: int = 64, height: int = 48, fps
                 sst.codec_context.extradata = cc.extradata
             except Exception:
                 pass
+    if frames == 0:
+        oc.start_encoding()  # header only: a video stream without frames
     deep = "10" in pix_fmt or "12" in pix_fmt or "16" in pix_fmt
     last = 0
     for i in range(frames):
@@ -138,6 +140,19 @@ def make_images(folder, names, *, width: int = 32, height: int = 24, alpha: bool
                 im.putalpha(128)
             im.save(os.path.join(folder, name))
     return folder
+
+
+def make_y4m(path, *, frames: int = 5, width: int = 64, height: int = 48, header: bytes | None = None) -> str:
+    """Raw y4m file (yuv420p, 25 fps); ``header`` replaces the stream header line (for hostile tests)."""
+    path = os.fspath(path)
+    with open(path, "wb") as fh:
+        fh.write(header or f"YUV4MPEG2 W{width} H{height} F25:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24").reformat(format="yuv420p")
+            fh.write(b"FRAME\n")
+            for p in f.to_ndarray().ravel(), :
+                fh.write(p.tobytes())
+    return path
 
 
 def make_audio_only(path) -> str:

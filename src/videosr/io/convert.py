@@ -43,14 +43,40 @@ def tensor_to_image(t: torch.Tensor, dtype=np.uint8) -> np.ndarray:
         t = t.detach()
         if t.dtype not in (torch.float32, torch.float64):
             t = t.float()
-        # x*scale + 0.5, clamped, truncated == round-half-up, clamped. NaN -> 0.
-        v = torch.nan_to_num(t * scale, nan=0.0).add_(0.5).clamp_(0.0, scale)
+        # x*scale + 0.5, clamped, then truncated by the integer copy == round-half-up, clamped.
+        # (NaN gives an unspecified value, never an error.)
+        v = t.mul(scale).add_(0.5).clamp_(0.0, scale)
+        if v.device.type != "cpu":
+            v = v.cpu()
+        h, w = v.shape[1], v.shape[2]
         if dtype == np.uint8:
-            q = v.to(torch.uint8)
-        else:
-            q = v.to(torch.int32)
-        q = q.permute(1, 2, 0).contiguous().cpu()
-        arr = q.numpy()
-    if dtype == np.uint16:
-        arr = arr.astype(np.uint16)
-    return arr
+            out = torch.empty((h, w, 3), dtype=torch.uint8)
+            out.permute(2, 0, 1).copy_(v)  # convert + CHW->HWC in one pass
+            return out.numpy()
+        out = torch.empty((h, w, 3), dtype=torch.int32)
+        out.permute(2, 0, 1).copy_(v)
+        return out.numpy().astype(np.uint16)
+
+
+def tensor_to_planes(t: torch.Tensor, planes, width: int, height: int, deep: bool) -> None:
+    """Quantize a (3, H, W) float tensor in [0, 1] straight into the G, B, R planes of an FFmpeg
+    ``gbrp`` (uint8) / ``gbrp16le`` (uint16) frame: no HWC interleave, one pass per plane."""
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3 or t.shape[1] != height or t.shape[2] != width:
+        raise ValueError(f"expected a (3, {height}, {width}) tensor, got shape {tuple(t.shape)}")
+    scale = 65535.0 if deep else 255.0
+    with torch.no_grad():
+        t = t.detach()
+        if t.dtype not in (torch.float32, torch.float64):
+            t = t.float()
+        v = t.mul(scale).add_(0.5).clamp_(0.0, scale)
+        if v.device.type != "cpu":
+            v = v.cpu()
+        for plane, ch in zip(planes, (1, 2, 0)):  # gbrp plane order: G, B, R
+            if deep:
+                a = np.frombuffer(plane, np.uint16).reshape(height, plane.line_size // 2)[:, :width]
+                a[...] = v[ch].to(torch.int32).numpy()
+            else:
+                a = np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+                torch.from_numpy(a).copy_(v[ch])

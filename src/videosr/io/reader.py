@@ -94,7 +94,10 @@ class VideoReader:
         try:
             self._c = av.open(src, "r", format=format, metadata_errors="replace")
         except av.error.FFmpegError as e:
-            raise InputError(f"{name}: not a readable video ({_av_msg(e)})") from None
+            raise InputError(
+                f"{name}: cannot open as a video ({_av_msg(e)}); the file is corrupt, truncated "
+                f"(e.g. an mp4 without its moov index) or not a video"
+            ) from None
         except (OSError, ValueError, EOFError) as e:
             raise InputError(f"{name}: cannot read input ({_av_msg(e)})") from None
         try:

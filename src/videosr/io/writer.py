@@ -36,11 +36,13 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import torch
 
 from ..errors import DiskFullError, OutputError, OutputExistsError, UsageError, VideosrError
 from . import _pixfmt
 from ._streams import Passthrough, warn
 from ._types import Frame, VideoInfo
+from .convert import tensor_to_image, tensor_to_planes
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".y4m": "yuv4mpegpipe"}
 CODEC_ALIASES = {
@@ -57,6 +59,7 @@ CODEC_DEFAULTS = {
     "ffv1": {"crf": None, "preset": None},
 }
 CODECS = tuple(CODEC_DEFAULTS)
+MIN_SIZE = {"libx265": 16, "libsvtav1": 4}
 
 
 def _mapped_error(e: BaseException, path: str) -> VideosrError:
@@ -162,6 +165,17 @@ class VideoWriter:
             crf = d["crf"] if crf is None else crf
             preset = d["preset"] if preset is None else preset
             pf = pix_fmt or _pixfmt.choose_pix_fmt(codec, info.pix_fmt, info.bit_depth, info.chroma)
+            w, h = self.width, self.height
+            lo = MIN_SIZE.get(codec, 1)
+            if w < lo or h < lo:
+                raise UsageError(f"{codec} cannot encode frames smaller than {lo}x{lo} (got {w}x{h}); use ffv1 or libx264")
+            if not pix_fmt and (w % 2 or h % 2) and codec in ("libx264", "libx265", "ffv1"):
+                lay = _pixfmt.chroma(pf)
+                if lay in ("420", "422", "411", "410", "440"):
+                    new = "yuv444p" if _pixfmt.bit_depth(pf) <= 8 else f"yuv444p{_pixfmt.bit_depth(pf)}le"
+                    if new in _pixfmt.encoder_formats(codec):
+                        warn(f"{codec} cannot subsample odd size {w}x{h}; writing {new}")
+                        pf = new
             if pix_fmt is None and info.bit_depth > 8 and _pixfmt.bit_depth(pf) <= 8:
                 warn(f"{codec} in this FFmpeg build cannot encode >8-bit video; writing 8-bit {pf}")
             if codec == "libx264":
@@ -173,7 +187,9 @@ class VideoWriter:
             elif codec == "libvpx-vp9":
                 opts.update(crf=str(crf), b="0", deadline="good", **{"cpu-used": str(preset), "row-mt": "1"})
             elif codec == "ffv1":
-                opts.update(level="3", slicecrc="1", slices="4")
+                opts.update(level="3", slicecrc="1")
+                if min(self.width, self.height) >= 128:
+                    opts.update(slices="4")
                 if threads != 1:
                     opts.update(threads="auto" if threads == 0 else str(threads))
             vs = oc.add_stream(codec, rate=fps, options=opts)
@@ -217,6 +233,11 @@ class VideoWriter:
             else:
                 self._pt = Passthrough(info.source, oc, fmt)
         self._deep_out = _pixfmt.bit_depth(pf) > 8
+        try:  # open the encoder now so bad settings fail here, not at the first frame
+            cc.open()
+        except av.error.FFmpegError as e:
+            msg = getattr(e, "strerror", None) or str(e)
+            raise OutputError(f"{self.path}: {cc.name} cannot encode {self.width}x{self.height} {pf} ({msg})") from None
 
     # -- writing ------------------------------------------------------------------------------
     def _mux(self, packet) -> None:
@@ -267,16 +288,33 @@ class VideoWriter:
             kw["dst_color_range"] = self._rng
         return vf.reformat(format=self.pix_fmt, **kw)
 
+    def tensor_to_video_frame(self, t) -> av.VideoFrame:
+        """(3, H, W) float tensor in [0, 1] -> VideoFrame in the encoder pix_fmt. The fast path:
+        quantized in torch straight into planar gbrp/gbrp16le frame buffers, then one swscale."""
+        vf = av.VideoFrame(self.width, self.height, "gbrp16le" if self._deep_out else "gbrp")
+        tensor_to_planes(t, vf.planes, self.width, self.height, self._deep_out)
+        kw = {}
+        if self._cs is not None:
+            kw["dst_colorspace"] = self._cs
+        if self._rng:
+            kw["dst_color_range"] = self._rng
+        return vf.reformat(format=self.pix_fmt, **kw)
+
     def write(self, frame: Frame) -> None:
+        """Encode one frame. ``frame.image`` is an (H, W, 3) uint8/uint16 RGB array, or (fast path)
+        a (3, H, W) float torch tensor in [0, 1] (the model output, any device)."""
         if self._closed:
             raise OutputError(f"{self.path}: write after close")
         img = frame.image
-        if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != self.height or img.shape[1] != self.width:
+        is_tensor = isinstance(img, torch.Tensor)
+        if not is_tensor and (
+            img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != self.height or img.shape[1] != self.width
+        ):
             raise ValueError(
                 f"frame {frame.index}: expected a ({self.height}, {self.width}, 3) image, got {tuple(img.shape)}"
             )
         try:
-            vf = self.to_video_frame(img)
+            vf = self.tensor_to_video_frame(img) if is_tensor else self.to_video_frame(img)
             vf.pts = self._pts(frame)
             vf.time_base = self._tb
             self._mux_video(self._vs.encode(vf))
@@ -349,7 +387,8 @@ class ImageFolderWriter:
     """Writes frame_000001.png, frame_000002.png, ... into a hidden temp folder, renamed at close.
     uint8 frames -> 8-bit RGB PNG, uint16 frames -> 16-bit RGB PNG."""
 
-    def __init__(self, final: str, width: int, height: int, *, overwrite: bool):
+    def __init__(self, final: str, width: int, height: int, *, overwrite: bool, deep: bool = False):
+        self._deep_tensor = deep  # tensor frames -> 16-bit PNGs when the source is >8-bit
         self.path = self.final = final.rstrip("/" + os.sep) or final
         self.width, self.height = width, height
         self.overwrite = overwrite
@@ -377,6 +416,8 @@ class ImageFolderWriter:
         if self._closed:
             raise OutputError(f"{self.path}: write after close")
         img = frame.image
+        if isinstance(img, torch.Tensor):
+            img = tensor_to_image(img, np.uint16 if self._deep_tensor else np.uint8)
         if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != self.height or img.shape[1] != self.width:
             raise ValueError(
                 f"frame {frame.index}: expected a ({self.height}, {self.width}, 3) image, got {tuple(img.shape)}"
@@ -490,7 +531,7 @@ def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = 
             empty_dir = os.path.isdir(final) and not os.path.islink(final) and not os.listdir(final)
             if not empty_dir and not overwrite:
                 raise OutputExistsError(f"{final}: output already exists (use overwrite)")
-        return ImageFolderWriter(final, width, height, overwrite=overwrite)
+        return ImageFolderWriter(final, width, height, overwrite=overwrite, deep=info.bit_depth > 8)
     ext = os.path.splitext(path)[1].lower()
     fmt = CONTAINERS.get(ext)
     if fmt is None:
