@@ -1,14 +1,38 @@
-"""`videosr models` (being written)."""
+"""`videosr models`: the registered models with scale, parameters, GFLOPs per 480x270 frame and Vid4 PSNR."""
 
 from __future__ import annotations
 
-from ..errors import UsageError
+import json
 
 
 def register(sub) -> None:
-    p = sub.add_parser("models", help="(not available yet)")
+    p = sub.add_parser("models", help="list the registered models")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--no-flops", action="store_true", help="skip the GFLOPs column (faster)")
     p.set_defaults(handler=run)
 
 
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
 def run(args) -> int:
-    raise UsageError("'videosr models' is not available yet")
+    from ..models.catalog import describe_models
+
+    rows = describe_models(flops=not args.no_flops)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    head = ("name", "arch", "scale", "params", "GFLOPs/frame", "Vid4 PSNR-Y", "weights", "precision", "licence")
+    table = [head] + [(
+        r["name"], r["arch"], f"x{r['scale']}", f"{r['params']:,}",
+        "-" if r["gflops_480x270"] is None else f"{r['gflops_480x270']:.1f}",
+        "-" if r["vid4_psnr_y"] is None else f"{r['vid4_psnr_y']:.2f}",
+        "shipped" if r["weights"] else "none", r["precision"], _short(r["license"])) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    for k, row in enumerate(table):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    print("\nGFLOPs: per output frame for a 480x270 input (convolutions and matmuls, 2 FLOPs per MAC).")
+    return 0
