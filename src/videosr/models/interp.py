@@ -20,6 +20,7 @@ class Interp(nn.Module):
 
     context = 0
     causal = True
+    any_scale = True  # any integer scale: `create_model("bicubic", scale=2)`
 
     def __init__(self, scale: int = 4, kernel: str = "cubic") -> None:
         super().__init__()
