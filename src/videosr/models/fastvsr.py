@@ -1,0 +1,97 @@
+"""FastVSR: a real-time multi-frame model (sliding window, early fusion), sized for 2 CPU cores.
+
+    frames t-r..t+r (or t-(n-1)..t when causal)
+      -> per-frame features: pixel-unshuffle by `down`, conv3x3 (once per frame, shared by the windows)
+      -> fusion: concat the window's features, conv3x3 -> width
+      -> body: `blocks` residual blocks
+      -> reconstruction: one conv (out_kernel x out_kernel) -> 3*(s*down)^2 channels, one pixel shuffle
+
+Every convolution runs at LR/down resolution (down=2: 4x fewer pixels and 4x more channels than LR for
+the same cost, which suits oneDNN's kernels and doubles the receptive field). The global residual (the
+current frame upsampled with a fixed `residual` filter: "nearest", free, as ABPN's anchor; or "bilinear",
+exact, needs out_kernel=3) is folded into the reconstruction conv as extra input channels with fixed
+weights, so it costs no HR-sized pass. Sequence ends are padded by replicating the edge frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import ResidualBlock, upsample_weights
+from .registry import Variant, register_arch, register_variant
+
+
+@register_arch("fastvsr")
+class FastVSR(nn.Module):
+    scale: int
+    context: int
+    causal: bool
+
+    def __init__(self, scale: int = 4, frames: int = 3, causal: bool = False, feat: int = 16,
+                 width: int = 32, blocks: int = 1, down: int = 2, out_kernel: int = 1,
+                 residual: str = "nearest") -> None:
+        super().__init__()
+        if frames < 1 or (not causal and frames % 2 == 0):
+            raise ValueError(f"frames must be odd (centred window) unless causal, got {frames}")
+        self.scale, self.frames, self.causal, self.down, self.out_kernel = scale, frames, causal, down, out_kernel
+        # window offsets relative to the output frame: centred, or the current frame and its past
+        self.offsets = list(range(-(frames - 1), 1)) if causal else list(range(-(frames // 2), frames // 2 + 1))
+        self.context = frames - 1 if causal else frames // 2
+        up = scale * down  # pixel-shuffle factor from trunk resolution to HR
+        # per-frame features
+        self.feat = nn.Conv2d(3 * down * down, feat, 3, 1, 1)
+        # fusion
+        self.fuse = nn.Conv2d(frames * feat, width, 3, 1, 1)
+        # body
+        self.body = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
+        # reconstruction; the fixed residual filter reads the unshuffled current frame
+        self.to_rgb = nn.Conv2d(width, 3 * up * up, out_kernel)
+        self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        d, s, n, r = self.down, self.scale, self.frames, self.out_kernel // 2
+        ph, pw = -h % d, -w % d  # pad H, W up to multiples of `down`; cropped at the end
+        frames = x.reshape(b * t, c, h, w)  # (B*T, 3, H, W)
+        frames = F.pad(frames, (d * r, d * r + pw, d * r, d * r + ph), mode="replicate") if (r or ph or pw) else frames
+        u = F.pixel_unshuffle(frames, d)  # (B*T, 3*d*d, h'+2r, w'+2r), h' = ceil(H/d)
+        hh, ww = u.shape[-2] - 2 * r, u.shape[-1] - 2 * r
+        # per-frame features, once per frame
+        f = self.act(self.feat(u[..., r:r + hh, r:r + ww]))  # (B*T, feat, h', w')
+        f = f.reshape(b, t, -1, hh, ww)  # (B, T, feat, h', w')
+        # fusion: gather each output frame's window, edge frames replicated
+        idx = (torch.arange(t, device=x.device)[:, None] + torch.tensor(self.offsets, device=x.device)).clamp(0, t - 1)
+        win = f[:, idx].reshape(b * t, -1, hh, ww)  # (B*T, n*feat, h', w')
+        y = self.act(self.fuse(win))  # (B*T, width, h', w')
+        # body
+        y = self.body(y)  # (B*T, width, h', w')
+        # reconstruction + fixed residual in one convolution
+        y = F.pad(y, (r, r, r, r)) if r else y  # (B*T, width, h'+2r, w'+2r), zero padding as in a conv
+        y = torch.cat([y, u.to(y.dtype)], dim=1)  # (B*T, width + 3*d*d, h'+2r, w'+2r)
+        wgt = torch.cat([self.to_rgb.weight, self.base.to(self.to_rgb.weight.dtype)], dim=1)
+        y = F.conv2d(y, wgt, self.to_rgb.bias)  # (B*T, 3*(s*d)^2, h', w')
+        y = F.pixel_shuffle(y, s * d)  # (B*T, 3, s*d*h', s*d*w')
+        y = y[..., : s * h, : s * w] if (ph or pw) else y  # (B*T, 3, sH, sW)
+        return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
+
+
+_FAST_NOTE = "trained by `videosr train`; no weights shipped yet"
+_FAST = {"frames": 3, "causal": False, "feat": 16, "width": 32, "blocks": 1, "down": 2, "out_kernel": 1,
+         "residual": "nearest"}
+for _v in [
+    Variant(name="fast-x4", arch="fastvsr", scale=4, kwargs=_FAST,
+            description="real-time 3-frame model (t-1, t, t+1), video-call class; " + _FAST_NOTE),
+    Variant(name="fast-x4-causal", arch="fastvsr", scale=4, kwargs={**_FAST, "causal": True},
+            description="causal real-time model (t-2, t-1, t): no look-ahead; " + _FAST_NOTE),
+    Variant(name="fast-x4-small", arch="fastvsr", scale=4, kwargs={**_FAST, "feat": 12, "width": 24},
+            description="smallest real-time model, for slower CPUs; " + _FAST_NOTE),
+    Variant(name="fast-x4-large", arch="fastvsr", scale=4,
+            kwargs={**_FAST, "frames": 5, "width": 48, "blocks": 3, "out_kernel": 3, "residual": "bilinear"},
+            description="5-frame model with exact bilinear residual; not real-time on 2 cores; " + _FAST_NOTE),
+    Variant(name="fast-x2", arch="fastvsr", scale=2, kwargs=_FAST,
+            description="x2 version of fast-x4; " + _FAST_NOTE),
+]:
+    register_variant(_v)

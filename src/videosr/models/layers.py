@@ -1,0 +1,87 @@
+"""Small building blocks shared by the video models (not architectures themselves)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResidualBlock(nn.Module):
+    """conv3x3 -> LeakyReLU -> conv3x3, plus identity (EDSR/BasicVSR style, no batch norm)."""
+
+    def __init__(self, width: int, res_scale: float = 1.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, 1, 1)
+        self.conv2 = nn.Conv2d(width, width, 3, 1, 1)
+        self.act = nn.LeakyReLU(0.1)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.res_scale * self.conv2(self.act(self.conv1(x)))
+
+
+def _bilinear_taps(scale: int) -> torch.Tensor:
+    """(scale, 3) weights on LR offsets (-1, 0, +1) for each of the `scale` output phases.
+
+    Matches F.interpolate(mode="bilinear", align_corners=False): output pixel s*i + p samples the
+    LR coordinate i + (p + 0.5) / s - 0.5; PyTorch clamps at the borders, which replicate padding reproduces.
+    """
+    taps = torch.zeros(scale, 3, dtype=torch.float64)
+    for p in range(scale):
+        d = (p + 0.5) / scale - 0.5
+        if d < 0:
+            taps[p, 0], taps[p, 1] = -d, 1 + d
+        else:
+            taps[p, 1], taps[p, 2] = 1 - d, d
+    return taps
+
+
+def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
+    """Backward-warp x (N, C, H, W) by flow (N, 2, H, W) in pixels (channel 0: dx, channel 1: dy).
+
+    out[n, :, y, x] = x[n, :, y + flow_y, x + flow_x], bilinear, sampled with grid_sample.
+    """
+    n, _, h, w = x.shape
+    gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
+                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")  # (H, W) each
+    fx = gx + flow[:, 0].to(x.dtype)  # (N, H, W)
+    fy = gy + flow[:, 1].to(x.dtype)  # (N, H, W)
+    grid = torch.stack([2.0 * fx / max(w - 1, 1) - 1.0, 2.0 * fy / max(h - 1, 1) - 1.0], dim=-1)  # (N, H, W, 2)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def _taps(kind: str, scale: int) -> torch.Tensor:
+    """(scale, 3) weights on LR offsets (-1, 0, +1) for each output phase of a fixed upsampler."""
+    if kind == "bilinear":
+        return _bilinear_taps(scale)
+    if kind == "nearest":
+        return torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64).expand(scale, 3).clone()
+    raise ValueError(f"unknown fixed upsampler {kind!r} (bilinear, nearest)")
+
+
+def upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.Tensor:
+    """Fixed conv weights (3*(s*d)^2, 3*d^2, k, k) for upsampling by `scale` from a pixel-unshuffled input.
+
+    Input: F.pixel_unshuffle(lr, d), replicate-padded by k//2 cells (pad lr by d*(k//2) pixels before
+    unshuffling). Output, after F.pixel_shuffle(., s*d): F.interpolate(lr, scale_factor=s, mode=kind)
+    (align_corners=False). Raises ValueError when a k x k cell window cannot reach the needed LR pixels.
+    """
+    sd, r = scale * down, k // 2
+    taps = _taps(kind, scale)  # (s, 3)
+    w1 = torch.zeros(sd, down, k, dtype=torch.float64)  # (HR phase P, LR sub-position j, cell offset)
+    for P in range(sd):
+        a, p = divmod(P, scale)  # LR sub-position in the cell, phase within that LR pixel
+        for o in (-1, 0, 1):
+            if taps[p, o + 1] == 0:
+                continue
+            cell, j = divmod(a + o, down)  # cell offset and sub-position of LR pixel a + o
+            if abs(cell) > r:
+                raise ValueError(f"{kind} upsampling from unshuffle({down}) needs kernel >= 3, got {k}")
+            w1[P, j, cell + r] += taps[p, o + 1]
+    w2 = w1[:, None, :, None, :, None] * w1[None, :, None, :, None, :]  # (Py, Px, jy, jx, ky, kx)
+    w2 = w2.reshape(sd * sd, down * down, k, k)  # (HR phases, LR sub-positions, k, k)
+    w = torch.zeros(3, sd * sd, 3, down * down, k, k, dtype=torch.float64)
+    for c in range(3):
+        w[c, :, c] = w2  # colour channels do not mix
+    return w.reshape(3 * sd * sd, 3 * down * down, k, k).float()

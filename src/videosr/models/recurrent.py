@@ -1,0 +1,193 @@
+"""RecurrentVSR: a BasicVSR-family model (Chan et al., CVPR 2021), sized for CPUs.
+
+    per-frame features (pixel-unshuffle by `down`, conv, residual blocks)
+      -> alignment: optical flow between neighbouring LR frames ("learned": a small SpyNet-like pyramid
+         trained jointly with the model; "classical": videosr.flow.estimate_flow, no parameters)
+      -> propagation: backward (T-1 .. 0) and forward (0 .. T-1) recurrences; at each frame the previous
+         hidden state is flow-warped onto the current frame, concatenated with its features, and refined
+         by a conv + residual blocks. `bidirectional=False` keeps only the forward pass: an online, causal
+         model whose output at t needs frames 0..t only.
+      -> reconstruction: fuse both directions (1x1 conv), pixel shuffle x`down` back to the LR grid,
+         conv to 3*s*s channels, pixel shuffle x`s`; + the bilinear-upsampled frame, folded into that last
+         conv as fixed extra input channels.
+
+`context` is the warm-up length the inference engine should give each chunk of a long video: the
+hidden state forgets its initial zeros after a few frames.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelError
+from .layers import ResidualBlock, flow_warp, upsample_weights
+from .registry import Variant, register_arch, register_variant
+
+
+# alignment ---------------------------------------------------------------------------------------------
+
+class LearnedFlow(nn.Module):
+    """SpyNet-like coarse-to-fine flow: `levels` pyramid levels, a tiny conv net per level.
+
+    Estimates the flow at 1/down of the input resolution (the model's feature grid), in pixels of that grid,
+    such that flow_warp(sup, flow) ~ ref. The last conv of each level starts near zero (near-identity warp).
+    """
+
+    def __init__(self, down: int = 2, levels: int = 3, width: int = 24) -> None:
+        super().__init__()
+        self.down, self.levels = down, levels
+        self.nets = nn.ModuleList()
+        for _ in range(levels):
+            net = nn.Sequential(nn.Conv2d(3 + 3 + 2, width, 3, 1, 1), nn.LeakyReLU(0.1),
+                                nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.1),
+                                nn.Conv2d(width, 2, 3, 1, 1))
+            with torch.no_grad():
+                net[-1].weight.mul_(0.01)
+                net[-1].bias.zero_()
+            self.nets.append(net)
+
+    def forward(self, ref: torch.Tensor, sup: torch.Tensor) -> torch.Tensor:
+        """ref, sup: (N, 3, H, W) -> flow (N, 2, ceil(H/down), ceil(W/down))."""
+        h, w = -(-ref.shape[-2] // self.down), -(-ref.shape[-1] // self.down)
+        pyr = [(F.adaptive_avg_pool2d(ref, (h, w)), F.adaptive_avg_pool2d(sup, (h, w)))]  # finest first
+        for _ in range(self.levels - 1):
+            r, s = pyr[-1]
+            pyr.append((F.avg_pool2d(r, 2, ceil_mode=True), F.avg_pool2d(s, 2, ceil_mode=True)))
+        flow = ref.new_zeros(ref.shape[0], 2, *pyr[-1][0].shape[-2:])  # (N, 2, coarsest h, w)
+        for net, (r, s) in zip(self.nets, reversed(pyr)):
+            if flow.shape[-2:] != r.shape[-2:]:
+                sy, sx = r.shape[-2] / flow.shape[-2], r.shape[-1] / flow.shape[-1]
+                flow = F.interpolate(flow, size=r.shape[-2:], mode="bilinear", align_corners=False)
+                flow = flow * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
+            flow = flow + net(torch.cat([r, flow_warp(s, flow), flow], dim=1))  # (N, 2, h_l, w_l)
+        return flow
+
+
+class ClassicalFlow(nn.Module):
+    """Parameter-free alignment with videosr.flow.estimate_flow on the LR frames, resampled to the feature grid."""
+
+    def __init__(self, down: int = 2, **_: object) -> None:
+        super().__init__()
+        try:
+            from ..flow import estimate_flow  # written separately; optional
+        except ImportError as e:
+            raise ModelError(f"flow='classical' needs videosr.flow.estimate_flow, which is unavailable ({e})") from None
+        self.estimate, self.down = estimate_flow, down
+
+    def forward(self, ref: torch.Tensor, sup: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            flow = self.estimate(ref.float(), sup.float())  # (N, 2, H, W) in LR pixels
+        h, w = -(-ref.shape[-2] // self.down), -(-ref.shape[-1] // self.down)
+        return F.adaptive_avg_pool2d(flow, (h, w)).to(ref.dtype) / self.down  # (N, 2, h', w') in grid pixels
+
+
+FLOWS: dict[str, type[nn.Module]] = {"learned": LearnedFlow, "classical": ClassicalFlow}
+
+
+# propagation -------------------------------------------------------------------------------------------
+
+class Propagation(nn.Module):
+    """One recurrence step: hidden (already warped) + frame features -> new hidden."""
+
+    def __init__(self, width: int, blocks: int) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(2 * width, width, 3, 1, 1)
+        self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, feat: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.act(self.inp(torch.cat([feat, hidden], dim=1))))  # (N, width, h', w')
+
+
+@register_arch("recurrent")
+class RecurrentVSR(nn.Module):
+    scale: int
+    context: int
+    causal: bool
+
+    def __init__(self, scale: int = 4, width: int = 32, blocks: int = 2, feat_blocks: int = 1,
+                 bidirectional: bool = True, flow: str = "learned", flow_levels: int = 3, flow_width: int = 24,
+                 down: int = 2, up_channels: int = 16, warmup: int = 8) -> None:
+        super().__init__()
+        if flow not in FLOWS:
+            raise ValueError(f"unknown flow {flow!r} (choose from {', '.join(FLOWS)})")
+        self.scale, self.down, self.bidirectional = scale, down, bidirectional
+        self.causal = not bidirectional
+        self.context = warmup
+        # per-frame features
+        self.feat = nn.Sequential(nn.Conv2d(3 * down * down, width, 3, 1, 1), nn.LeakyReLU(0.1),
+                                  *[ResidualBlock(width) for _ in range(feat_blocks)])
+        # alignment
+        self.flow = FLOWS[flow](down=down, levels=flow_levels, width=flow_width)
+        # propagation
+        self.backward_prop = Propagation(width, blocks) if bidirectional else None
+        self.forward_prop = Propagation(width, blocks)
+        # reconstruction
+        self.fuse = nn.Conv2d(2 * width, width, 1) if bidirectional else None
+        self.upconv = nn.Conv2d(width, up_channels * down * down, 3, 1, 1)
+        self.conv_last = nn.Conv2d(up_channels, 3 * scale * scale, 3)
+        self.register_buffer("base", upsample_weights("bilinear", scale, 1, 3), persistent=False)
+        self.act = nn.LeakyReLU(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        d, s = self.down, self.scale
+        ph, pw = -h % d, -w % d  # pad to multiples of `down`; cropped at the end
+        lr = x.reshape(b * t, c, h, w)  # (B*T, 3, H, W)
+        lr = F.pad(lr, (0, pw, 0, ph), mode="replicate") if (ph or pw) else lr  # (B*T, 3, H2, W2)
+        H2, W2 = lr.shape[-2:]
+        # per-frame features
+        feats = self.feat(F.pixel_unshuffle(lr, d))  # (B*T, width, h', w')
+        feats = feats.reshape(b, t, *feats.shape[1:])  # (B, T, width, h', w')
+        frames = lr.reshape(b, t, c, H2, W2)  # (B, T, 3, H2, W2)
+        # alignment: flows between neighbours, all pairs in one batch
+        if t > 1:
+            prev, nxt = frames[:, :-1].reshape(-1, c, H2, W2), frames[:, 1:].reshape(-1, c, H2, W2)  # (B*(T-1), 3, .)
+            fwd_flow = self.flow(nxt, prev).reshape(b, t - 1, 2, *feats.shape[-2:])  # warps hidden t-1 onto t
+            bwd_flow = (self.flow(prev, nxt).reshape(b, t - 1, 2, *feats.shape[-2:])  # warps hidden t+1 onto t
+                        if self.bidirectional else None)
+        # propagation
+        zeros = feats.new_zeros(feats[:, 0].shape)  # (B, width, h', w')
+        backward: list[torch.Tensor | None] = [None] * t
+        if self.bidirectional:
+            hidden = zeros
+            for i in range(t - 1, -1, -1):
+                if i < t - 1:
+                    hidden = flow_warp(hidden, bwd_flow[:, i])
+                hidden = self.backward_prop(feats[:, i], hidden)
+                backward[i] = hidden
+        forward = []
+        hidden = zeros
+        for i in range(t):
+            if i > 0:
+                hidden = flow_warp(hidden, fwd_flow[:, i - 1])
+            hidden = self.forward_prop(feats[:, i], hidden)
+            forward.append(hidden)
+        # reconstruction, all frames in one batch
+        y = torch.stack(forward, dim=1).flatten(0, 1)  # (B*T, width, h', w')
+        if self.bidirectional:
+            y = torch.cat([torch.stack(backward, dim=1).flatten(0, 1), y], dim=1)  # (B*T, 2*width, h', w')
+            y = self.act(self.fuse(y))  # (B*T, width, h', w')
+        y = self.act(F.pixel_shuffle(self.upconv(y), d))  # (B*T, up_channels, H2, W2)
+        y = torch.cat([F.pad(y, (1, 1, 1, 1)), F.pad(lr, (1, 1, 1, 1), mode="replicate").to(y.dtype)], dim=1)
+        wgt = torch.cat([self.conv_last.weight, self.base.to(self.conv_last.weight.dtype)], dim=1)
+        y = F.conv2d(y, wgt, self.conv_last.bias)  # (B*T, 3*s*s, H2, W2): learned + bilinear phases
+        y = F.pixel_shuffle(y, s)  # (B*T, 3, s*H2, s*W2)
+        y = y[..., : s * h, : s * w] if (ph or pw) else y  # (B*T, 3, sH, sW)
+        return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
+
+
+_NOTE = "trained by `videosr train`; no weights shipped yet"
+_QUALITY = {"width": 48, "blocks": 3, "feat_blocks": 1, "bidirectional": True, "flow": "learned",
+            "flow_levels": 3, "flow_width": 24, "down": 2, "up_channels": 16, "warmup": 8}
+for _v in [
+    Variant(name="quality-x4", arch="recurrent", scale=4, kwargs=_QUALITY,
+            description="bidirectional recurrent model (BasicVSR family), learned flow; " + _NOTE),
+    Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 64, "blocks": 5},
+            description="wider, deeper bidirectional model: offline use; " + _NOTE),
+    Variant(name="online-x4", arch="recurrent", scale=4, kwargs={**_QUALITY, "bidirectional": False},
+            description="unidirectional (forward-only) recurrent model: causal, bounded latency; " + _NOTE),
+]:
+    register_variant(_v)
