@@ -145,7 +145,12 @@ def _run_stages(reader, writer, engine, image_to_tensor, tensor_to_image, bar: P
 
     def encode() -> None:
         while True:
-            item = encoded.get()
+            try:
+                item = encoded.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
             if item is _END or stop.is_set():
                 return
             src, hr = item
@@ -192,7 +197,11 @@ def _run_stages(reader, writer, engine, image_to_tensor, tensor_to_image, bar: P
         stop.set()
         raise
     finally:
+        # Stop both stages and wait for them before the caller closes the reader and the writer:
+        # a container must never be closed while another thread is inside it.
         stop.set()
+        dec.join()
+        enc.join()
         bar.close()
     if n == 0:
         from .errors import EmptyInputError
