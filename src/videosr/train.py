@@ -1,0 +1,446 @@
+"""Training loop: ``train(config, resume=False)``; ``videosr train CONFIG.toml [--resume] [--set k=v]``.
+
+One function you can read top to bottom (composition, no trainer class): data stream -> model (+DDP) ->
+loss -> AdamW + warm-up/cosine -> grad clip -> EMA -> log / validate / checkpoint. Features:
+
+* losses L1, Charbonnier, MSE and (1 - SSIM), weighted (``[loss]``);
+* bf16 autocast + channels_last on CPU, AMP (fp16 + GradScaler, or bf16) on CUDA, fp32 anywhere;
+* validation on a few frames of Vid4 (PSNR-Y of the EMA model against the HR, BI degradation), skipped
+  when ``val.data`` is absent;
+* checkpoints ``OUT/last.pt`` (and ``best.pt``): model, EMA, optimizer, scheduler, scaler, RNG states, step,
+  resolved config (plain dicts: ``torch.load(weights_only=True)`` reads them). Written every ``ckpt.every``
+  steps, at the end and on Ctrl-C (then exit 130). ``resume=True`` continues bit-exactly: batches are a pure
+  function of (seed, rank, step), see :mod:`videosr.data`;
+* ``OUT/log.csv`` always, TensorBoard when installed, a progress line with it/s, loss and ETA;
+* DDP from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): gloo on CPU, NCCL on GPU;
+  each rank draws its own batches; rank 0 validates and writes.
+
+:func:`load_checkpoint_model` rebuilds a model from a ``.pt`` alone; :func:`export_weights` writes the EMA
+weights as safetensors (to ship under ``src/videosr/weights/``) and prints their sha256.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import TrainConfig
+from .errors import ModelError, ResumeError, UsageError
+
+# --------------------------------------------------------------------------------------------------
+# losses
+# --------------------------------------------------------------------------------------------------
+
+
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
+    return g / g.sum()
+
+
+def ssim_map_mean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Differentiable SSIM (11x11 Gaussian, sigma 1.5, valid region) of [0, 1] images (..., C, H, W)."""
+    c = x.shape[-3]
+    x, y = x.reshape(-1, c, *x.shape[-2:]), y.reshape(-1, c, *y.shape[-2:])
+    g = _gauss_window().to(x)
+    gh, gw = g.view(1, 1, -1, 1).expand(c, 1, -1, 1), g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(z, gh, groups=c), gw, groups=c)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean()
+
+
+def compute_loss(sr: torch.Tensor, hr: torch.Tensor, w) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the losses whose weight in ``w`` (a LossCfg) is non-zero; parts for the log."""
+    sr = sr.float()
+    parts: dict[str, torch.Tensor] = {}
+    d = sr - hr
+    if w.l1:
+        parts["l1"] = d.abs().mean()
+    if w.charbonnier:
+        parts["charbonnier"] = torch.sqrt(d * d + w.charbonnier_eps ** 2).mean()
+    if w.mse:
+        parts["mse"] = (d * d).mean()
+    if w.ssim:
+        parts["ssim"] = 1 - ssim_map_mean(sr, hr)
+    total = sum(getattr(w, k) * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# schedule, EMA
+# --------------------------------------------------------------------------------------------------
+
+
+def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
+    """Linear warm-up to 1 over ``warmup`` steps, then cosine decay to ``min_ratio`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    p = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    ep = [p for p in ema.parameters()]
+    mp = [p.detach() for p in model.parameters()]
+    torch._foreach_lerp_(ep, mp, 1 - decay)
+    for eb, mb in zip(ema.buffers(), model.buffers()):
+        eb.copy_(mb)
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------------
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load_ckpt(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"checkpoint not found: {path}")
+    try:
+        ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - corrupt / foreign file
+        raise ModelError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    if not isinstance(ck, dict) or "config" not in ck or "model" not in ck:
+        raise ModelError(f"{path} is not a videosr training checkpoint (no config/model)")
+    return ck
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    from .models import create_model
+
+    model = create_model(cfg.model.name, pretrained=False, **cfg.model.kwargs)
+    if getattr(model, "scale", cfg.data.scale) != cfg.data.scale:
+        raise UsageError(f"model {cfg.model.name} is x{model.scale} but data.scale is {cfg.data.scale}")
+    return model
+
+
+def load_checkpoint_model(path: str | Path, ema: bool = True) -> nn.Module:
+    """Rebuild the model a checkpoint was trained with (from its stored config) and load its EMA weights
+    (``ema=False``: the raw weights). Returns the model in eval mode on the CPU."""
+    ck = _load_ckpt(path)
+    cfg = TrainConfig.from_dict(ck["config"])
+    model = build_model(cfg)
+    sd = ck["ema"] if ema and ck.get("ema") else ck["model"]
+    from .models.registry import load_weights
+
+    load_weights(model, sd, source=str(path))
+    model.train_step = ck.get("step")  # type: ignore[attr-defined]
+    return model.eval()
+
+
+def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, quiet: bool = False) -> str:
+    """Write a checkpoint's EMA (or raw) weights as safetensors; print and return their sha256."""
+    from safetensors.torch import save_file
+
+    from .models.registry import sha256_file
+
+    ck = _load_ckpt(checkpoint)
+    sd = ck["ema"] if ema and ck.get("ema") else ck["model"]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    cfg = ck["config"]
+    meta = {"model": str(cfg["model"]["name"]), "step": str(ck.get("step")), "ema": str(bool(ema and ck.get("ema"))),
+            "degradation": str(cfg["data"]["degradation"]), "scale": str(cfg["data"]["scale"])}
+    save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
+    os.replace(tmp, out)
+    digest = sha256_file(out)
+    if not quiet:
+        print(f"{out}: sha256 {digest}")
+    return digest
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+# --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int, crop_border: int = 0,
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """Mean PSNR-Y (8-bit rounded output vs HR) per clip and overall; LR by BI (MATLAB bicubic, 8 bits)."""
+    from . import degrade, metrics
+    from .engine import run_clip
+
+    was = model.training
+    model.eval()
+    res: dict[str, float] = {}
+    for name, hr in clips:
+        m = 4 * scale  # crop HR so that LR sides are multiples of 4 (space-to-depth models)
+        hr = hr[..., : hr.shape[-2] // m * m, : hr.shape[-1] // m * m]
+        lr = degrade.bi_degrade(hr, scale, quantize_lr=True)
+        sr = run_clip(model, lr.to(device)).float().cpu()
+        res[name] = float(metrics.psnr(degrade.quantize(sr.clamp(0, 1)), hr, crop_border, y_channel=True).mean())
+    if res:
+        res["mean"] = sum(res.values()) / len(res)
+    model.train(was)
+    return res
+
+
+# --------------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------------
+
+
+class _Stop:
+    """SIGINT/SIGTERM -> finish the current step, save, exit 130."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "_Stop":
+        for s in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:  # noqa: ANN001
+        if self.flag:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.flag = True
+        print("\nvideosr train: interrupt received, saving a checkpoint (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _worker_init(_: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
+    torch.set_num_threads(1)
+
+
+def _fmt_eta(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: int | None = None,
+          quiet: bool = False) -> dict[str, Any]:
+    """Train ``config``; returns {"step", "loss", "val", "best", "out_dir"}.
+
+    ``store``: a prepared :class:`videosr.data.ClipStore` (tests); default: loaded from ``data.root``.
+    ``max_steps``: stop (with a checkpoint) after this many steps of this call, as if interrupted, without
+    changing the schedule (tests and smoke runs).
+    """
+    import torch.distributed as dist
+
+    from . import data as vdata
+
+    cfg = config.validate()
+    # ---- distributed setup from torchrun's environment
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    device = torch.device(f"cuda:{local_rank}" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    master = rank == 0
+    say = (lambda *a: print(*a, flush=True)) if master and not quiet else (lambda *a: None)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    last = out / "last.pt"
+    if master:
+        if last.exists() and not resume:
+            raise ResumeError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
+                              f"or choose another out_dir")
+        if resume and not last.exists():
+            raise ResumeError(f"nothing to resume: {last} does not exist")
+        out.mkdir(parents=True, exist_ok=True)
+    if world > 1:
+        dist.barrier()
+
+    # ---- model, EMA, optimizer, schedule
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(cfg).to(device).train()
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema > 0 else None
+    opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                  weight_decay=cfg.optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_factor(s, cfg.optim.warmup, cfg.optim.steps, cfg.optim.min_lr_ratio))
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
+    if amp_dtype is torch.float16 and not cuda:
+        raise UsageError("precision fp16 needs CUDA; use bf16 or fp32 on the CPU")
+    scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype is torch.float16)
+    step, best = 0, -math.inf
+    if resume:
+        ck = _load_ckpt(last)
+        model.load_state_dict(ck["model"])
+        if ema is not None and ck.get("ema"):
+            ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if ck.get("scaler"):
+            scaler.load_state_dict(ck["scaler"])
+        step, best = int(ck["step"]), float(ck.get("best", -math.inf))
+        rng = ck["rng"]  # rank 0's generator states (training draws no random numbers from them: data
+        torch.set_rng_state(rng["torch"][0])  # batches are seeded per step, see videosr.data)
+        if cuda and rng.get("cuda"):
+            torch.cuda.set_rng_state(rng["cuda"][0], device)
+        say(f"resumed {last} at step {step}")
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"model {cfg.model.name}: {n_params / 1e3:.1f}k parameters; device {device}, world {world}, "
+        f"precision {cfg.precision}")
+
+    # ---- data
+    store = store if store is not None else vdata.ClipStore.load(cfg.data.root)
+    ds = vdata.TrainClips(store, scale=cfg.data.scale, patch=cfg.data.patch, frames=cfg.data.frames,
+                          batch=cfg.data.batch, degradation=cfg.data.degradation,
+                          video_fraction=cfg.data.video_fraction, augment=cfg.data.augment, seed=cfg.seed,
+                          rank=rank, start_step=step)
+    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=cfg.data.workers,
+                                         worker_init_fn=_worker_init if cfg.data.workers else None,
+                                         pin_memory=cuda, prefetch_factor=2 if cfg.data.workers else None)
+    val_clips = vdata.load_val_clips(cfg.val.data, cfg.val.clips, cfg.val.max_frames) if (
+        master and cfg.val.every) else []
+    if master and cfg.val.every and not val_clips:
+        say(f"validation skipped: no clips under {cfg.val.data}")
+
+    # ---- logging
+    log_f = writer = None
+    val: dict[str, float] = {}
+    if master:
+        new = not (out / "log.csv").exists()
+        log_f = open(out / "log.csv", "a", newline="")
+        log = csv.writer(log_f)
+        if new:
+            log.writerow(["step", "time", "lr", "loss", "l1", "charbonnier", "mse", "ssim", "it_per_s", "val_psnr_y"])
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tb"))
+        except Exception:  # noqa: BLE001 - TensorBoard is optional
+            writer = None
+        if val_clips and step == 0:
+            from .models import create_model
+
+            try:
+                bic = validate(create_model("bicubic", pretrained=False, scale=cfg.data.scale), val_clips,
+                               cfg.data.scale, cfg.val.crop_border)
+                say("bicubic PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in bic.items()))
+                log.writerow([0, 0, 0, "", "", "", "", "", "", f"bicubic:{bic['mean']:.4f}"])
+            except Exception as e:  # noqa: BLE001 - the baseline line is informative only
+                say(f"(bicubic baseline unavailable: {e})")
+
+    def save(path: Path) -> None:
+        if not master:
+            return
+        _atomic_save({"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
+                      "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                      "rng": {"torch": [torch.get_rng_state()],
+                              "cuda": [torch.cuda.get_rng_state(device)] if cuda else []}, "step": step, "best": best,
+                      "val": dict(val), "config": cfg.to_dict()}, path)
+
+    # ---- loop
+    total = cfg.optim.steps
+    stop_at = min(total, step + max_steps) if max_steps is not None else total
+    it = iter(loader)
+    t0, s0, loss_v, parts = time.perf_counter(), step, float("nan"), {}
+    interrupted = False
+    with _Stop() as stopper:
+        while step < stop_at:
+            lr_t, hr_t = next(it)
+            lr_t, hr_t = lr_t.to(device, non_blocking=True), hr_t.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                sr = net(lr_t)
+            loss, parts = compute_loss(sr, hr_t, cfg.loss)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.clip > 0:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            step += 1
+            if ema is not None:
+                ema_update(ema, model, min(cfg.ema, (1 + step) / (10 + step)))
+            loss_v = float(loss.detach())
+            # -- log, validate, checkpoint (rank 0), agree on stopping (all ranks)
+            if master and (step % cfg.log_every == 0 or step == stop_at):
+                el = time.perf_counter() - t0
+                ips = (step - s0) / el if el > 0 else 0.0
+                say(f"step {step}/{total} | loss {loss_v:.4f} | lr {sched.get_last_lr()[0]:.2e} | "
+                    f"{ips:.2f} it/s | ETA {_fmt_eta((total - step) / ips if ips else math.inf)}")
+                log.writerow([step, f"{el:.1f}", f"{sched.get_last_lr()[0]:.3e}", f"{loss_v:.6f}",
+                              *[f"{parts[k]:.6f}" if k in parts else "" for k in ("l1", "charbonnier", "mse", "ssim")],
+                              f"{ips:.3f}", ""])
+                log_f.flush()
+                if writer is not None:
+                    writer.add_scalar("train/loss", loss_v, step)
+                    writer.add_scalar("train/lr", sched.get_last_lr()[0], step)
+            stop = stopper.flag
+            if world > 1:
+                flag = torch.tensor([float(stop)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                stop = bool(flag.item())
+            if val_clips and (step % cfg.val.every == 0 or step == total):
+                val = validate(ema if ema is not None else model, val_clips, cfg.data.scale, cfg.val.crop_border,
+                               device)
+                say(f"step {step}: val PSNR-Y " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
+                log.writerow([step, f"{time.perf_counter() - t0:.1f}", "", "", "", "", "", "", "",
+                              f"{val['mean']:.4f}"])
+                log_f.flush()
+                if writer is not None:
+                    writer.add_scalar("val/psnr_y", val["mean"], step)
+                if val["mean"] > best:
+                    best = val["mean"]
+                    save(out / "best.pt")
+            if stop or step % cfg.ckpt.every == 0 or step == stop_at:
+                save(last)
+            if stop:
+                interrupted = True
+                break
+    if log_f is not None:
+        log_f.close()
+    if writer is not None:
+        writer.close()
+    if world > 1:
+        dist.barrier()
+    if interrupted:
+        say(f"saved {last} at step {step}; continue with --resume")
+        from .errors import Interrupted
+
+        raise Interrupted(f"training interrupted at step {step}; checkpoint {last}")
+    say(f"done: step {step}, loss {loss_v:.4f}" + (f", best val PSNR-Y {best:.2f}" if val else ""))
+    return {"step": step, "loss": loss_v, "val": val, "best": best, "out_dir": str(out)}

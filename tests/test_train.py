@@ -1,0 +1,320 @@
+"""Training: data pairs, losses, exact resume, Ctrl-C checkpoint, 2-process gloo DDP, export, reload.
+
+Everything runs on a tiny model registered here and a tiny synthetic training set (no dataset build)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from videosr.config import TrainConfig, load_config
+from videosr.errors import ResumeError
+from videosr.models.registry import ARCHS, VARIANTS, Variant, register_arch, register_variant
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class TinyVSR(nn.Module):
+    """3-frame sliding-window toy: conv on the stacked window + pixel shuffle + bilinear skip."""
+
+    context = 1
+    causal = False
+
+    def __init__(self, scale: int = 2, width: int = 8) -> None:
+        super().__init__()
+        self.scale = scale
+        self.body = nn.Sequential(nn.Conv2d(9, width, 3, 1, 1), nn.ReLU(), nn.Conv2d(width, 3 * scale * scale, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        idx = (torch.arange(t)[:, None] + torch.tensor([-1, 0, 1])).clamp(0, t - 1)
+        win = x[:, idx].reshape(b * t, 3 * c, h, w)
+        y = F.pixel_shuffle(self.body(win), self.scale)
+        base = F.interpolate(x.reshape(b * t, c, h, w), scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return (y + base).reshape(b, t, c, self.scale * h, self.scale * w)
+
+
+if "tinytest" not in ARCHS:
+    register_arch("tinytest")(TinyVSR)
+if "tiny-test-x2" not in VARIANTS:
+    register_variant(Variant(name="tiny-test-x2", arch="tinytest", scale=2, kwargs={"width": 8}))
+
+
+def make_store():
+    from videosr.data import ClipStore
+
+    rng = np.random.default_rng(0)
+
+    def texture(h, w):
+        a = rng.random((h // 4, w // 4, 3))
+        return (np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)))
+
+    stills = [texture(96, 128), texture(80, 80)]
+    base = texture(64, 96)
+    clip = np.stack([np.roll(base, k, axis=1) for k in range(6)])  # a pan
+    return ClipStore(stills, [clip])
+
+
+def write_store(root: Path) -> Path:
+    st = make_store()
+    (root / "stills").mkdir(parents=True)
+    man = {"stills": [], "clips": []}
+    for i, s in enumerate(st.stills):
+        Image.fromarray(s).save(root / "stills" / f"s{i}.png")
+        man["stills"].append({"path": f"stills/s{i}.png"})
+    for i, c in enumerate(st.clips):
+        d = root / "clips" / f"c{i}"
+        d.mkdir(parents=True)
+        for k, f in enumerate(c):
+            Image.fromarray(f).save(d / f"{k:03d}.png")
+        man["clips"].append({"path": f"clips/c{i}", "frames": len(c)})
+    (root / "manifest.json").write_text(json.dumps(man))
+    return root
+
+
+def tiny_config(out: Path, **over) -> TrainConfig:
+    items = [f"out_dir={out}", "model.name=tiny-test-x2", "data.scale=2", "data.patch=8", "data.frames=3",
+             "data.batch=2", "data.workers=0", "optim.steps=6", "optim.warmup=2", "optim.lr=1e-3",
+             "ckpt.every=100", "val.every=0", "precision=fp32", "channels_last=false", "log_every=1",
+             "loss.l1=0.5", "loss.ssim=0.1", "loss.mse=0.2", "ema=0.9"]
+    items += [f"{k}={v}" for k, v in over.items()]
+    return load_config(None, items)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def test_dataset_pairs_deterministic():
+    from videosr.data import TrainClips, degrade_clip
+
+    st = make_store()
+    ds = TrainClips(st, scale=2, patch=8, frames=3, batch=4, seed=1, video_fraction=0.5)
+    lr, hr = ds.batch_at(5)
+    assert lr.shape == (4, 3, 3, 8, 8) and hr.shape == (4, 3, 3, 16, 16)
+    assert lr.dtype == hr.dtype == torch.float32
+    assert 0 <= float(lr.min()) and float(lr.max()) <= 1 and 0 <= float(hr.min()) and float(hr.max()) <= 1
+    lr2, hr2 = TrainClips(st, scale=2, patch=8, frames=3, batch=4, seed=1, video_fraction=0.5).batch_at(5)
+    assert torch.equal(lr, lr2) and torch.equal(hr, hr2)
+    assert not torch.equal(ds.batch_at(6)[1], hr)
+    assert not torch.equal(TrainClips(st, scale=2, patch=8, frames=3, batch=4, seed=1, rank=1).batch_at(5)[1], hr)
+    # BI: LR is the 8-bit-rounded MATLAB bicubic downscale of the HR
+    ref = degrade_clip(hr, 2, "BI")
+    assert torch.equal(ref, lr)
+    assert torch.allclose(lr * 255, (lr * 255).round(), atol=1e-4)
+    bd = degrade_clip(hr, 2, "BD")
+    assert bd.shape == lr.shape
+
+
+def test_synthetic_motion_moves():
+    from videosr.data import Motion, still_clip
+
+    img = make_store().stills[0]
+    rng = np.random.default_rng(3)
+    m = Motion(max_speed=6, object_prob=1.0)
+    clip = still_clip(img, 32, 5, rng, m, other=img)
+    assert clip.shape == (5, 3, 32, 32)
+    assert float((clip[0] - clip[-1]).abs().mean()) > 1e-3  # frames differ: something moved
+
+
+def test_dataloader_stream_matches_batch_at():
+    from videosr.data import TrainClips
+
+    ds = TrainClips(make_store(), scale=2, patch=8, frames=3, batch=2, seed=0, start_step=4)
+    it = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0))
+    assert torch.equal(next(it)[1], ds.batch_at(4)[1])
+    assert torch.equal(next(it)[1], ds.batch_at(5)[1])
+
+
+def test_store_load(tmp_path):
+    from videosr.data import ClipStore
+
+    st = ClipStore.load(write_store(tmp_path / "ds"))
+    assert len(st.stills) == 2 and st.clips[0].shape == (6, 64, 96, 3)
+
+
+# ---------------------------------------------------------------------------------------------- losses
+
+
+def test_losses_and_schedule():
+    from videosr.train import compute_loss, lr_factor, ssim_map_mean
+
+    x = torch.rand(2, 3, 3, 24, 24)
+    assert abs(float(ssim_map_mean(x, x)) - 1) < 1e-5
+    cfg = tiny_config(Path("unused"))
+    total, parts = compute_loss(x, x, cfg.loss)
+    assert set(parts) == {"l1", "charbonnier", "mse", "ssim"}
+    assert parts["l1"] == 0 and parts["mse"] == 0 and abs(parts["ssim"]) < 1e-5
+    assert lr_factor(0, 10, 100, 0.01) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, 0.01) == pytest.approx(1.0)
+    assert lr_factor(100, 10, 100, 0.01) == pytest.approx(0.01)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_resume_is_exact(tmp_path):
+    from videosr.train import train
+
+    st = make_store()
+    r = train(tiny_config(tmp_path / "a"), store=st, quiet=True)
+    assert r["step"] == 6
+    train(tiny_config(tmp_path / "b"), store=st, max_steps=3, quiet=True)
+    assert _state(tmp_path / "b" / "last.pt")["step"] == 3
+    with pytest.raises(ResumeError):
+        train(tiny_config(tmp_path / "b"), store=st, quiet=True)  # exists, no --resume
+    train(tiny_config(tmp_path / "b"), resume=True, store=st, quiet=True)
+    a, b = _state(tmp_path / "a" / "last.pt"), _state(tmp_path / "b" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    assert a["config"] == tiny_config(tmp_path / "a").to_dict()
+    log = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and len(log) == 1 + 6
+
+
+def test_loss_falls_bf16_channels_last(tmp_path):
+    from videosr.train import train
+
+    st = make_store()
+    cfg = tiny_config(tmp_path / "r", **{"optim.steps": 40, "precision": "bf16", "channels_last": "true",
+                                         "loss.ssim": 0, "optim.lr": 3e-3, "data.batch": 4})
+    train(cfg, store=st, quiet=True)
+    rows = [line.split(",") for line in (tmp_path / "r" / "log.csv").read_text().splitlines()[1:]]
+    losses = [float(r[3]) for r in rows if r[3]]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_validation_and_checkpoint_model(tmp_path):
+    from videosr.train import export_weights, load_checkpoint_model, train
+
+    vid = tmp_path / "val" / "clipA"
+    vid.mkdir(parents=True)
+    for k, f in enumerate(make_store().clips[0][:3]):
+        Image.fromarray(f).save(vid / f"{k:03d}.png")
+    cfg = tiny_config(tmp_path / "v", **{"val.every": 3, "val.data": str(tmp_path / "val"), "val.clips": "clipA",
+                                         "val.max_frames": 3})
+    r = train(cfg, store=make_store(), quiet=True)
+    assert set(r["val"]) == {"clipA", "mean"} and 10 < r["val"]["mean"] < 80
+    assert (tmp_path / "v" / "best.pt").exists()
+    ck = tmp_path / "v" / "last.pt"
+    model = load_checkpoint_model(ck)
+    assert isinstance(model, TinyVSR) and not model.training
+    sd = _state(ck)["ema"]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
+    sha = export_weights(ck, tmp_path / "w.safetensors", quiet=True)
+    from safetensors.torch import load_file
+
+    from videosr.models import create_model
+    from videosr.models.registry import sha256_file
+
+    assert sha == sha256_file(tmp_path / "w.safetensors")
+    w = load_file(str(tmp_path / "w.safetensors"))
+    assert all(torch.equal(w[k], v) for k, v in sd.items())
+    m2 = create_model("tiny-test-x2", pretrained=False, weights=tmp_path / "w.safetensors")
+    x = torch.rand(1, 3, 3, 8, 8)
+    assert torch.equal(m2(x), model(x))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from videosr.train import train
+
+    train(tiny_config(Path(out), **{"optim.steps": 4}), store=make_store(), quiet=True)
+    import torch.distributed as dist
+
+    dist.destroy_process_group()
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    import torch.multiprocessing as mp
+
+    t0 = time.time()
+    mp.spawn(_ddp_worker, args=(2, _free_port(), str(tmp_path / "ddp")), nprocs=2, join=True)
+    assert time.time() - t0 < 60
+    ck = _state(tmp_path / "ddp" / "last.pt")
+    assert ck["step"] == 4
+    assert not any(k.startswith("module.") for k in ck["model"])  # the unwrapped module is saved
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_sigint_saves_and_resumes(tmp_path):
+    """`videosr train` in a subprocess: Ctrl-C -> checkpoint + exit 130; --resume finishes the run."""
+    root = write_store(tmp_path / "ds")
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(f"""
+out_dir = "{tmp_path / 'run'}"
+precision = "fp32"
+channels_last = false
+log_every = 1
+[model]
+name = "tiny-test-x2"
+[data]
+root = "{root}"
+scale = 2
+patch = 8
+frames = 3
+batch = 2
+workers = 1
+[optim]
+steps = 100000
+[val]
+every = 0
+""")
+    # register the test model in the child through a tiny launcher
+    code = ("import sys; sys.path.insert(0, %r); import test_train; from videosr.cli import main; "
+            "sys.exit(main(sys.argv[1:]))" % str(Path(__file__).parent))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-c", code, "train", str(cfg)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=env)
+    seen = []
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = p.stdout.readline()
+        seen.append(line)
+        if line.startswith("step 3/"):
+            break
+    p.send_signal(signal.SIGINT)
+    rest, _ = p.communicate(timeout=60)
+    assert p.returncode == 130, "".join(seen) + rest
+    ck = _state(tmp_path / "run" / "last.pt")
+    assert ck["step"] >= 3
+    r = subprocess.run([sys.executable, "-c", code, "train", str(cfg), "--resume", "--max-steps", "2"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"resumed" in r.stdout
+    assert _state(tmp_path / "run" / "last.pt")["step"] == ck["step"] + 2
+    r = subprocess.run([sys.executable, "-c", code, "train", str(cfg)], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert r.returncode == 8 and "--resume" in r.stderr  # a run is already there
+    r = subprocess.run([sys.executable, "-m", "videosr", "train", str(cfg), "--set", "optim.lrr=1"],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "unknown config key 'optim.lrr'" in r.stderr
