@@ -11,8 +11,10 @@ Behaviour on hostile input (all raise ``videosr.errors`` types; raw ``av`` error
 * an image renamed to .mp4: FFmpeg probes the content, so it is accepted as a 1-frame video.
 * a decode error in the middle of a stream -> InputError naming the frame index (frames are never
   silently skipped); frames the decoder flags as corrupt (concealed errors) -> InputError too.
-* a truncated file whose container declares more frames than could be decoded -> InputError
-  ("truncated") at the end of iteration.
+* a truncated mp4/mov whose index declares more frames than could be decoded -> InputError
+  ("truncated") at the end of iteration; an mp4 cut before its moov index fails at open.
+  Containers without a frame count (mkv/webm/y4m/avi) cut mid-stream end at the last complete
+  frame: this cannot be told apart from a short file, so it is not an error.
 
 Image folders: png/jpg/jpeg/bmp/tif/tiff/webp files in natural sort order (frame2 before
 frame10); alpha is dropped (not composited); 16-bit PNGs give uint16 frames; all images must have
