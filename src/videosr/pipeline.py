@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError, UsageError
+from .io import Frame
 from .progress import Progress
 
 SCALES = (2, 3, 4)
@@ -109,7 +110,7 @@ def upscale(input: str, output: str, *, scale: int | None = None, model: str | N
     metadata are kept. The output appears only when complete.
     """
     from .engine import Engine, set_threads
-    from .io import image_to_tensor, open_input, open_output, tensor_to_image
+    from .io import image_to_tensor, open_input, open_output
 
     t0 = time.perf_counter()
     set_threads()
@@ -121,7 +122,7 @@ def upscale(input: str, output: str, *, scale: int | None = None, model: str | N
         out_w, out_h = info.width * s, info.height * s
         with open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                          overwrite=overwrite) as writer:
-            frames = _run_stages(reader, writer, engine, image_to_tensor, tensor_to_image,
+            frames = _run_stages(reader, writer, engine, image_to_tensor,
                                  Progress(info.frames, label="upscale", enabled=progress), on_frame)
     seconds = time.perf_counter() - t0
     return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
@@ -129,7 +130,7 @@ def upscale(input: str, output: str, *, scale: int | None = None, model: str | N
             "fps": round(frames / seconds, 3) if seconds > 0 else None}
 
 
-def _run_stages(reader, writer, engine, image_to_tensor, tensor_to_image, bar: Progress,
+def _run_stages(reader, writer, engine, image_to_tensor, bar: Progress,
                 on_frame: Callable[[int], None] | None) -> int:
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=max(4, engine.chunk + 2 * engine.context))
@@ -154,8 +155,8 @@ def _run_stages(reader, writer, engine, image_to_tensor, tensor_to_image, bar: P
             if item is _END or stop.is_set():
                 return
             src, hr = item
-            writer.write(type(src)(image=tensor_to_image(hr, dtype=src.image.dtype), pts=src.pts,
-                                   time_base=src.time_base, index=src.index))
+            # the writer quantises the float (3, sH, sW) tensor straight into its frame planes
+            writer.write(Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index))
 
     def lr_frames() -> Iterator[torch.Tensor]:
         while True:

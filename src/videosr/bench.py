@@ -1,0 +1,158 @@
+"""`videosr bench`: end-to-end upscaling speed per model, per stage, against a no-network floor.
+
+For each model:
+* ``decode``: decode the clip and convert frames to tensors (alone);
+* ``model``: the inference engine on the decoded frames (alone, precision as `upscale` would choose);
+* ``encode``: convert the model's outputs to frames and encode them (alone);
+* ``total``: the real pipeline (`videosr.upscale`, stages overlapping in threads), end to end.
+The floor is the same clip through PyAV decode + FFmpeg's lanczos scaler + the same encoder settings,
+with no network: no upscaler can beat it, so ``total_fps / floor_fps`` is the share of the floor a model
+keeps.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import av
+
+from .errors import UsageError
+
+SAMPLE = Path(__file__).resolve().parent / "assets" / "sample.mp4"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"size must look like 480x270, not {text!r}") from None
+    if w < 8 or h < 8 or w > 8192 or h > 8192:
+        raise UsageError(f"size {w}x{h} is out of range (8..8192 per side)")
+    return w, h
+
+
+def make_clip(path: str | Path, frames: int, width: int = 480, height: int = 270, fps: int = 24) -> str:
+    """A realistic test clip: the shipped sample's photographic content resized (lanczos) to
+    width x height and played back and forth (no jump cuts) to ``frames`` frames; H.264 crf 16."""
+    src = []
+    with av.open(str(SAMPLE)) as c:
+        for f in c.decode(video=0):
+            src.append(f.reformat(width=width, height=height, format="yuv420p", interpolation="LANCZOS").to_ndarray())
+    period = 2 * len(src) - 2
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps, options={"crf": "16", "preset": "medium"})
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            k = i % period
+            f = av.VideoFrame.from_ndarray(src[k if k < len(src) else period - k], format="yuv420p")
+            f.pts, f.time_base = i, Fraction(1, fps)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return str(path)
+
+
+def floor_fps(clip: str, out: str, scale: int, crf: int, preset: str) -> tuple[float, int]:
+    """PyAV decode + FFmpeg lanczos scale (libavfilter) + libx264 with the given settings: (fps, frames)."""
+    t0 = time.perf_counter()
+    n = 0
+    with av.open(clip) as inp, av.open(out, "w") as oc:
+        vs = inp.streams.video[0]
+        vs.thread_type = "AUTO"
+        os_ = oc.add_stream("libx264", rate=vs.average_rate, options={"crf": str(crf), "preset": preset})
+        os_.width, os_.height, os_.pix_fmt = vs.width * scale, vs.height * scale, "yuv420p"
+        graph = av.filter.Graph()
+        buf = graph.add_buffer(template=vs)
+        sc = graph.add("scale", f"iw*{scale}:ih*{scale}:flags=lanczos")
+        sink = graph.add("buffersink")
+        buf.link_to(sc)
+        sc.link_to(sink)
+        graph.configure()
+        for frame in inp.decode(vs):
+            graph.push(frame)
+            for p in os_.encode(graph.pull()):
+                oc.mux(p)
+            n += 1
+        for p in os_.encode():
+            oc.mux(p)
+    return n / (time.perf_counter() - t0), n
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    r = fn()
+    return time.perf_counter() - t0, r
+
+
+def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset: str,
+                device: str = "auto", precision: str = "auto", pretrained: bool = True) -> dict[str, Any]:
+    import torch
+
+    from .engine import Engine, set_threads
+    from .io import Frame, image_to_tensor, open_input, open_output
+    from .pipeline import load_model, upscale
+
+    set_threads()
+    net = load_model(name, scale)
+    engine = Engine(net, device=device, precision=precision)
+    with open_input(clip) as r:
+        info = r.info
+        t_dec, frames = _timed(lambda: [(f, image_to_tensor(f.image)) for f in r])
+    n = len(frames)
+    with torch.inference_mode():
+        engine.run_clip(frames[0][1][None])  # warm-up (one-time allocation, autotuning)
+        t_model, outs = _timed(lambda: list(engine.stream(t for _, t in frames)))
+
+    def encode() -> None:
+        with open_output(os.path.join(workdir, "enc.mp4"), info, info.width * net.scale, info.height * net.scale,
+                         codec="libx264", crf=crf, preset=preset, overwrite=True) as w:
+            for (f, _), img in zip(frames, outs):
+                w.write(Frame(image=img, pts=f.pts, time_base=f.time_base, index=f.index))
+
+    t_enc, _ = _timed(encode)
+    del frames, outs  # (C, sH, sW) float outputs: about 25 MB per 1080p frame, so keep --frames modest
+    t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
+                                              device=device, precision=precision, codec="libx264", crf=crf,
+                                              preset=preset, overwrite=True, progress=False))
+    return {
+        "model": name, "precision": engine.precision, "frames": n,
+        "decode_fps": round(n / t_dec, 2), "model_fps": round(n / t_model, 2),
+        "model_ms_per_frame": round(1000 * t_model / n, 2), "encode_fps": round(n / t_enc, 2),
+        "total_fps": round(summary["frames"] / t_total, 2),
+    }
+
+
+def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int = 4, frames: int = 72,
+          crf: int = 18, preset: str = "veryfast", device: str = "auto", precision: str = "auto",
+          clip: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time each model end to end and per stage, plus the floor, on the same clip in the same run."""
+    say = progress or (lambda _msg: None)
+    with tempfile.TemporaryDirectory(prefix="videosr-bench-") as d:
+        if clip is None:
+            say(f"making a {size[0]}x{size[1]} clip of {frames} frames")
+            clip = make_clip(os.path.join(d, "clip.mp4"), frames, *size)
+        say("floor: decode + lanczos (FFmpeg) + encode")
+        f_fps, n = floor_fps(clip, os.path.join(d, "floor.mp4"), scale, crf, preset)
+        rows = []
+        for name in models:
+            say(f"model {name}")
+            row = bench_model(name, clip, d, scale, crf, preset, device=device, precision=precision)
+            row["fraction_of_floor"] = round(row["total_fps"] / f_fps, 3)
+            rows.append(row)
+    import torch
+
+    return {
+        "size": f"{size[0]}x{size[1]}", "scale": scale, "frames": n,
+        "encoder": {"codec": "libx264", "preset": preset, "crf": crf},
+        "floor_fps": round(f_fps, 2), "models": rows,
+        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
+                    "processor": platform.processor(), "torch": torch.__version__, "av": av.__version__,
+                    "threads": torch.get_num_threads()},
+    }
