@@ -19,33 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from videosr.bench import make_clip
+
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "src" / "videosr" / "assets" / "sample.mp4"
-
-
-def make_clip(path: Path, frames: int, w: int = 480, h: int = 270) -> None:
-    """The sample clip's photographic content, resized to w x h (lanczos), looped to `frames` frames."""
-    src = []
-    with av.open(str(SAMPLE)) as c:
-        for f in c.decode(video=0):
-            src.append(f.reformat(width=w, height=h, format="yuv420p", interpolation="LANCZOS"))
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=24, options={"crf": "16", "preset": "medium"})
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        for i in range(frames):
-            k = i % (2 * len(src) - 2)  # ping-pong: no jump cut
-            f = src[k if k < len(src) else 2 * len(src) - 2 - k]
-            f = av.VideoFrame.from_ndarray(f.to_ndarray(), format="yuv420p")
-            f.pts, f.time_base = i, Fraction(1, 24)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
 
 
 def ffmpeg_inprocess(src: Path, dst: Path, scale: int, crf: int, preset: str) -> int:
@@ -111,7 +91,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         clip = d / "clip_480x270.mp4"
-        make_clip(clip, a.frames)
+        make_clip(clip, a.frames, 480, 270)
         runs: dict[str, list[float]] = {"ffmpeg_inprocess": [], "videosr": []}
         have_cli = shutil.which("ffmpeg") is not None
         if have_cli:
