@@ -36,7 +36,8 @@ def default_model_name(scale: int) -> str:
     return "bicubic"
 
 
-def load_model(model: str | None, scale: int | None, weights: str | None = None) -> nn.Module:
+def load_model(model: str | None, scale: int | None, weights: str | None = None,
+               backend: str = "torch") -> nn.Module:
     """Resolve ``--model``/``--scale``: a variant name, a family name (``pan`` + scale 2 -> ``pan-x2``)
     or a training checkpoint path. Returns the model in eval mode with ``.scale`` set."""
     from .models import VARIANTS, create_model
@@ -68,6 +69,12 @@ def load_model(model: str | None, scale: int | None, weights: str | None = None)
         raise UsageError(f"model {model} upscales x{net.scale}, not x{scale}")
     if net.scale not in SCALES:
         raise ModelError(f"model {model} has unsupported scale {net.scale}")
+    if backend == "onnxruntime":
+        from .export import to_onnxruntime
+
+        net = to_onnxruntime(net)
+    elif backend != "torch":
+        raise UsageError(f"unknown backend {backend!r} (use torch or onnxruntime)")
     net.display_name = model  # type: ignore[attr-defined]
     return net
 
@@ -101,7 +108,7 @@ def upscale(input: str, output: str, *, scale: int | None = None, model: str | N
             weights: str | None = None, tile: int | str | None = None, device: str = "auto",
             precision: str = "auto", chunk: int | None = None, codec: str = "libx264",
             crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
-            overwrite: bool = False, progress: bool = True,
+            overwrite: bool = False, progress: bool = True, backend: str = "torch",
             on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "scale", "frames", "seconds", "fps"}``.
 
@@ -116,7 +123,7 @@ def upscale(input: str, output: str, *, scale: int | None = None, model: str | N
     set_threads()
     with open_input(input) as reader:
         info = reader.info
-        net = load_model(model, scale, weights)
+        net = load_model(model, scale, weights, backend=backend)
         s = net.scale
         engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk)
         out_w, out_h = info.width * s, info.height * s

@@ -33,6 +33,8 @@ def register(sub) -> None:
     p.add_argument("--chunk", type=int, default=None, help="frames per temporal chunk (default: by model)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                   help="inference backend (onnxruntime needs the videosr[onnx] extra)")
     p.add_argument("--codec", default="libx264", help="libx264, libx265, libsvtav1, libvpx-vp9 or ffv1")
     p.add_argument("--crf", type=int, default=None)
     p.add_argument("--preset", default=None)
@@ -50,7 +52,8 @@ def run(args) -> int:
     summary = upscale(args.input, args.output, scale=args.scale, model=args.model, weights=args.weights,
                       tile=tile, device=args.device, precision=args.precision, chunk=args.chunk,
                       codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
-                      overwrite=args.overwrite, progress=not args.quiet and not args.json)
+                      overwrite=args.overwrite, progress=not args.quiet and not args.json,
+                      backend=args.backend)
     if args.json:
         print(json.dumps(summary), file=sys.stderr if args.output == "-" else sys.stdout)
     elif not args.quiet:
