@@ -25,7 +25,6 @@ import av
 
 from videosr.bench import make_clip
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def ffmpeg_inprocess(src: Path, dst: Path, scale: int, crf: int, preset: str) -> int:
