@@ -1,29 +1,39 @@
 """`videosr.upscale`: decode -> model (chunked, tiled) -> encode, streaming, with overlapping stages.
 
-Three stages run concurrently, joined by bounded queues so memory stays bounded by a few frames:
-a decoder thread (PyAV releases the GIL while decoding), the model in the calling thread (torch
-releases it while computing), and an encoder thread. Any failure in a stage stops the others; the
-writer then removes its temporary file, so a failed run never leaves a file at OUTPUT.
+Three stages run concurrently in threads, joined by bounded queues so memory stays bounded by a few
+frames: a decoder (PyAV releases the GIL while decoding), the model (torch releases it while
+computing) and an encoder. The calling thread only waits, so Ctrl-C/SIGTERM are handled within a
+fraction of a second even while a long model call is running. Any failure in a stage stops the others.
+
+Video file outputs are written as resumable segments (see :mod:`videosr.resume` and
+``docs/reliability.md``): encoded packets of ``segment`` frames each, committed to a hidden state folder
+beside OUTPUT, joined into OUTPUT (stream copy, no re-encode) at the end, then the state is removed.
+An interrupted run keeps the state and ``--resume`` continues it; a failed run removes it (unless it
+was a ``--resume`` run). Other outputs (PNG folders, y4m/stdout) and stdin input are single-pass. Either
+way a failed run never leaves a file at OUTPUT.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from .errors import ModelError, UsageError
+from .errors import Interrupted, ModelError, ResumeError, UsageError, VideosrError
 from .io import Frame
 from .progress import Progress
 
 SCALES = (2, 3, 4)
 _END = object()
+SEGMENT_SECONDS = 4.0  # resumable segments: about this much video each (a multiple of the chunk)
+STOP_GRACE = 1.0  # seconds the stages get to stop after an interrupt before we give up on them
 
 
 def default_model_name(scale: int) -> str:
@@ -104,22 +114,53 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     return False
 
 
-def upscale(input: str, output: str, *, scale: int | None = None, model: str | None = None,
+def segment_frames(fps, chunk: int, requested: int | None = None) -> int:
+    """Frames per resumable segment: ``requested`` or about SEGMENT_SECONDS of video, rounded up to a
+    multiple of ``chunk`` so a resumed run cuts the same temporal chunks as an uninterrupted one."""
+    if requested is not None:
+        if requested < 1:
+            raise UsageError("--segment must be at least 1 frame")
+        n = requested
+    else:
+        rate = float(fps) if fps else 25.0
+        n = max(1, int(round(rate * SEGMENT_SECONDS)))
+    return max(chunk, math.ceil(n / chunk) * chunk)
+
+
+def upscale(input, output, *, scale: int | None = None, model: str | None = None,
             weights: str | None = None, tile: int | str | None = None, device: str = "auto",
             precision: str = "auto", chunk: int | None = None, codec: str = "libx264",
             crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
             overwrite: bool = False, progress: bool = True, backend: str = "torch",
+            resume: bool = False, segment: int | None = None,
             on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "scale", "frames", "seconds", "fps"}``.
 
     INPUT: a video file, a folder of images, or ``-`` (y4m on stdin). OUTPUT: .mp4/.mkv/.mov/.webm,
     a folder of PNGs, or ``-`` (y4m on stdout). Audio and subtitle streams, timestamps and colour
     metadata are kept. The output appears only when complete.
+
+    Video file outputs from a file/folder input are resumable: ``resume=True`` continues the state an
+    interrupted run left (or starts one); without it, leftover state raises :class:`ResumeError`.
+    ``segment``: frames per resumable segment (default about 4 s, a multiple of the chunk).
+    KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) becomes :class:`Interrupted`.
     """
     from .engine import Engine, set_threads
     from .io import image_to_tensor, open_input, open_output
+    from .io.segments import output_format
 
     t0 = time.perf_counter()
+    segmented = output_format(output) is not None and isinstance(input, (str, os.PathLike)) and input != "-"
+    if resume and not segmented:
+        raise UsageError("--resume needs an input file or folder and a video file output "
+                         "(.mp4/.mkv/.mov/.webm), not stdin, stdout, y4m or a PNG folder")
+    sdir = None
+    if segmented:
+        from .resume import leftover_error, state_dir
+
+        sdir = state_dir(output)
+        if os.path.lexists(sdir) and not resume:
+            raise leftover_error(sdir)
     set_threads()
     with open_input(input) as reader:
         info = reader.info
@@ -127,29 +168,288 @@ def upscale(input: str, output: str, *, scale: int | None = None, model: str | N
         s = net.scale
         engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk)
         out_w, out_h = info.width * s, info.height * s
-        with open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                         overwrite=overwrite) as writer:
-            frames = _run_stages(reader, writer, engine, image_to_tensor,
-                                 Progress(info.frames, label="upscale", enabled=progress), on_frame)
+        if segmented:
+            frames = _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output,
+                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
+                                        backend=backend, tile=tile, resume=resume, segment=segment,
+                                        progress=progress, on_frame=on_frame)
+        else:
+            writer = open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset,
+                                 pix_fmt=pix_fmt, overwrite=overwrite)
+            try:
+                bar = Progress(info.frames, label="upscale", enabled=progress)
+                frames = _run_stages(reader, engine, image_to_tensor, bar, on_frame,
+                                     write=lambda src, hr: writer.write(
+                                         Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index)))
+                writer.close()
+            except BaseException as e:
+                _abort(writer, getattr(e, "stuck_io", False))
+                if isinstance(e, KeyboardInterrupt):
+                    raise _interrupted(e, "interrupted") from None
+                raise
     seconds = time.perf_counter() - t0
     return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
             "scale": s, "frames": frames, "seconds": round(seconds, 3),
             "fps": round(frames / seconds, 3) if seconds > 0 else None}
 
 
-def _run_stages(reader, writer, engine, image_to_tensor, bar: Progress,
-                on_frame: Callable[[int], None] | None) -> int:
+def _interrupted(e: BaseException, msg: str) -> Interrupted:
+    out = Interrupted(msg)
+    out.stuck = getattr(e, "stuck", False)  # type: ignore[attr-defined]
+    return out
+
+
+def _abort(writer, stuck_io: bool) -> None:
+    """Remove a writer's temp output; if a stage may still be inside its container, only unlink."""
+    if not stuck_io:
+        writer.abort()
+        return
+    import shutil
+
+    tmp, writer.tmp = getattr(writer, "tmp", None), None
+    if tmp:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, info, output) -> dict[str, Any]:
+    """Everything that changes the output's pixels or packets (compared on resume)."""
+    from .io.segments import resolve_codec
+    from .resume import model_fingerprint
+
+    codec, forced = resolve_codec(output, codec, info)
+    return {"model": getattr(net, "display_name", None), "weights_sha256": model_fingerprint(net),
+            "scale": scale, "tile": tile, "chunk": engine.chunk, "context": engine.context,
+            "precision": engine.precision, "device": engine.device.type, "backend": backend,
+            "codec": codec, "crf": None if forced else crf, "preset": None if forced else preset,
+            "pix_fmt": pix_fmt}
+
+
+def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
+                       preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame) -> int:
+    from .io.segments import SegmentWriter, concat_segments, output_format, publish, quiet, resolve_codec
+    from .resume import State, input_fingerprint, sha256_file
+
+    info = reader.info
+    s = engine.scale
+    out_w, out_h = info.width * s, info.height * s
+    fp = input_fingerprint(input)
+    opts = _options(net, engine, scale=s, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=backend,
+                    tile=tile, info=info, output=output)
+    seg_len = segment_frames(info.fps, engine.chunk, segment)
+    st = None
+    if os.path.lexists(sdir):
+        st = State.load(sdir)
+        if not st.manifest:  # killed before its first manifest: nothing to keep
+            st.remove()
+            st = None
+        else:
+            st.check(fp, opts, seg_len)
+            final = st.manifest.get("final")
+            if final and os.path.isfile(output) and os.path.getsize(output) == final["size"] \
+                    and sha256_file(output) == final["sha256"]:
+                st.remove()  # killed after the output was published, before the state was removed
+                return int(st.manifest["frames"])
+    # Fail early on anything the output will refuse (exists, folder, codec/size/pix_fmt), as open_output does.
+    open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                overwrite=overwrite).abort()
+    created = st is None
+    if created:
+        try:
+            st = State.create(sdir, fp, opts, seg_len)
+        except OSError as e:
+            from .io.writer import _mapped_error
+
+            raise _mapped_error(e, output) from None
+    else:
+        st.verify_segments()
+    fmt = output_format(output)
+    enc_codec, forced = resolve_codec(output, codec, info)
+    enc_crf, enc_preset = (None, None) if forced else (crf, preset)
+    try:
+        done = st.done_frames
+        total = st.manifest["frames"] if st.manifest["finished"] else None
+        if total is None:
+            warm = max(0, done - engine.context)
+            skipped = reader.skip(warm)
+            _check_skipped(st, skipped, warm, input)
+            sink = _SegmentSink(st, seg_len, fmt, info, out_w, out_h, enc_codec, enc_crf, enc_preset, pix_fmt,
+                                SegmentWriter, quiet)
+            left = info.frames - done if info.frames and info.frames > done else None
+            bar = Progress(left, label="upscale" if not done else f"upscale (resumed at frame {done})",
+                           enabled=progress)
+            try:
+                n = _run_stages(reader, engine, image_to_tensor, bar, on_frame, write=sink.write,
+                                finish=sink.finish, first=warm, start=done, allow_empty=done > 0)
+            except BaseException as e:
+                if not getattr(e, "stuck_io", False):
+                    sink.abort()  # else: its .part file stays in the state folder, removed on resume
+                raise
+            total = done + n
+            st.finish(total)
+        tmp = os.path.join(sdir, "final.part" + os.path.splitext(output)[1].lower())
+        with quiet():
+            concat_segments(st.segment_files(), output, info, out_w, out_h, codec=enc_codec, crf=enc_crf,
+                            preset=enc_preset, pix_fmt=pix_fmt, tmp=tmp)
+        st.manifest["final"] = {"size": os.path.getsize(tmp), "sha256": sha256_file(tmp)}
+        st.save()
+        publish(tmp, output, overwrite)
+    except KeyboardInterrupt as e:
+        raise _interrupted(e, f"interrupted; rerun with --resume to continue (state kept in {sdir})") from None
+    except BaseException as e:
+        if resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
+            e.args = (f"{e}; resume state kept in {sdir}: rerun with --resume to continue",)
+        elif not resume:
+            st.remove()
+        raise
+    st.remove()
+    return total
+
+
+def _check_skipped(st, skipped: list[int], warm: int, input) -> None:
+    """The frames skipped on resume must be there, with the timestamps the committed segments recorded."""
+    if len(skipped) < warm:
+        raise ResumeError(f"{input}: has {len(skipped)} frames, fewer than the {warm} the resume state says "
+                          f"were done; delete {st.dir} and start again")
+    for seg in st.manifest["segments"]:
+        for i, key in ((seg["start"], "first_pts"), (seg["end"] - 1, "last_pts")):
+            if i < len(skipped) and skipped[i] != seg[key]:
+                raise ResumeError(f"{input}: frame {i} has timestamp {skipped[i]}, not {seg[key]} as when the "
+                                  f"resume state was made; delete {st.dir} and start again")
+
+
+class _SegmentSink:
+    """Runs in the encoder thread: frames -> segment files, each committed when complete."""
+
+    def __init__(self, st, seg_len, fmt, info, w, h, codec, crf, preset, pix_fmt, writer_cls, quiet):
+        self.st, self.seg_len, self.fmt, self.info, self.w, self.h = st, seg_len, fmt, info, w, h
+        self.kw = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
+        self.writer_cls, self.quiet = writer_cls, quiet
+        self.cur = None
+        self.last_pts = st.last_pts
+        self.lock = threading.Lock()
+
+    def write(self, src: Frame, hr: torch.Tensor) -> None:
+        i = src.index
+        if self.cur is None:
+            number = i // self.seg_len
+            with self.quiet():
+                w = self.writer_cls(self.st.segment_path(number), self.fmt, self.info, self.w, self.h,
+                                    last_pts=self.last_pts, **self.kw)
+            with self.lock:
+                self.cur = w
+            self.start, self.first_pts = i, src.pts
+        self.cur.write(Frame(image=hr, pts=src.pts, time_base=src.time_base, index=i))
+        self.src_last_pts, self.next = src.pts, i + 1
+        if (i + 1) % self.seg_len == 0:
+            self._commit()
+
+    def _commit(self) -> None:
+        w = self.cur
+        w.close()
+        self.st.commit({"file": os.path.basename(w.seg_path), "start": self.start, "end": self.next,
+                        "first_pts": self.first_pts, "last_pts": self.src_last_pts,
+                        "out_last_pts": w._last_pts, "size": w.size, "sha256": w.sha256})
+        self.last_pts = w._last_pts
+        with self.lock:
+            self.cur = None
+
+    def finish(self) -> None:
+        if self.cur is not None:
+            self._commit()
+
+    def abort(self) -> None:
+        """Drop the segment in progress (called once the encoder thread has stopped, or given up on)."""
+        with self.lock:
+            w, self.cur = self.cur, None
+        if w is not None:
+            w.abort()
+
+
+def stream_from(engine, frames: Iterable[torch.Tensor], first: int, start: int) -> Iterator[torch.Tensor]:
+    """:meth:`Engine.stream` for a stream that begins at frame ``first`` and whose outputs are wanted from
+    frame ``start`` on (``first = start - context``: warm-up frames). Cuts the same clips as an
+    uninterrupted ``Engine.stream`` when ``start`` is a multiple of ``engine.chunk``, so a resumed run
+    computes every output frame from exactly the same input clip."""
+    ctx, chunk, causal = engine.context, engine.chunk, engine.causal
+    buf: deque[torch.Tensor] = deque()
+    base = first
+    next_out = start
+    it = iter(frames)
+    ended = False
+    while True:
+        want = next_out + chunk + (0 if causal else ctx)
+        while not ended and base + len(buf) < want:
+            try:
+                buf.append(next(it))
+            except StopIteration:
+                ended = True
+        have = base + len(buf)
+        if next_out >= have:
+            return
+        core_end = min(next_out + chunk, have)
+        lo = max(base, next_out - ctx)
+        hi = core_end if causal else min(have, core_end + ctx)
+        out = engine._run(torch.stack([buf[i - base] for i in range(lo, hi)]))
+        for i in range(next_out, core_end):
+            yield out[i - lo]
+        next_out = core_end
+        while base < next_out - ctx and buf:
+            buf.popleft()
+            base += 1
+
+
+def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callable[[int], None] | None, *,
+                write: Callable[[Frame, torch.Tensor], None], finish: Callable[[], None] | None = None,
+                first: int = 0, start: int = 0, allow_empty: bool = False) -> int:
+    """Decode -> model -> encode with three threads; returns the number of frames written (from ``start``).
+
+    ``write(src_frame, hr_tensor)`` and ``finish()`` run in the encoder thread. The frames the reader
+    yields are numbered from ``first``; those before ``start`` are model warm-up only."""
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=max(4, engine.chunk + 2 * engine.context))
     encoded: queue.Queue = queue.Queue(maxsize=4)
-    meta: deque = deque()  # Frame objects (timestamps) in decode order, matched to outputs in order
+    meta: deque = deque()  # Frame objects (timestamps) of outputs to come, in order
+    count = [0]
 
     def decode() -> None:
         for frame in reader:
-            meta.append(frame)
+            if frame.index >= start:
+                meta.append(frame)
             if not _put(decoded, image_to_tensor(frame.image), stop):
                 return
         _put(decoded, _END, stop)
+
+    def lr_frames() -> Iterator[torch.Tensor]:
+        while not stop.is_set():
+            try:
+                item = decoded.get(timeout=0.1)
+            except queue.Empty:
+                if dec.error is not None:
+                    raise dec.error
+                if not dec.is_alive() and decoded.empty():
+                    return
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def run_model() -> None:
+        frames = engine.stream(lr_frames()) if first == 0 and start == 0 else \
+            stream_from(engine, lr_frames(), first, start)
+        for hr in frames:
+            if not _put(encoded, (meta.popleft(), hr), stop):
+                return
+            count[0] += 1
+            bar.update()
+            if on_frame is not None:
+                on_frame(count[0])
+        _put(encoded, _END, stop)
 
     def encode() -> None:
         while True:
@@ -159,59 +459,52 @@ def _run_stages(reader, writer, engine, image_to_tensor, bar: Progress,
                 if stop.is_set():
                     return
                 continue
-            if item is _END or stop.is_set():
+            if stop.is_set():
+                return
+            if item is _END:
+                if finish is not None:
+                    finish()
                 return
             src, hr = item
-            # the writer quantises the float (3, sH, sW) tensor straight into its frame planes
-            writer.write(Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index))
-
-    def lr_frames() -> Iterator[torch.Tensor]:
-        while True:
-            try:
-                item = decoded.get(timeout=0.1)
-            except queue.Empty:
-                if dec.error is not None or not dec.is_alive():
-                    if dec.error is not None:
-                        raise dec.error
-                    if decoded.empty():
-                        return
-                continue
-            if item is _END:
-                return
-            yield item
+            write(src, hr)  # the writer quantises the float (3, sH, sW) tensor straight into its planes
 
     dec = _Stage(decode, "videosr-decode")
+    mod = _Stage(run_model, "videosr-model")
     enc = _Stage(encode, "videosr-encode")
-    dec.start()
-    enc.start()
-    n = 0
+    stages = (dec, mod, enc)
+    for t in stages:
+        t.start()
     try:
-        for hr in engine.stream(lr_frames()):
-            if enc.error is not None:
-                raise enc.error
-            if not _put(encoded, (meta.popleft(), hr), stop):
-                break
-            n += 1
-            bar.update()
-            if on_frame is not None:
-                on_frame(n)
-        _put(encoded, _END, stop)
-        enc.join()
-        if enc.error is not None:
-            raise enc.error
-        if dec.error is not None:
-            raise dec.error
-    except BaseException:
+        # The calling thread only waits (with a timeout, so signals are handled promptly).
+        while enc.is_alive():
+            for t in stages:
+                if t.error is not None:
+                    raise t.error
+            enc.join(0.05)
+        for t in (enc, mod, dec):
+            if t.error is not None:
+                raise t.error
+    except BaseException as e:
         stop.set()
+        err = e
         raise
+    else:
+        err = None
     finally:
-        # Stop both stages and wait for them before the caller closes the reader and the writer:
-        # a container must never be closed while another thread is inside it.
+        # Stop every stage and wait for them (briefly) before the caller closes the reader and the
+        # writer: a container must never be closed while another thread is inside it.
         stop.set()
-        dec.join()
-        enc.join()
+        deadline = time.monotonic() + STOP_GRACE
+        for t in (enc, dec, mod):
+            t.join(max(0.0, deadline - time.monotonic()))
         bar.close()
-    if n == 0:
+        if err is not None and any(t.is_alive() for t in stages):
+            # A stage is stuck (a long model call, or inside a container): the caller must not close
+            # the containers that thread may be using, and the process should end soon (the CLI does).
+            err.stuck = True  # type: ignore[attr-defined]
+            err.stuck_io = enc.is_alive() or dec.is_alive()  # type: ignore[attr-defined]
+    n = count[0]
+    if n == 0 and not allow_empty:
         from .errors import EmptyInputError
 
         raise EmptyInputError(f"{reader.info.source or 'input'}: no frames could be decoded")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
+import threading
 
-from ..errors import UsageError
+from ..errors import Interrupted, UsageError
 
 
 def _tile(value: str) -> int | str:
@@ -40,20 +44,51 @@ def register(sub) -> None:
     p.add_argument("--preset", default=None)
     p.add_argument("--pix-fmt", default=None)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run an interruption (Ctrl-C, SIGTERM, crash, power loss) left in "
+                        ".OUTPUT.videosr-resume/ beside OUTPUT, or start a resumable run")
+    p.add_argument("--segment", type=int, default=None, metavar="FRAMES",
+                   help="frames per resumable segment (default: about 4 s of video, a multiple of the chunk)")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
     p.set_defaults(handler=run)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM behaves like Ctrl-C while the job runs (state kept, one line, exit 130)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def run(args) -> int:
     from ..pipeline import upscale
 
     tile = _tile(args.tile) if args.tile is not None else None
-    summary = upscale(args.input, args.output, scale=args.scale, model=args.model, weights=args.weights,
-                      tile=tile, device=args.device, precision=args.precision, chunk=args.chunk,
-                      codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
-                      overwrite=args.overwrite, progress=not args.quiet and not args.json,
-                      backend=args.backend)
+    try:
+        with _sigterm_as_interrupt():
+            summary = upscale(args.input, args.output, scale=args.scale, model=args.model, weights=args.weights,
+                              tile=tile, device=args.device, precision=args.precision, chunk=args.chunk,
+                              codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
+                              overwrite=args.overwrite, progress=not args.quiet and not args.json,
+                              backend=args.backend, resume=args.resume, segment=args.segment)
+    except Interrupted as e:
+        if getattr(e, "stuck", False):
+            # A model call is still running in a worker thread: end now rather than wait for it.
+            print(f"videosr: {e}", file=sys.stderr, flush=True)
+            os._exit(e.exit_code)
+        print(f"videosr: {e}", file=sys.stderr)
+        return e.exit_code
     if args.json:
         print(json.dumps(summary), file=sys.stderr if args.output == "-" else sys.stdout)
     elif not args.quiet:

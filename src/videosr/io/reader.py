@@ -243,6 +243,29 @@ class VideoReader:
         self._index += 1
         return fr
 
+    def skip(self, n: int) -> list[int]:
+        """Decode and discard the next ``n`` frames without converting them to RGB (resume: frames
+        already done). Returns their pts (as ``__next__`` would give them); fewer if the stream ends."""
+        out = []
+        info = self.info
+        for _ in range(n):
+            if self._first is not None:
+                f, self._first = self._first, None
+            else:
+                try:
+                    f = next(self._gen)
+                except StopIteration:
+                    break
+            pts = f.pts
+            if pts is None:
+                pts = self._synth_pts(self._index)
+            elif f.time_base is not None and Fraction(f.time_base) != info.time_base:
+                pts = int(round(Fraction(pts) * Fraction(f.time_base) / info.time_base))
+            self._last_pts = pts
+            self._index += 1
+            out.append(pts)
+        return out
+
     def _synth_pts(self, index: int) -> int:
         fps = self.info.fps or Fraction(25)
         pts = int(round(Fraction(index) / fps / self.info.time_base))
@@ -332,6 +355,15 @@ class ImageFolderReader:
         img = _frame_to_array(f, self._deep, None, None)
         self._index += 1
         return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
+
+    def skip(self, n: int) -> list[int]:
+        """Skip the next ``n`` images without decoding them; returns their pts."""
+        start = self._index
+        end = min(len(self._files), start + n)
+        if end > start:
+            self._first = None
+        self._index = end
+        return list(range(start, end))
 
     def close(self) -> None:
         pass
