@@ -6,13 +6,14 @@
 Untrained weights (speed does not depend on them). Each measurement runs the model on a clip of
 `--frames` frames (recurrent and sliding-window models amortise per-clip work), after one warm-up run;
 reports the best of `--repeats` runs in ms per frame (the machine is shared: the best run is the one
-least disturbed by other processes). Also records parameters and GFLOPs per frame.
+least disturbed by other processes), and the CPU time per frame divided by the thread count. Also records parameters and GFLOPs per frame.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -26,18 +27,24 @@ from videosr.models.flops import count_flops, count_params
 MODES = ("fp32", "fp32_cl", "bf16_cl")
 
 
-def time_model(model: torch.nn.Module, x: torch.Tensor, mode: str, repeats: int) -> float:
-    """Best wall time in seconds of model(x) under `mode`."""
+def time_model(model: torch.nn.Module, x: torch.Tensor, mode: str, repeats: int) -> tuple[float, float]:
+    """(best wall time, best process CPU time) in seconds of model(x) under `mode`.
+
+    The CPU time (all threads together) is less sensitive to other processes than the wall time:
+    divided by the thread count it estimates the wall time on an idle machine (slightly high: OpenMP
+    threads spin while they wait).
+    """
     cl = mode.endswith("_cl")
     m = model.to(memory_format=torch.channels_last) if cl else model.to(memory_format=torch.contiguous_format)
-    runs = []
+    walls, cpus = [], []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode.startswith("bf16")):
         m(x)  # warm-up: oneDNN primitive creation, allocator
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             m(x)
-            runs.append(time.perf_counter() - t0)
-    return min(runs)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus)
 
 
 def main() -> int:
@@ -60,10 +67,12 @@ def main() -> int:
         row = {"model": name, "params": count_params(model),
                "gflops_per_frame": round(count_flops(model, args.height, args.width, args.frames) / 1e9, 2)}
         for mode in args.modes:
-            row[f"ms_per_frame_{mode}"] = round(1e3 * time_model(model, x, mode, args.repeats) / args.frames, 1)
+            wall, cpu = time_model(model, x, mode, args.repeats)
+            row[f"ms_per_frame_{mode}"] = round(1e3 * wall / args.frames, 1)
+            row[f"cpu_ms_per_frame_{mode}"] = round(1e3 * cpu / args.frames / args.threads, 1)
         results.append(row)
         print(json.dumps(row), flush=True)
-    out = {"torch": torch.__version__, "threads": args.threads, "cpu": platform.processor() or platform.machine(),
+    out = {"torch": torch.__version__, "load_average": [round(v, 2) for v in os.getloadavg()], "threads": args.threads, "cpu": platform.processor() or platform.machine(),
            "input": f"{args.width}x{args.height}", "frames_per_run": args.frames, "repeats": args.repeats,
            "results": results}
     if args.json:

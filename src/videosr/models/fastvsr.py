@@ -49,7 +49,7 @@ class FastVSR(nn.Module):
         # reconstruction; the fixed residual filter reads the unshuffled current frame
         self.to_rgb = nn.Conv2d(width, 3 * up * up, out_kernel)
         self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
-        self.act = nn.LeakyReLU(0.1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = x.shape

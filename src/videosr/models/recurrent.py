@@ -89,16 +89,26 @@ FLOWS: dict[str, type[nn.Module]] = {"learned": LearnedFlow, "classical": Classi
 # propagation -------------------------------------------------------------------------------------------
 
 class Propagation(nn.Module):
-    """One recurrence step: hidden (already warped) + frame features -> new hidden."""
+    """One recurrence step: conv3x3 over [frame features, warped hidden] -> residual blocks -> new hidden.
+
+    The input conv is applied as two halves: the feature half for all frames in one batched call before the
+    recurrence (`project`), the hidden half at each step (`step`); same maths as a conv over the concatenation.
+    """
 
     def __init__(self, width: int, blocks: int) -> None:
         super().__init__()
-        self.inp = nn.Conv2d(2 * width, width, 3, 1, 1)
+        self.width = width
+        self.inp = nn.Conv2d(2 * width, width, 3, 1, 1)  # input channels: [features, hidden]
         self.blocks = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
-        self.act = nn.LeakyReLU(0.1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
 
-    def forward(self, feat: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.act(self.inp(torch.cat([feat, hidden], dim=1))))  # (N, width, h', w')
+    def project(self, feats: torch.Tensor) -> torch.Tensor:
+        """(N, width, h, w) frame features -> their share of the input conv, bias included."""
+        return F.conv2d(feats, self.inp.weight[:, : self.width], self.inp.bias, padding=1)
+
+    def step(self, projected: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        y = F.conv2d(hidden, self.inp.weight[:, self.width:], padding=1).add_(projected)  # (N, width, h', w')
+        return self.blocks(self.act(y))  # (N, width, h', w')
 
 
 @register_arch("recurrent")
@@ -117,7 +127,7 @@ class RecurrentVSR(nn.Module):
         self.causal = not bidirectional
         self.context = warmup
         # per-frame features
-        self.feat = nn.Sequential(nn.Conv2d(3 * down * down, width, 3, 1, 1), nn.LeakyReLU(0.1),
+        self.feat = nn.Sequential(nn.Conv2d(3 * down * down, width, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
                                   *[ResidualBlock(width) for _ in range(feat_blocks)])
         # alignment
         self.flow = FLOWS[flow](down=down, levels=flow_levels, width=flow_width)
@@ -129,7 +139,7 @@ class RecurrentVSR(nn.Module):
         self.upconv = nn.Conv2d(width, up_channels * down * down, 3, 1, 1)
         self.conv_last = nn.Conv2d(up_channels, 3 * scale * scale, 3)
         self.register_buffer("base", upsample_weights("bilinear", scale, 1, 3), persistent=False)
-        self.act = nn.LeakyReLU(0.1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = x.shape
@@ -150,20 +160,23 @@ class RecurrentVSR(nn.Module):
                         if self.bidirectional else None)
         # propagation
         zeros = feats.new_zeros(feats[:, 0].shape)  # (B, width, h', w')
+        flat = feats.flatten(0, 1)  # (B*T, width, h', w')
         backward: list[torch.Tensor | None] = [None] * t
         if self.bidirectional:
+            proj = self.backward_prop.project(flat).reshape(feats.shape)  # (B, T, width, h', w')
             hidden = zeros
             for i in range(t - 1, -1, -1):
                 if i < t - 1:
                     hidden = flow_warp(hidden, bwd_flow[:, i])
-                hidden = self.backward_prop(feats[:, i], hidden)
+                hidden = self.backward_prop.step(proj[:, i], hidden)
                 backward[i] = hidden
         forward = []
+        proj = self.forward_prop.project(flat).reshape(feats.shape)  # (B, T, width, h', w')
         hidden = zeros
         for i in range(t):
             if i > 0:
                 hidden = flow_warp(hidden, fwd_flow[:, i - 1])
-            hidden = self.forward_prop(feats[:, i], hidden)
+            hidden = self.forward_prop.step(proj[:, i], hidden)
             forward.append(hidden)
         # reconstruction, all frames in one batch
         y = torch.stack(forward, dim=1).flatten(0, 1)  # (B*T, width, h', w')
@@ -180,14 +193,16 @@ class RecurrentVSR(nn.Module):
 
 
 _NOTE = "trained by `videosr train`; no weights shipped yet"
-_QUALITY = {"width": 48, "blocks": 3, "feat_blocks": 1, "bidirectional": True, "flow": "learned",
+_QUALITY = {"width": 32, "blocks": 2, "feat_blocks": 1, "bidirectional": True, "flow": "learned",
             "flow_levels": 3, "flow_width": 24, "down": 2, "up_channels": 16, "warmup": 8}
 for _v in [
     Variant(name="quality-x4", arch="recurrent", scale=4, kwargs=_QUALITY,
             description="bidirectional recurrent model (BasicVSR family), learned flow; " + _NOTE),
-    Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 64, "blocks": 5},
-            description="wider, deeper bidirectional model: offline use; " + _NOTE),
-    Variant(name="online-x4", arch="recurrent", scale=4, kwargs={**_QUALITY, "bidirectional": False},
-            description="unidirectional (forward-only) recurrent model: causal, bounded latency; " + _NOTE),
+    Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 48, "blocks": 4},
+            description="wider, deeper bidirectional model, about 3x quality-x4: offline use; " + _NOTE),
+    Variant(name="online-x4", arch="recurrent", scale=4,
+            kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
+            description="unidirectional (forward-only) recurrent model, causal: the cost of quality-x4 "
+                        "without look-ahead; " + _NOTE),
 ]:
     register_variant(_v)
