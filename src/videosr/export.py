@@ -17,6 +17,7 @@ The interpolation baselines (bicubic, lanczos: no weights) are not exported.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -262,7 +263,7 @@ def export_onnx(model: nn.Module, output: str | os.PathLike, *, frames: int = DE
         from .errors import OutputError
 
         raise OutputError(f"output folder does not exist: {output.parent}")
-    model = model.eval().float().to("cpu")
+    model = copy.deepcopy(model).eval().float().to("cpu")  # the caller's model keeps its device and mode
     graph = _ExportGraph(model).eval()
     x = torch.rand(1, frames, 3, *_EXAMPLE_HW, generator=torch.Generator().manual_seed(0))
     axes = {0: "batch", 3: "height", 4: "width"}
