@@ -33,6 +33,7 @@ from .progress import Progress
 SCALES = (2, 3, 4)
 _END = object()
 SEGMENT_SECONDS = 4.0  # resumable segments: about this much video each (a multiple of the chunk)
+MAX_OUTPUT_PIXELS = 1 << 28  # per output frame (16384 x 16384): refused before any frame is upscaled
 STOP_GRACE = 1.0  # seconds the stages get to stop after an interrupt before we give up on them
 
 
@@ -168,6 +169,9 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
         s = net.scale
         engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk)
         out_w, out_h = info.width * s, info.height * s
+        if out_w * out_h > MAX_OUTPUT_PIXELS:
+            raise UsageError(f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
+                             f"is {MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)")
         if segmented:
             frames = _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output,
                                         codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
