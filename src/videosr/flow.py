@@ -129,12 +129,14 @@ def _resize_flow(flow: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 @torch.no_grad()
 def estimate_flow(ref: torch.Tensor, sup: torch.Tensor, *, levels: int | None = None, iterations: int = 2,
-                  window_sigma: float = 2.0, smooth_sigma: float = 1.0, reg: float = 1e-4,
-                  min_size: int = 24) -> torch.Tensor:
+                  fine_iterations: int = 1, window_sigma: float = 2.0, smooth_sigma: float = 1.0,
+                  reg: float = 1e-4, min_size: int = 24) -> torch.Tensor:
     """Dense flow (B, 2, H, W) that warps ``sup`` onto ``ref`` (both (B, C, H, W)); see the module doc.
 
     ``levels``: pyramid levels (default: halve while the short side stays >= ``min_size``);
-    ``iterations``: Lucas-Kanade steps per level; ``window_sigma``: std of the Gaussian LK window;
+    ``iterations``: Lucas-Kanade steps per level, ``fine_iterations`` on the full-resolution level (the
+    most expensive; the coarser levels have already converged to within a fraction of a pixel);
+    ``window_sigma``: std of the Gaussian LK window;
     ``smooth_sigma``: std of the smoothing applied to the flow after each step (0: none); ``reg``:
     Tikhonov weight relative to the image's mean squared gradient. Intensities are normalised to
     [0, 1]-like grey (values are used as given, so pass both frames on the same scale).
@@ -160,7 +162,7 @@ def estimate_flow(ref: torch.Tensor, sup: torch.Tensor, *, levels: int | None = 
         rgx, rgy = _gradients(ra)
         # regularisation scale: the mean squared gradient of the reference at this level (per sample)
         eps = reg * (rgx * rgx + rgy * rgy).mean(dim=(1, 2, 3), keepdim=True) + 1e-12
-        for _ in range(iterations):
+        for _ in range(fine_iterations if lvl == 0 else iterations):
             # bicubic: bilinear sampling blurs most at half-pixel offsets, which biases sub-pixel flow
             warped = flow_warp(sb, flow, mode="bicubic")  # sup sampled at x + flow, (B, 1, h, w)
             wgx, wgy = _gradients(warped)
@@ -174,7 +176,7 @@ def estimate_flow(ref: torch.Tensor, sup: torch.Tensor, *, levels: int | None = 
             du = -(syy * sxt - sxy * syt) / det
             dv = -(sxx * syt - sxy * sxt) / det
             flow = flow + torch.stack([du, dv], dim=1)
-            if smooth_sigma > 0:
+            if smooth_sigma > 0 and lvl > 0:  # the finest level keeps its detail
                 flow = _blur(flow, smooth_sigma)
     return flow
 

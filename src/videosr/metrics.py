@@ -90,20 +90,24 @@ def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool
     C2 = (0.03 * 255)^2 on the 0..255 scale, mean of the SSIM map; with ``y_channel=False`` the mean over
     channels of per-channel SSIM. Images must be at least 11x11 after cropping.
     """
+    if a.shape != b.shape:
+        raise UsageError(f"images to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim > 3:  # one image at a time: the five filtered maps of a frame stay in cache (3x faster)
+        lead = a.shape[:-3]
+        fa, fb = a.reshape(-1, *a.shape[-3:]), b.reshape(-1, *b.shape[-3:])
+        vals = [ssim(fa[i], fb[i], crop_border, y_channel) for i in range(fa.shape[0])]
+        return torch.stack(vals).reshape(lead) if vals else torch.zeros(lead, dtype=torch.float64)
     a, b = _prepare(a, b, crop_border, y_channel)
-    lead, (c, h, w) = a.shape[:-3], a.shape[-3:]
+    c, h, w = a.shape[-3:]
     if h < 11 or w < 11:
         raise UsageError(f"SSIM needs images of at least 11x11, got {h}x{w}")
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    x = a.reshape(-1, 1, h, w)  # (..., C, H, W) -> (N C, 1, H, W)
-    y = b.reshape(-1, 1, h, w)
-    stats = _filter_valid(torch.cat([x, y, x * x, y * y, x * y], dim=1), _gauss1d())  # (N C, 5, h', w')
-    mu1, mu2, s11, s22, s12 = stats.unbind(1)
+    stats = _filter_valid(torch.stack([a, b, a * a, b * b, a * b]), _gauss1d())  # (5, C, h', w')
+    mu1, mu2, s11, s22, s12 = stats.unbind(0)
     mu1_mu2, mu1_sq, mu2_sq = mu1 * mu2, mu1 * mu1, mu2 * mu2
     sigma1_sq, sigma2_sq, sigma12 = s11 - mu1_sq, s22 - mu2_sq, s12 - mu1_mu2
     smap = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    per_channel = smap.mean(dim=(-2, -1)).reshape(*lead, c)
-    return per_channel.mean(dim=-1)
+    return smap.mean(dim=(-2, -1)).mean()
 
 
 def psnr_from_mse(m: float) -> float:

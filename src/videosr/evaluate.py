@@ -1,0 +1,496 @@
+"""`videosr eval`: the SR evaluation protocol of the literature, as a library function.
+
+Protocol (docs/evaluation.md has the commands and the numbers it reproduces):
+
+* Data: a folder of clips (each a sub-folder of frames in natural sort order, e.g. Vid4/GT), a folder
+  of images (each a one-frame clip, e.g. Set5/HR), video files (each a clip), or one video file.
+* GT is cropped (bottom/right) to a multiple of the scale. LR is read from ``lr`` (matching names) or
+  made from the GT with the degradation and rounded to 8 bits like a saved LR image: BI = MATLAB
+  bicubic ``imresize(1/s)`` (:func:`videosr.degrade.bi_degrade`, MATLAB's uint8 rounding), BD = 9x9
+  Gaussian sigma 1.6 + every s-th pixel (:func:`videosr.degrade.bd_degrade`).
+* The model's output is rounded to 8 bits before measuring. PSNR/SSIM on the BT.601 Y channel
+  (:mod:`videosr.metrics`), ``crop_border`` pixels removed on each side: 0 for video sets, the scale
+  for image sets, unless given.
+* Video sets use all frames: the mean over the frames of a clip, then the mean over clips.
+  tOF (:func:`videosr.metrics.tof`) for clips of 2 frames or more.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .degrade import bd_degrade, bi_degrade, quantize, upsample
+from .errors import InputError, UsageError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
+DEGRADATIONS = ("BI", "BD")
+
+
+def _natural_key(name: str):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class Clip:
+    """One evaluation item: a clip folder, an image (one-frame clip) or a video file."""
+
+    name: str
+    kind: str  # "frames" | "image" | "video"
+    path: Path
+    frames: list[Path] = field(default_factory=list)  # for kind == "frames"
+
+
+def find_clips(data: str | os.PathLike) -> tuple[list[Clip], bool]:
+    """The clips under ``data`` and whether it is an image set (all items single images)."""
+    root = Path(data)
+    if not root.exists():
+        raise InputError(f"{root}: no such file or folder")
+    if root.is_file():
+        if root.suffix.lower() in IMAGE_EXTS:
+            return [Clip(root.stem, "image", root)], True
+        return [Clip(root.stem, "video", root)], False
+    clips: list[Clip] = []
+    for p in sorted(root.iterdir(), key=lambda q: _natural_key(q.name)):
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            frames = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
+                            key=lambda q: _natural_key(q.name))
+            if frames:
+                clips.append(Clip(p.name, "frames", p, frames))
+        elif p.suffix.lower() in IMAGE_EXTS:
+            clips.append(Clip(p.stem, "image", p))
+        elif p.suffix.lower() in VIDEO_EXTS:
+            clips.append(Clip(p.stem, "video", p))
+    if not clips:
+        raise InputError(f"{root}: no clips (sub-folders of frames), images or videos found")
+    return clips, all(c.kind == "image" for c in clips)
+
+
+def _read_image(path: Path) -> torch.Tensor:
+    """An image file -> (3, H, W) float32 in [0, 1] (grey expanded to RGB, alpha dropped, 16 bit kept)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im, dtype=np.float32) / 65535.0
+                a = np.repeat(a[..., None], 3, axis=2)
+            else:
+                a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    except (OSError, ValueError) as e:
+        raise InputError(f"{path}: cannot read image ({e})") from None
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
+
+
+def _read_video(path: Path, max_frames: int | None) -> torch.Tensor:
+    from .io import image_to_tensor, open_input
+
+    frames = []
+    with open_input(str(path)) as reader:
+        for fr in reader:
+            frames.append(image_to_tensor(fr.image))
+            if max_frames is not None and len(frames) >= max_frames:
+                break
+    return torch.stack(frames)
+
+
+def load_clip(clip: Clip, max_frames: int | None = None) -> torch.Tensor:
+    """(T, 3, H, W) float32 in [0, 1]."""
+    if clip.kind == "image":
+        return _read_image(clip.path)[None]
+    if clip.kind == "video":
+        return _read_video(clip.path, max_frames)
+    paths = clip.frames[:max_frames] if max_frames else clip.frames
+    frames = [_read_image(p) for p in paths]
+    if any(f.shape != frames[0].shape for f in frames):
+        raise InputError(f"{clip.path}: frames differ in size")
+    return torch.stack(frames)
+
+
+def _find_lr(clip: Clip, lr_root: Path, scale: int, is_image_set: bool) -> Clip:
+    """The LR item matching ``clip`` under ``lr_root``: the same name, ``<stem>x<s>.*``, or ``<stem>.*``."""
+    if clip.kind == "frames":
+        d = lr_root / clip.name
+        if not d.is_dir():
+            raise InputError(f"--lr {lr_root}: no folder {clip.name!r} for clip {clip.name}")
+        frames = sorted((f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
+                        key=lambda q: _natural_key(q.name))
+        if len(frames) < len(clip.frames):
+            raise InputError(f"--lr {d}: {len(frames)} frames for {len(clip.frames)} GT frames")
+        return Clip(clip.name, "frames", d, frames[: len(clip.frames)])
+    if lr_root.is_file():
+        return Clip(clip.name, "image" if lr_root.suffix.lower() in IMAGE_EXTS else "video", lr_root)
+    stem = clip.path.stem
+    candidates = [lr_root / clip.path.name]
+    for pattern in (f"{stem}x{scale}.*", f"{stem}_x{scale}.*", f"{stem}_X{scale}.*", f"{stem}.*"):
+        candidates += sorted(lr_root.glob(pattern))
+    for c in candidates:
+        if c.is_file():
+            return Clip(clip.name, clip.kind, c)
+    raise InputError(f"--lr {lr_root}: no file for {clip.path.name} (looked for {clip.path.name}, "
+                     f"{stem}x{scale}.*, {stem}.*)")
+
+
+def _degrade(gt: torch.Tensor, scale: int, degradation: str) -> torch.Tensor:
+    if degradation == "BI":
+        return bi_degrade(gt, scale, quantize_lr=True, matlab_uint8=True).float()
+    return bd_degrade(gt, scale, quantize_lr=True).float()
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_model(name: str, scale: int, weights: str | None):
+    from .pipeline import load_model
+
+    return load_model(name, scale, weights=weights)
+
+
+def _nanmean(vals: list[float | None]) -> float | None:
+    v = [x for x in vals if x is not None]
+    return float(np.mean(v)) if v else None
+
+
+def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int = 4, degradation: str = "BI",
+             crop_border: int | None = None, weights: list[str | None] | None = None,
+             save_images: str | None = None, max_frames: int | None = None, progress: bool = True,
+             clips: list[str] | None = None, temporal: bool = True,
+             log: Callable[[str], None] | None = None) -> list[dict]:
+    """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
+
+    ``lr``: folder (or file) of LR inputs matching ``data``'s names; otherwise the LR is made from the
+    GT with ``degradation`` ("BI" or "BD"). ``crop_border``: None for the protocol default (the scale
+    for image sets, 0 for video sets). ``weights``: per model, a weights file or None. ``save_images``:
+    folder for comparison crops and per-frame PSNR plots. ``max_frames``: the first N frames of each
+    clip. ``clips``: only these clip names. ``temporal``: compute tOF for multi-frame clips.
+    ``progress``: one line per clip and model on stderr (or through ``log``).
+
+    Returns one dict per model: ``{"model", "scale", "degradation", "clips": {name: {"frames", "psnr_y",
+    "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``seconds`` is the model's
+    inference time summed over clips; ``tof`` is None for one-frame clips. ``"clip_seconds"`` holds the
+    per-clip inference times (not part of the JSON format).
+    """
+    from .engine import run_clip
+    from .metrics import clip_flows, psnr, ssim, tof
+
+    if not models:
+        raise UsageError("give at least one --model")
+    degradation = degradation.upper()
+    if degradation not in DEGRADATIONS:
+        raise UsageError(f"unknown degradation {degradation!r} (use BI or BD)")
+    if int(scale) != scale or scale < 1:
+        raise UsageError(f"scale must be a positive integer, got {scale}")
+    if crop_border is not None and crop_border < 0:
+        raise UsageError(f"crop border must be >= 0, got {crop_border}")
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"max frames must be >= 1, got {max_frames}")
+    if weights is not None and len(weights) != len(models):
+        raise UsageError(f"{len(weights)} weights files for {len(models)} models (give one per --model, "
+                         "or none)")
+    say = log if log is not None else (lambda s: print(s, file=sys.stderr, flush=True))
+    if not progress:
+        say = lambda s: None  # noqa: E731
+
+    items, is_image_set = find_clips(data)
+    if clips:
+        wanted = set(clips)
+        unknown = wanted - {c.name for c in items}
+        if unknown:
+            raise UsageError(f"no clip named {', '.join(sorted(unknown))} in {data} "
+                             f"(have: {', '.join(c.name for c in items[:12])}{', ...' if len(items) > 12 else ''})")
+        items = [c for c in items if c.name in wanted]
+    lr_root = Path(lr) if lr is not None else None
+    if lr_root is not None and not lr_root.exists():
+        raise InputError(f"--lr {lr_root}: no such file or folder")
+    crop = crop_border if crop_border is not None else (scale if is_image_set else 0)
+
+    nets = [_load_model(m, scale, weights[i] if weights else None) for i, m in enumerate(models)]
+    labels = _unique_labels(models)
+    results = [{"model": labels[i], "scale": scale, "degradation": "LR files" if lr_root else degradation,
+                "clips": {}, "mean": {}, "seconds": 0.0, "clip_seconds": {}} for i in range(len(models))]
+    if lr_root is not None:
+        for r in results:
+            r["lr"] = str(lr_root)
+    per_frame: dict[str, list[list[float]]] = {}
+
+    for ci, clip in enumerate(items):
+        gt = load_clip(clip, max_frames)  # (T, 3, H, W)
+        if lr_root is not None:
+            lr_clip = load_clip(_find_lr(clip, lr_root, scale, is_image_set), max_frames)
+            lh, lw = lr_clip.shape[-2:]
+            h, w = gt.shape[-2:]
+            if lh * scale > h or lw * scale > w:
+                raise InputError(f"{clip.name}: LR {lw}x{lh} x{scale} is larger than the GT {w}x{h}")
+            if lr_clip.shape[0] != gt.shape[0]:
+                raise InputError(f"{clip.name}: {lr_clip.shape[0]} LR frames for {gt.shape[0]} GT frames")
+            gt = gt[..., : lh * scale, : lw * scale]
+            if (h - lh * scale) >= scale or (w - lw * scale) >= scale:
+                say(f"warning: {clip.name}: GT {w}x{h} cropped to {lw * scale}x{lh * scale} to match the LR")
+        else:
+            gt = gt[..., : gt.shape[-2] - gt.shape[-2] % scale, : gt.shape[-1] - gt.shape[-1] % scale]
+            if gt.shape[-1] < scale or gt.shape[-2] < scale:
+                raise InputError(f"{clip.name}: smaller than the scale")
+            lr_clip = _degrade(gt, scale, degradation)
+        t = gt.shape[0]
+        gt_flows = clip_flows(gt) if (temporal and t > 1) else None
+        view = _ComparisonView(clip.name, gt, lr_clip, scale, crop) if save_images else None
+        per_frame[clip.name] = []
+        for mi, net in enumerate(nets):
+            t0 = time.perf_counter()
+            out = run_clip(net, lr_clip)  # (T, 3, sH, sW)
+            secs = time.perf_counter() - t0
+            if out.shape != gt.shape:
+                raise UsageError(f"model {labels[mi]} gave {tuple(out.shape)} for GT {tuple(gt.shape)}")
+            out = quantize(out.float().clamp(0, 1))
+            p = psnr(out, gt, crop_border=crop)  # (T,)
+            s = ssim(out, gt, crop_border=crop)
+            tv = float(tof(out, gt_flows=gt_flows)) if gt_flows is not None else None
+            entry = {"frames": t, "psnr_y": float(p.mean()), "ssim_y": float(s.mean()), "tof": tv}
+            results[mi]["clips"][clip.name] = entry
+            results[mi]["clip_seconds"][clip.name] = secs
+            results[mi]["seconds"] += secs
+            per_frame[clip.name].append([float(v) for v in p])
+            if view is not None:
+                view.add(labels[mi], out, p)
+            say(f"[{ci + 1}/{len(items)}] {clip.name}: {labels[mi]} PSNR-Y {entry['psnr_y']:.2f} "
+                f"SSIM-Y {entry['ssim_y']:.4f}" + (f" tOF {tv:.3f}" if tv is not None else "") + f" ({secs:.1f}s)")
+            del out
+        if view is not None:
+            os.makedirs(save_images, exist_ok=True)
+            view.save(Path(save_images))
+            if t > 1:
+                plot_psnr_per_frame(Path(save_images) / f"{clip.name}_psnr.png", clip.name, labels,
+                                    per_frame[clip.name])
+    for r in results:
+        cl = r["clips"].values()
+        r["mean"] = {"psnr_y": _nanmean([c["psnr_y"] for c in cl]), "ssim_y": _nanmean([c["ssim_y"] for c in cl]),
+                     "tof": _nanmean([c["tof"] for c in cl])}
+    return results
+
+
+def _unique_labels(models: list[str]) -> list[str]:
+    labels, seen = [], {}
+    for m in models:
+        base = Path(m).name if os.path.sep in m or os.path.exists(m) else m
+        seen[base] = seen.get(base, 0) + 1
+        labels.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return labels
+
+
+def to_json(results: list[dict]) -> dict | list[dict]:
+    """The JSON document of ``evaluate``'s results: one object, or a list for several models.
+
+    Non-finite numbers (PSNR of identical images) become null (JSON has no infinity)."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    docs = [clean({k: v for k, v in r.items() if k != "clip_seconds"}) for r in results]
+    return docs[0] if len(docs) == 1 else docs
+
+
+def format_table(results: list[dict]) -> str:
+    """The results as a text table: clip, frames, PSNR-Y, SSIM-Y, tOF, seconds; a row group per model."""
+    def f(v, fmt):
+        width = int(fmt.split(".")[0])
+        return f"{'-':>{width}}" if v is None else format(v, fmt)
+
+    names = [n for r in results for n in r["clips"]]
+    w = max([len("clip"), len("mean")] + [len(n) for n in names])
+    head = f"{'clip':<{w}}  {'frames':>6}  {'PSNR-Y':>7}  {'SSIM-Y':>7}  {'tOF':>6}  {'seconds':>7}"
+    lines = []
+    for r in results:
+        lines.append(f"{r['model']} (x{r['scale']}, {r['degradation']})")
+        lines.append(head)
+        lines.append("-" * len(head))
+        secs = r.get("clip_seconds", {})
+        total = 0
+        for name, c in r["clips"].items():
+            total += c["frames"]
+            lines.append(f"{name:<{w}}  {c['frames']:>6}  {f(c['psnr_y'], '7.2f')}  {f(c['ssim_y'], '7.4f')}  "
+                         f"{f(c['tof'], '6.3f')}  {f(secs.get(name), '7.2f')}")
+        m = r["mean"]
+        lines.append("-" * len(head))
+        lines.append(f"{'mean':<{w}}  {total:>6}  {f(m['psnr_y'], '7.2f')}  {f(m['ssim_y'], '7.4f')}  "
+                     f"{f(m['tof'], '6.3f')}  {r['seconds']:>7.2f}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Pictures: comparison crops and per-frame PSNR plots (Pillow only)
+# --------------------------------------------------------------------------------------------------
+
+
+def _font(size: int = 14):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _to_pil(x: torch.Tensor):
+    from PIL import Image
+
+    a = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (3, H, W) -> (H, W, 3)
+    return Image.fromarray(np.ascontiguousarray(a))
+
+
+class _ComparisonView:
+    """Collects the same crop of one frame from LR (nearest), bicubic, each model and GT."""
+
+    def __init__(self, name: str, gt: torch.Tensor, lr: torch.Tensor, scale: int, crop_border: int,
+                 size: int = 160) -> None:
+        from .metrics import psnr
+
+        self.name, self.scale = name, scale
+        self.frame = gt.shape[0] // 2
+        g = gt[self.frame]
+        lr_f = lr[self.frame]
+        h, w = g.shape[-2:]
+        side = min(size // scale * scale, h // scale * scale, w // scale * scale)
+        self.side = side
+        bic = quantize(upsample(lr_f, scale).clamp(0, 1))
+        # the crop where bicubic loses most (the interesting detail), on a grid of scale-aligned windows
+        err = ((bic - g) ** 2).mean(0, keepdim=True)[None]  # (1, 1, H, W)
+        pooled = torch.nn.functional.avg_pool2d(err, side, stride=max(scale, side // 4))
+        iy, ix = divmod(int(pooled.flatten().argmax()), pooled.shape[-1])
+        stride = max(scale, side // 4)
+        self.y, self.x = iy * stride, ix * stride
+        self.y -= self.y % scale
+        self.x -= self.x % scale
+        self.gt_crop = self._crop(g)
+        ly, lx, ls = self.y // scale, self.x // scale, side // scale
+        lr_crop = lr_f[:, ly:ly + ls, lx:lx + ls]
+        self.panels = [("LR (nearest)", lr_crop.repeat_interleave(scale, -2).repeat_interleave(scale, -1), None),
+                       ("bicubic", self._crop(bic), float(psnr(bic, g, crop_border=crop_border)))]
+
+    def _crop(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.y:self.y + self.side, self.x:self.x + self.side]
+
+    def add(self, label: str, out: torch.Tensor, psnr_frames: torch.Tensor) -> None:
+        self.panels.append((label, self._crop(out[self.frame]), float(psnr_frames[self.frame])))
+
+    def save(self, folder: Path) -> Path:
+        from PIL import Image, ImageDraw
+
+        panels = self.panels + [("GT", self.gt_crop, None)]
+        zoom = max(1, 192 // max(self.side, 1))
+        tile = self.side * zoom
+        pad, text_h = 6, 36
+        font = _font(13)
+        canvas = Image.new("RGB", (pad + len(panels) * (tile + pad), text_h + tile + 2 * pad + 18), "white")
+        draw = ImageDraw.Draw(canvas)
+        for i, (label, img, p) in enumerate(panels):
+            im = _to_pil(img)
+            if zoom > 1:
+                im = im.resize((tile, tile), Image.NEAREST)
+            x0 = pad + i * (tile + pad)
+            canvas.paste(im, (x0, pad))
+            draw.text((x0, pad + tile + 4), label, fill="black", font=font)
+            if p is not None:
+                draw.text((x0, pad + tile + 20), "inf dB" if not math.isfinite(p) else f"{p:.2f} dB",
+                          fill="black", font=font)
+        draw.text((pad, canvas.height - 18),
+                  f"{self.name} frame {self.frame + 1}, crop at ({self.x},{self.y}), {self.side} px, shown x{zoom}; "
+                  "PSNR-Y of the whole frame", fill="gray", font=_font(11))
+        path = folder / f"{self.name}_compare.png"
+        canvas.save(path)
+        return path
+
+
+_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    if hi <= lo:
+        hi = lo + 1
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
+    start = math.ceil(lo / step) * step
+    ticks, v = [], start
+    while v <= hi + 1e-9:
+        ticks.append(round(v, 10))
+        v += step
+    return ticks
+
+
+def plot_psnr_per_frame(path: Path, title: str, labels: list[str], series: list[list[float]],
+                        size: tuple[int, int] = (760, 420)) -> Path:
+    """A line plot of PSNR-Y per frame, one line per model, with axes, ticks and a legend (Pillow)."""
+    from PIL import Image, ImageDraw
+
+    w, h = size
+    left, right, top, bottom = 62, 16, 34, 48
+    img = Image.new("RGB", size, "white")
+    d = ImageDraw.Draw(img)
+    font, small = _font(13), _font(11)
+    finite = [v for s in series for v in s if math.isfinite(v)]
+    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    margin = max(0.2, 0.05 * (hi - lo))
+    lo, hi = lo - margin, hi + margin
+    n = max(len(s) for s in series)
+    x0, x1, y0, y1 = left, w - right, top, h - bottom
+
+    def px(i: float) -> float:
+        return x0 + (x1 - x0) * (i / max(n - 1, 1))
+
+    def py(v: float) -> float:
+        return y1 - (y1 - y0) * ((v - lo) / (hi - lo))
+
+    for t in _nice_ticks(lo, hi):
+        yy = py(t)
+        d.line([(x0, yy), (x1, yy)], fill=(230, 230, 230))
+        d.line([(x0 - 4, yy), (x0, yy)], fill="black")
+        d.text((4, yy - 7), f"{t:g}", fill="black", font=small)
+    for t in _nice_ticks(0, n - 1, 8):
+        if t != int(t):
+            continue
+        xx = px(t)
+        d.line([(xx, y1), (xx, y1 + 4)], fill="black")
+        d.text((xx - 6, y1 + 6), str(int(t) + 1), fill="black", font=small)
+    d.rectangle([x0, y0, x1, y1], outline="black")
+    d.text((x0 + (x1 - x0) // 2 - 20, h - 20), "frame", fill="black", font=font)
+    d.text((4, 8), "PSNR-Y (dB)", fill="black", font=font)
+    d.text((x0 + 110, 8), title, fill="black", font=font)
+    for k, s in enumerate(series):
+        col = _COLOURS[k % len(_COLOURS)]
+        pts = [(px(i), py(v)) for i, v in enumerate(s) if math.isfinite(v)]
+        if len(pts) > 1:
+            d.line(pts, fill=col, width=2)
+        for p in pts:
+            d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=col)
+    # legend, top right inside the axes
+    lw = max(len(lbl) for lbl in labels) * 7 + 40
+    lx, ly = x1 - lw - 6, y0 + 6
+    d.rectangle([lx, ly, x1 - 6, ly + 18 * len(labels) + 4], fill="white", outline=(160, 160, 160))
+    for k, lbl in enumerate(labels):
+        col = _COLOURS[k % len(_COLOURS)]
+        yy = ly + 11 + 18 * k
+        d.line([(lx + 6, yy), (lx + 26, yy)], fill=col, width=3)
+        d.text((lx + 32, yy - 7), lbl, fill="black", font=small)
+    img.save(path)
+    return path
