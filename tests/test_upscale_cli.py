@@ -139,3 +139,26 @@ def test_failure_mid_run_leaves_nothing(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(engine.Engine, "_forward", flaky)
     assert main(["upscale", src, str(out), "--model", "bicubic", "--scale", "2", "--quiet"]) == 70
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+def test_resume_options_need_a_video_file_output(tmp_path) -> None:
+    src = clips.make_video(tmp_path / "in.mp4", frames=3, width=16, height=16)
+    code, _, stderr = run_cli("upscale", src, str(tmp_path / "pngs") + os.sep, "--model", "bicubic", "--scale", "2",
+                              "--resume")
+    assert code == 2 and "--resume needs" in stderr and stderr.count("\n") == 1
+    code, _, stderr = run_cli("upscale", src, str(tmp_path / "o.mp4"), "--model", "bicubic", "--scale", "2",
+                              "--segment", "0")
+    assert code == 2 and "--segment" in stderr
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+def test_resume_flag_on_a_fresh_run_and_json_summary(tmp_path) -> None:
+    """--resume with no earlier state simply runs (resumably); the summary is unchanged; no state is left."""
+    src = clips.make_video(tmp_path / "in.mp4", frames=9, width=16, height=16, audio=True)
+    out = str(tmp_path / "o.mp4")
+    code, stdout, stderr = run_cli("upscale", src, out, "--model", "bicubic", "--scale", "2", "--resume",
+                                   "--segment", "4", "--json")
+    assert code == 0, stderr
+    assert json.loads(stdout)["frames"] == 9
+    assert frame_count(out) == 9 and clips.video_pts(out) == clips.video_pts(src)
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4", "o.mp4"]
