@@ -96,10 +96,12 @@ class Motion:
     jitter: float = 0.5  # hand-held shake, std (HR px)
     max_zoom: float = 0.012  # log-zoom per frame, uniform in [-max_zoom, max_zoom]
     max_rot: float = 0.4  # degrees per frame, uniform in [-max_rot, max_rot]
-    min_source_scale: float = 0.5  # canvas = photo downscaled by a factor in [min_source_scale, 1]
+    min_source_scale: float = 0.25  # canvas = photo downscaled by a log-uniform factor in [this, 1]
     object_prob: float = 0.5  # probability of an independently moving patch
     object_speed: float = 12.0  # its speed relative to the frame (HR px/frame)
-    min_texture: float = 0.01  # reject crops whose mean |gradient| (0..1 units) is below this
+    min_texture: float = 0.02  # a crop flatter than this (mean |dx|+|dy|, 0..1 units) is replaced
+    crop_tries: int = 3  # candidate crop positions per clip
+    hard_prob: float = 0.7  # probability of taking the most textured candidate
 
 
 def _affine_frames(canvas: torch.Tensor, out: int, shifts: np.ndarray, zooms: np.ndarray,
@@ -120,9 +122,10 @@ def _affine_frames(canvas: torch.Tensor, out: int, shifts: np.ndarray, zooms: np
     return F.grid_sample(src, grid, mode="bicubic", padding_mode="reflection", align_corners=False)
 
 
-def _texture(x: torch.Tensor) -> float:
-    g = x.mean(dim=-3)
-    return float((g[..., :, 1:] - g[..., :, :-1]).abs().mean() + (g[..., 1:, :] - g[..., :-1, :]).abs().mean())
+def _texture_u8(a: np.ndarray) -> float:
+    """Mean |dx| + |dy| of the green channel of a uint8 (H, W, 3) array, in 0..1 units."""
+    g = a[..., 1].astype(np.int16)
+    return float(np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean()) / 255
 
 
 def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator, motion: Motion,
@@ -145,13 +148,18 @@ def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator
         shifts, rots, zooms = shifts * fit, rots * fit, np.exp(np.log(zooms) * fit)
         big = room
     f_lo = max(motion.min_source_scale, big / room)
-    f = rng.uniform(f_lo, 1.0) if f_lo < 1 else 1.0
+    f = math.exp(rng.uniform(math.log(f_lo), 0.0)) if f_lo < 1 else 1.0  # log-uniform in [f_lo, 1]
     src = min(room, int(round(big / f)))
-    for _ in range(4):  # look for a crop with some texture
-        y0, x0 = rng.integers(0, h - src + 1), rng.integers(0, w - src + 1)
-        crop = _to_float(img[y0:y0 + src, x0:x0 + src])
-        if _texture(crop[:, ::4, ::4]) >= motion.min_texture * 2:
-            break
+    # texture-aware crop: of `motion.crop_tries` random positions, keep the most textured one (measured at
+    # about canvas resolution) with probability `motion.hard_prob`, else the first; flat crops are redrawn
+    k = max(1, int(round(src / big)))
+    cands = [(rng.integers(0, h - src + 1), rng.integers(0, w - src + 1)) for _ in range(motion.crop_tries)]
+    tex = [_texture_u8(img[y:y + src:k, x:x + src:k]) for y, x in cands]
+    pick = int(np.argmax(tex)) if rng.random() < motion.hard_prob else 0
+    if tex[pick] < motion.min_texture:
+        pick = int(np.argmax(tex))
+    y0, x0 = cands[pick]
+    crop = _to_float(img[y0:y0 + src, x0:x0 + src])
     canvas = crop[None]
     if src != big:
         canvas = F.interpolate(canvas, size=(big, big), mode="bicubic", antialias=True, align_corners=False)
@@ -194,15 +202,19 @@ def _composite_object(hr: torch.Tensor, other: np.ndarray, rng: np.random.Genera
     return hr * (1 - a) + layer[:, :3] * a
 
 
-def video_clip(frames_u8: np.ndarray, size: int, frames: int, rng: np.random.Generator) -> torch.Tensor:
-    """(T, 3, size, size): consecutive real frames (stride 1, or 2 with probability 0.3) at a random crop."""
+def video_clip(frames_u8: np.ndarray, size: int, frames: int, rng: np.random.Generator, tries: int = 3,
+               hard_prob: float = 0.7) -> torch.Tensor:
+    """(T, 3, size, size): consecutive real frames (stride 1, or 2 with probability 0.3) at a random crop
+    (the most textured of ``tries`` positions with probability ``hard_prob``)."""
     n, h, w = frames_u8.shape[:3]
     stride = 2 if rng.random() < 0.3 and (frames - 1) * 2 < n else 1
     span = (frames - 1) * stride + 1
     if span > n or size > h or size > w:
         raise UsageError(f"video run of {n} frames {w}x{h} too small for {frames} frames of {size}x{size}")
     s0 = rng.integers(0, n - span + 1)
-    y0, x0 = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    cands = [(rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)) for _ in range(tries)]
+    tex = [_texture_u8(frames_u8[s0, y:y + size:2, x:x + size:2]) for y, x in cands]
+    y0, x0 = cands[int(np.argmax(tex)) if rng.random() < hard_prob else 0]
     return _to_float(frames_u8[s0:s0 + span:stride, y0:y0 + size, x0:x0 + size])
 
 
@@ -270,7 +282,8 @@ class TrainClips(IterableDataset):
         if rng.random() < self.video_fraction:
             usable = [c for c in st.clips if c.shape[0] >= self.frames and min(c.shape[1:3]) >= size]
             if usable:
-                return video_clip(usable[rng.integers(len(usable))], size, self.frames, rng)
+                return video_clip(usable[rng.integers(len(usable))], size, self.frames, rng,
+                                  self.motion.crop_tries, self.motion.hard_prob)
         i = rng.choice(len(st.stills), p=st.still_p)
         other = st.stills[rng.choice(len(st.stills), p=st.still_p)]
         return still_clip(st.stills[i], size, self.frames, rng, self.motion, other)

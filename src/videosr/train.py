@@ -274,15 +274,13 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
     last = out / "last.pt"
+    if last.exists() and not resume:  # checked on every rank (one file system), so no rank is left waiting
+        raise ResumeError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
+                          f"or choose another out_dir")
+    if resume and not last.exists():
+        raise ResumeError(f"nothing to resume: {last} does not exist")
     if master:
-        if last.exists() and not resume:
-            raise ResumeError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
-                              f"or choose another out_dir")
-        if resume and not last.exists():
-            raise ResumeError(f"nothing to resume: {last} does not exist")
         out.mkdir(parents=True, exist_ok=True)
-    if world > 1:
-        dist.barrier()
 
     # ---- model, EMA, optimizer, schedule
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
