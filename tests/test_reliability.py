@@ -349,7 +349,7 @@ def _peak_rss_kib(args: list[str]) -> int:
 @pytest.mark.slow
 def test_memory_does_not_grow_with_length(tmp_path):
     """Peak RSS for 1000 frames is within 10% of 100 frames (same clip size, bounded queues, no frame
-    folders). Slow (~40 s on 2 busy cores): run with -m slow."""
+    folders). About 11-20 s on 2 busy cores, so opt-in (-m slow) to keep the default run under a minute."""
     short = clips.make_video(tmp_path / "short.mp4", frames=100, width=64, height=48)
     long = clips.make_video(tmp_path / "long.mp4", frames=1000, width=64, height=48)
     a = _peak_rss_kib(["upscale", short, str(tmp_path / "a.mp4"), *BICUBIC])
