@@ -128,13 +128,19 @@ class Engine:
         return torch.stack(list(self.stream(iter(frames))))
 
     # ---------------------------------------------------------------- streams
-    def stream(self, frames: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """Upscale a stream of (C, H, W) frames lazily, yielding (C, sH, sW) frames in order (on CPU)."""
+    def stream(self, frames: Iterable[torch.Tensor], first: int = 0, start: int | None = None
+               ) -> Iterator[torch.Tensor]:
+        """Upscale a stream of (C, H, W) frames lazily, yielding (C, sH, sW) frames in order (on CPU).
+
+        ``first``: the video index of the stream's first frame; ``start``: the index of the first output
+        wanted (default ``first``). Frames in [first, start) are warm-up only: a resumed run passes
+        ``first = start - context`` with ``start`` a multiple of ``chunk``, and then cuts exactly the
+        clips an uninterrupted run cuts, so every output frame comes from the same input clip."""
         ctx = self.context
         chunk = self.chunk
         buf: deque[torch.Tensor] = deque()  # frames [base, base + len(buf))
-        base = 0  # index of buf[0]
-        next_out = 0  # index of the next frame to emit
+        base = first  # index of buf[0]
+        next_out = first if start is None else start  # index of the next frame to emit
         it = iter(frames)
         ended = False
         while True:

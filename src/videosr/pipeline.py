@@ -21,7 +21,7 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -375,39 +375,6 @@ class _SegmentSink:
             w.abort()
 
 
-def stream_from(engine, frames: Iterable[torch.Tensor], first: int, start: int) -> Iterator[torch.Tensor]:
-    """:meth:`Engine.stream` for a stream that begins at frame ``first`` and whose outputs are wanted from
-    frame ``start`` on (``first = start - context``: warm-up frames). Cuts the same clips as an
-    uninterrupted ``Engine.stream`` when ``start`` is a multiple of ``engine.chunk``, so a resumed run
-    computes every output frame from exactly the same input clip."""
-    ctx, chunk, causal = engine.context, engine.chunk, engine.causal
-    buf: deque[torch.Tensor] = deque()
-    base = first
-    next_out = start
-    it = iter(frames)
-    ended = False
-    while True:
-        want = next_out + chunk + (0 if causal else ctx)
-        while not ended and base + len(buf) < want:
-            try:
-                buf.append(next(it))
-            except StopIteration:
-                ended = True
-        have = base + len(buf)
-        if next_out >= have:
-            return
-        core_end = min(next_out + chunk, have)
-        lo = max(base, next_out - ctx)
-        hi = core_end if causal else min(have, core_end + ctx)
-        out = engine._run(torch.stack([buf[i - base] for i in range(lo, hi)]))
-        for i in range(next_out, core_end):
-            yield out[i - lo]
-        next_out = core_end
-        while base < next_out - ctx and buf:
-            buf.popleft()
-            base += 1
-
-
 def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callable[[int], None] | None, *,
                 write: Callable[[Frame, torch.Tensor], None], finish: Callable[[], None] | None = None,
                 first: int = 0, start: int = 0, allow_empty: bool = False) -> int:
@@ -444,9 +411,7 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
             yield item
 
     def run_model() -> None:
-        frames = engine.stream(lr_frames()) if first == 0 and start == 0 else \
-            stream_from(engine, lr_frames(), first, start)
-        for hr in frames:
+        for hr in engine.stream(lr_frames(), first=first, start=start):
             if not _put(encoded, (meta.popleft(), hr), stop):
                 return
             count[0] += 1
