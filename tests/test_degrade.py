@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 
 import numpy as np
@@ -194,3 +196,74 @@ def test_bd_matches_vid4_calendar():
         basicsr = _u8(bd_degrade(_load(f).float(), 4, kernel_size=13, padding="reflect", quantize_lr=True,
                                  rounding="round"))
         assert np.abs(basicsr - ref).mean() <= 1.0
+
+
+# ---- realistic degradations ------------------------------------------------------------------------
+
+
+def _clip(t=4, h=48, w=56, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(1, 3, h // 4, w // 4, generator=g)
+    frames = torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+    return frames.expand(t, -1, -1, -1).contiguous()
+
+
+def test_realistic_degrade_deterministic_and_shapes():
+    x = _clip(h=50, w=58)  # not multiples of 4: cropped
+    for seed in range(4):
+        a, pa = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(seed), return_params=True)
+        b, pb = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(seed), return_params=True)
+        assert a.shape == (4, 3, 12, 14) and a.dtype == torch.float32
+        assert pa == pb and torch.equal(a, b)
+        assert a.min() >= 0 and a.max() <= 1
+
+
+def test_realistic_degrade_steps():
+    x = _clip()
+    none = degrade.RealisticParams(blur_prob=0, noise_prob=0, jpeg_prob=0, video_prob=0, resize_kernels=("bicubic",))
+    y = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(0), none)
+    torch.testing.assert_close(y, degrade.quantize(imresize(x, 0.25).clamp(0, 1)))
+    area = dataclasses_replace(none, resize_kernels=("area",))
+    y = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(0), area)
+    torch.testing.assert_close(y, degrade.quantize(torch.nn.functional.avg_pool2d(x, 4)))
+    # noise: grey noise is equal across channels; the level follows sigma
+    grey = dataclasses_replace(none, noise_prob=1, poisson_prob=0, grey_noise_prob=1, gaussian_sigma=(10, 10))
+    y, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(1), grey, return_params=True)
+    d = y - degrade.quantize(imresize(x, 0.25).clamp(0, 1))
+    assert p["noise"] == {"type": "gaussian", "sigma": 10.0, "grey": True}
+    assert 7 / 255 < d.std() < 13 / 255 and (d[:, 0] - d[:, 1]).abs().max() < 2 / 255
+    pois = dataclasses_replace(none, noise_prob=1, poisson_prob=1, grey_noise_prob=0)
+    _, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(2), pois, return_params=True)
+    assert p["noise"]["type"] == "poisson" and 10 ** 1.5 <= p["noise"]["peak"] <= 10 ** 3.5
+    # blur: anisotropic kernel is normalised and rotated
+    k = degrade.anisotropic_gaussian_kernel(15, 3.0, 1.0, math.pi / 2)
+    assert abs(k.sum().item() - 1) < 1e-12 and k[7, 0] < k[0, 7]  # long axis vertical after 90 degrees
+    blur = dataclasses_replace(none, blur_prob=1)
+    _, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(3), blur, return_params=True)
+    assert p["blur"]["size"] in none.blur_kernel_sizes
+
+
+@pytest.mark.parametrize("codec", ["libx264", "libx265"])
+def test_video_and_jpeg_compression(codec):
+    x = _clip(t=5, h=34, w=46)  # even sizes
+    y = degrade.video_compress(x[..., :33, :45], codec, 30)  # odd size: padded and cropped back
+    assert y.shape == (5, 3, 33, 45)
+    assert 0 < (y - x[..., :33, :45]).abs().mean() < 0.05
+    j = degrade.jpeg_compress(x, 40)
+    assert j.shape == x.shape and 0 < (j - x).abs().mean() < 0.08
+    p = degrade.RealisticParams(blur_prob=0, noise_prob=0, jpeg_prob=1, video_prob=1, video_codecs=(codec,))
+    y, d = degrade.realistic_degrade(x, 2, torch.Generator().manual_seed(0), p, return_params=True)
+    assert y.shape == (5, 3, 17, 23) and d["video"]["codec"] == codec and 35 <= d["jpeg"] <= 95
+
+
+def test_realistic_params_validation():
+    with pytest.raises(UsageError):
+        degrade.RealisticParams(blur_prob=1.5)
+    with pytest.raises(UsageError):
+        degrade.RealisticParams(crf=(30, 20))
+    with pytest.raises(UsageError):
+        degrade.RealisticParams(blur_kernel_sizes=(4,))
+    with pytest.raises(UsageError):
+        degrade.RealisticParams(video_codecs=("vp9",))
+    with pytest.raises(UsageError):
+        degrade.realistic_degrade(torch.rand(3, 8, 8), 2, torch.Generator())
