@@ -168,7 +168,7 @@ def _nanmean(vals: list[float | None]) -> float | None:
 def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int = 4, degradation: str = "BI",
              crop_border: int | None = None, weights: list[str | None] | None = None,
              save_images: str | None = None, max_frames: int | None = None, progress: bool = True,
-             clips: list[str] | None = None, temporal: bool = True,
+             clips: list[str] | None = None, temporal: bool = True, threads: int | None = None,
              log: Callable[[str], None] | None = None) -> list[dict]:
     """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
 
@@ -177,13 +177,25 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     for image sets, 0 for video sets). ``weights``: per model, a weights file or None. ``save_images``:
     folder for comparison crops and per-frame PSNR plots. ``max_frames``: the first N frames of each
     clip. ``clips``: only these clip names. ``temporal``: compute tOF for multi-frame clips.
-    ``progress``: one line per clip and model on stderr (or through ``log``).
+    ``progress``: one line per clip and model on stderr (or through ``log``). ``threads``: torch
+    intra-op threads for this call (restored after); on a busy shared machine 1 is often fastest.
 
     Returns one dict per model: ``{"model", "scale", "degradation", "clips": {name: {"frames", "psnr_y",
     "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``seconds`` is the model's
     inference time summed over clips; ``tof`` is None for one-frame clips. ``"clip_seconds"`` holds the
     per-clip inference times (not part of the JSON format).
     """
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"threads must be >= 1, got {threads}")
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return evaluate(models, data, lr=lr, scale=scale, degradation=degradation, crop_border=crop_border,
+                            weights=weights, save_images=save_images, max_frames=max_frames, progress=progress,
+                            clips=clips, temporal=temporal, threads=None, log=log)
+        finally:
+            torch.set_num_threads(before)
     from .engine import run_clip
     from .metrics import clip_flows, psnr, ssim, tof
 

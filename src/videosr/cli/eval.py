@@ -35,6 +35,8 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     p.add_argument("--save-images", default=None, metavar="DIR",
                    help="write comparison crops and per-frame PSNR plots per clip")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=run)
 
@@ -47,7 +49,7 @@ def run(args) -> int:
         list(args.model), args.data, lr=args.lr, scale=args.scale, degradation=args.degradation.upper(),
         crop_border=args.crop_border, weights=list(args.weights) if args.weights else None,
         save_images=args.save_images, max_frames=args.max_frames, progress=not args.quiet,
-        clips=list(args.clip) if args.clip else None, temporal=not args.no_tof,
+        clips=list(args.clip) if args.clip else None, temporal=not args.no_tof, threads=args.threads,
     )
     sys.stdout.write(format_table(results))
     if args.json:
