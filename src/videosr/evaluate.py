@@ -168,7 +168,7 @@ def _nanmean(vals: list[float | None]) -> float | None:
 def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int = 4, degradation: str = "BI",
              crop_border: int | None = None, weights: list[str | None] | None = None,
              save_images: str | None = None, max_frames: int | None = None, progress: bool = True,
-             clips: list[str] | None = None, temporal: bool = True, threads: int | None = None,
+             clips: list[str] | None = None, temporal: bool = True, threads: int | None = 1,
              log: Callable[[str], None] | None = None) -> list[dict]:
     """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
 
@@ -178,14 +178,17 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     folder for comparison crops and per-frame PSNR plots. ``max_frames``: the first N frames of each
     clip. ``clips``: only these clip names. ``temporal``: compute tOF for multi-frame clips.
     ``progress``: one line per clip and model on stderr (or through ``log``). ``threads``: torch
-    intra-op threads for this call (restored after); on a busy shared machine 1 is often fastest.
+    intra-op threads for this call (restored after; None: leave torch's setting). Default 1: the
+    protocol is many small memory-bound operations, and on a shared 2-core machine torch's 2 threads
+    took 365 s of CPU for Vid4 against 36 s with 1 (OpenMP threads spin at barriers when the other
+    core is busy).
 
     Returns one dict per model: ``{"model", "scale", "degradation", "clips": {name: {"frames", "psnr_y",
     "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``seconds`` is the model's
     inference time summed over clips; ``tof`` is None for one-frame clips. ``"clip_seconds"`` holds the
     per-clip inference times (not part of the JSON format).
     """
-    if threads is not None:
+    if threads is not None and threads != torch.get_num_threads():
         if threads < 1:
             raise UsageError(f"threads must be >= 1, got {threads}")
         before = torch.get_num_threads()

@@ -35,8 +35,9 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     p.add_argument("--save-images", default=None, metavar="DIR",
                    help="write comparison crops and per-frame PSNR plots per clip")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch CPU threads (default 1: fastest for this workload on a shared machine; "
+                        "0: torch's default)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=run)
 
@@ -49,7 +50,7 @@ def run(args) -> int:
         list(args.model), args.data, lr=args.lr, scale=args.scale, degradation=args.degradation.upper(),
         crop_border=args.crop_border, weights=list(args.weights) if args.weights else None,
         save_images=args.save_images, max_frames=args.max_frames, progress=not args.quiet,
-        clips=list(args.clip) if args.clip else None, temporal=not args.no_tof, threads=args.threads,
+        clips=list(args.clip) if args.clip else None, temporal=not args.no_tof, threads=args.threads or None,
     )
     sys.stdout.write(format_table(results))
     if args.json:
