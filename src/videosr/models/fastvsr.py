@@ -7,10 +7,16 @@
       -> reconstruction: one conv (out_kernel x out_kernel) -> 3*(s*down)^2 channels, one pixel shuffle
 
 Every convolution runs at LR/down resolution (down=2: 4x fewer pixels and 4x more channels than LR for
-the same cost, which suits oneDNN's kernels and doubles the receptive field). The global residual (the
-current frame upsampled with a fixed `residual` filter: "nearest", free, as ABPN's anchor; or "bilinear",
-exact, needs out_kernel=3) is folded into the reconstruction conv as extra input channels with fixed
-weights, so it costs no HR-sized pass. Sequence ends are padded by replicating the edge frames.
+the same cost, which suits oneDNN's kernels and doubles the receptive field). The global residual is the
+current frame upsampled with a fixed `residual` filter, computed at LR/down resolution before the pixel
+shuffle, so it costs no HR-sized pass:
+  * "bicubic" (the default of the shipped variants): MATLAB bicubic as a grouped 3x3-cell convolution of the
+    unshuffled frame, with the learned branch initialised to zero, so training starts from bicubic quality.
+    Measured on 20 fixed training batches: with a "nearest" or "bilinear" base the 40k-parameter model
+    stayed 1-2 dB under bicubic after 300 Adam steps; with the bicubic base it passed bicubic by 0.3 dB.
+  * "nearest" (ABPN's anchor) or "bilinear" (exact, needs out_kernel=3): folded into the reconstruction
+    conv as extra input channels with fixed weights.
+Sequence ends are padded by replicating the edge frames.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ResidualBlock, upsample_weights
+from .layers import ResidualBlock, grouped_upsample_weights, upsample_weights
 from .registry import Variant, register_arch, register_variant
 
 
@@ -48,7 +54,15 @@ class FastVSR(nn.Module):
         self.body = nn.Sequential(*[ResidualBlock(width) for _ in range(blocks)])
         # reconstruction; the fixed residual filter reads the unshuffled current frame
         self.to_rgb = nn.Conv2d(width, 3 * up * up, out_kernel)
-        self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
+        self.residual = residual
+        if residual == "bicubic":
+            # MATLAB bicubic base (a 3x3-cell grouped conv on the unshuffled frame); the learned branch
+            # starts at zero, so an untrained model is exactly bicubic in the interior
+            self.register_buffer("base", grouped_upsample_weights("bicubic", scale, down, 3), persistent=False)
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
+        else:
+            self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +82,15 @@ class FastVSR(nn.Module):
         y = self.act(self.fuse(win))  # (B*T, width, h', w')
         # body
         y = self.body(y)  # (B*T, width, h', w')
+        if self.residual == "bicubic":
+            # reconstruction + bicubic base of the current frame (replicate-padded by one cell)
+            e = d - d * r  # `frames` already has d*r pixels of padding on each side
+            cur = F.pad(frames, (e, e, e, e), mode="replicate") if e else frames  # (B*T, 3, H2 + 2d, W2 + 2d)
+            base = F.conv2d(F.pixel_unshuffle(cur, d), self.base.to(y.dtype), groups=3)  # (B*T, 3*(s*d)^2, h', w')
+            y = self.to_rgb(F.pad(y, (r, r, r, r)) if r else y)  # (B*T, 3*(s*d)^2, h', w')
+            y = F.pixel_shuffle(y + base, s * d)  # (B*T, 3, s*d*h', s*d*w')
+            y = y[..., : s * h, : s * w] if (ph or pw) else y  # (B*T, 3, sH, sW)
+            return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
         # reconstruction + fixed residual in one convolution
         y = F.pad(y, (r, r, r, r)) if r else y  # (B*T, width, h'+2r, w'+2r), zero padding as in a conv
         y = torch.cat([y, u.to(y.dtype)], dim=1)  # (B*T, width + 3*d*d, h'+2r, w'+2r)
@@ -80,7 +103,7 @@ class FastVSR(nn.Module):
 
 _FAST_NOTE = "trained by `videosr train`; no weights shipped yet"
 _FAST = {"frames": 3, "causal": False, "feat": 16, "width": 32, "blocks": 1, "down": 2, "out_kernel": 1,
-         "residual": "nearest"}
+         "residual": "bicubic"}
 for _v in [
     Variant(name="fast-x4", arch="fastvsr", scale=4, kwargs=_FAST,
             description="real-time 3-frame model (t-1, t, t+1), video-call class; " + _FAST_NOTE),
@@ -89,8 +112,8 @@ for _v in [
     Variant(name="fast-x4-small", arch="fastvsr", scale=4, kwargs={**_FAST, "feat": 12, "width": 24},
             description="smallest real-time model, for slower CPUs; " + _FAST_NOTE),
     Variant(name="fast-x4-large", arch="fastvsr", scale=4,
-            kwargs={**_FAST, "frames": 5, "width": 48, "blocks": 3, "out_kernel": 3, "residual": "bilinear"},
-            description="5-frame model with exact bilinear residual; not real-time on 2 cores; " + _FAST_NOTE),
+            kwargs={**_FAST, "frames": 5, "width": 48, "blocks": 3, "out_kernel": 3, "residual": "bicubic"},
+            description="5-frame model; not real-time on 2 cores; " + _FAST_NOTE),
     Variant(name="fast-x2", arch="fastvsr", scale=2, kwargs=_FAST,
             description="x2 version of fast-x4; " + _FAST_NOTE),
 ]:

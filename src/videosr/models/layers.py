@@ -52,13 +52,37 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border")
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
+def _bicubic_taps(scale: int) -> torch.Tensor:
+    """(scale, 5) MATLAB bicubic (a = -0.5) weights on LR offsets -2..+2 for each output phase.
+
+    Output pixel x = s*i + p samples the LR line at u = i + (p + 0.5)/s - 0.5; its four taps are the
+    cubic kernel at distances u - (i + o), normalised to sum to 1 as MATLAB's imresize does."""
+    def cubic(v: float) -> float:
+        v = abs(v)
+        if v <= 1:
+            return 1.5 * v ** 3 - 2.5 * v ** 2 + 1
+        if v < 2:
+            return -0.5 * v ** 3 + 2.5 * v ** 2 - 4 * v + 2
+        return 0.0
+
+    taps = torch.zeros(scale, 5, dtype=torch.float64)
+    for p in range(scale):
+        d = (p + 0.5) / scale - 0.5
+        for o in range(-2, 3):
+            taps[p, o + 2] = cubic(d - o)
+        taps[p] /= taps[p].sum()
+    return taps
+
+
 def _taps(kind: str, scale: int) -> torch.Tensor:
-    """(scale, 3) weights on LR offsets (-1, 0, +1) for each output phase of a fixed upsampler."""
+    """(scale, 5) weights on LR offsets (-2, -1, 0, +1, +2) for each output phase of a fixed upsampler."""
+    if kind == "bicubic":
+        return _bicubic_taps(scale)
     if kind == "bilinear":
-        return _bilinear_taps(scale)
+        return F.pad(_bilinear_taps(scale), (1, 1))
     if kind == "nearest":
-        return torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64).expand(scale, 3).clone()
-    raise ValueError(f"unknown fixed upsampler {kind!r} (bilinear, nearest)")
+        return torch.tensor([[0.0, 0.0, 1.0, 0.0, 0.0]], dtype=torch.float64).expand(scale, 5).clone()
+    raise ValueError(f"unknown fixed upsampler {kind!r} (bicubic, bilinear, nearest)")
 
 
 def upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.Tensor:
@@ -69,20 +93,28 @@ def upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.Tensor:
     (align_corners=False). Raises ValueError when a k x k cell window cannot reach the needed LR pixels.
     """
     sd, r = scale * down, k // 2
-    taps = _taps(kind, scale)  # (s, 3)
+    taps = _taps(kind, scale)  # (s, 5)
     w1 = torch.zeros(sd, down, k, dtype=torch.float64)  # (HR phase P, LR sub-position j, cell offset)
     for P in range(sd):
         a, p = divmod(P, scale)  # LR sub-position in the cell, phase within that LR pixel
-        for o in (-1, 0, 1):
-            if taps[p, o + 1] == 0:
+        for o in (-2, -1, 0, 1, 2):
+            if taps[p, o + 2] == 0:
                 continue
             cell, j = divmod(a + o, down)  # cell offset and sub-position of LR pixel a + o
             if abs(cell) > r:
-                raise ValueError(f"{kind} upsampling from unshuffle({down}) needs kernel >= 3, got {k}")
-            w1[P, j, cell + r] += taps[p, o + 1]
+                raise ValueError(f"{kind} upsampling from unshuffle({down}) needs a larger kernel than {k}")
+            w1[P, j, cell + r] += taps[p, o + 2]
     w2 = w1[:, None, :, None, :, None] * w1[None, :, None, :, None, :]  # (Py, Px, jy, jx, ky, kx)
     w2 = w2.reshape(sd * sd, down * down, k, k)  # (HR phases, LR sub-positions, k, k)
     w = torch.zeros(3, sd * sd, 3, down * down, k, k, dtype=torch.float64)
     for c in range(3):
         w[c, :, c] = w2  # colour channels do not mix
     return w.reshape(3 * sd * sd, 3 * down * down, k, k).float()
+
+
+def grouped_upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.Tensor:
+    """:func:`upsample_weights` for a ``groups=3`` convolution (colour channels never mix):
+    (3*(s*d)^2, d^2, k, k), a third of the dense weights' cost."""
+    sd = scale * down
+    w = upsample_weights(kind, scale, down, k).reshape(3, sd * sd, 3, down * down, k, k)
+    return torch.stack([w[c, :, c] for c in range(3)]).reshape(3 * sd * sd, down * down, k, k)
