@@ -23,33 +23,12 @@ from pathlib import Path
 
 import av
 
-from videosr.bench import make_clip
-
+from videosr.bench import make_clip, scale_encode
 
 
 def ffmpeg_inprocess(src: Path, dst: Path, scale: int, crf: int, preset: str) -> int:
-    n = 0
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vs = inp.streams.video[0]
-        vs.thread_type = "AUTO"
-        os_ = out.add_stream("libx264", rate=vs.average_rate, options={"crf": str(crf), "preset": preset})
-        os_.width, os_.height, os_.pix_fmt = vs.width * scale, vs.height * scale, "yuv420p"
-        graph = av.filter.Graph()
-        buf = graph.add_buffer(template=vs)
-        sc = graph.add("scale", f"iw*{scale}:ih*{scale}:flags=bicubic")
-        sink = graph.add("buffersink")
-        buf.link_to(sc)
-        sc.link_to(sink)
-        graph.configure()
-        for frame in inp.decode(vs):
-            graph.push(frame)
-            big = graph.pull()
-            for p in os_.encode(big):
-                out.mux(p)
-            n += 1
-        for p in os_.encode():
-            out.mux(p)
-    return n
+    """FFmpeg's own `scale=iw*s:ih*s:flags=bicubic` filter, decode -> filter -> encode, in-process."""
+    return scale_encode(str(src), str(dst), scale, crf, preset, flags="bicubic")[1]
 
 
 def ffmpeg_cli(src: Path, dst: Path, scale: int, crf: int, preset: str) -> None:

@@ -59,8 +59,10 @@ def make_clip(path: str | Path, frames: int, width: int = 480, height: int = 270
     return str(path)
 
 
-def floor_fps(clip: str, out: str, scale: int, crf: int, preset: str) -> tuple[float, int]:
-    """PyAV decode + FFmpeg lanczos scale (libavfilter) + libx264 with the given settings: (fps, frames)."""
+def scale_encode(clip: str, out: str, scale: int, crf: int, preset: str, flags: str = "lanczos"
+                 ) -> tuple[float, int]:
+    """PyAV decode + FFmpeg's scale filter (libavfilter, ``flags``) + libx264 with the given settings:
+    (fps, frames). With lanczos this is `videosr bench`'s floor."""
     t0 = time.perf_counter()
     n = 0
     with av.open(clip) as inp, av.open(out, "w") as oc:
@@ -70,7 +72,7 @@ def floor_fps(clip: str, out: str, scale: int, crf: int, preset: str) -> tuple[f
         os_.width, os_.height, os_.pix_fmt = vs.width * scale, vs.height * scale, "yuv420p"
         graph = av.filter.Graph()
         buf = graph.add_buffer(template=vs)
-        sc = graph.add("scale", f"iw*{scale}:ih*{scale}:flags=lanczos")
+        sc = graph.add("scale", f"iw*{scale}:ih*{scale}:flags={flags}")
         sink = graph.add("buffersink")
         buf.link_to(sc)
         sc.link_to(sink)
@@ -117,7 +119,8 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
                 w.write(Frame(image=img, pts=f.pts, time_base=f.time_base, index=f.index))
 
     t_enc, _ = _timed(encode)
-    del frames, outs  # (C, sH, sW) float outputs: about 25 MB per 1080p frame, so keep --frames modest
+    frames.clear()  # free before the end-to-end run: outputs are (C, sH, sW) floats, 25 MB per 1080p frame
+    outs.clear()
     t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
                                               device=device, precision=precision, codec="libx264", crf=crf,
                                               preset=preset, overwrite=True, progress=False))
@@ -139,7 +142,7 @@ def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int =
             say(f"making a {size[0]}x{size[1]} clip of {frames} frames")
             clip = make_clip(os.path.join(d, "clip.mp4"), frames, *size)
         say("floor: decode + lanczos (FFmpeg) + encode")
-        f_fps, n = floor_fps(clip, os.path.join(d, "floor.mp4"), scale, crf, preset)
+        f_fps, n = scale_encode(clip, os.path.join(d, "floor.mp4"), scale, crf, preset)
         rows = []
         for name in models:
             say(f"model {name}")
