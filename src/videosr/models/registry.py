@@ -42,7 +42,21 @@ class Variant:
     degradation: str = ""  # BI, BD, realistic, or "" for non-learned models
     license: str = "MIT"
     description: str = ""
-    vid4_psnr_y: float | None = None  # measured by `videosr eval`, BI x4, all frames
+    vid4_eval: str | None = None  # `videosr eval --json` output (Vid4, BI, all frames), file under weights/
+
+    @property
+    def vid4_psnr_y(self) -> float | None:
+        """Mean Vid4 PSNR-Y as `videosr eval` wrote it (never typed in by hand)."""
+        if self.vid4_eval is None:
+            return None
+        import json
+
+        data = json.loads((WEIGHTS_DIR / self.vid4_eval).read_text())
+        rows = data if isinstance(data, list) else [data]
+        for row in rows:
+            if row.get("model") == self.name:
+                return float(row["mean"]["psnr_y"])
+        raise ModelError(f"{self.vid4_eval} holds no result for {self.name}")
     card: str | None = None  # model card path relative to the repository root
     precision: str = "fp32"  # default inference precision; "bf16" only where measured within 0.05 dB of fp32
 
