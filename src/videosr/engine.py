@@ -101,6 +101,7 @@ class Engine:
     tile: int | str | None = None  # LR tile side in pixels, "auto", or None for whole frames
     tile_overlap: int = 16  # LR pixels of overlap on each side of a tile
     chunk: int | None = None  # frames per temporal chunk (None: by model type)
+    clamp: bool = True  # clamp outputs to [0, 1]; the video writer quantizes with clamping, so it skips this
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device) if isinstance(self.device, str) else self.device
@@ -208,7 +209,8 @@ class Engine:
             amp = contextlib.nullcontext()
         with amp:
             y = self.model(x)
-        return y[0].float().clamp_(0, 1).cpu()
+        y = y[0].float()
+        return (y.clamp_(0, 1) if self.clamp else y).cpu()
 
 
 def set_threads(n: int | None = None) -> None:

@@ -167,7 +167,8 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
         info = reader.info
         net = load_model(model, scale, weights, backend=backend)
         s = net.scale
-        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk)
+        # no clamp pass: the writer's quantization clamps (one pass less over every HR frame)
+        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False)
         out_w, out_h = info.width * s, info.height * s
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
