@@ -236,5 +236,4 @@ def test_video_files_as_clips_match_frame_folders(tmp_path, video_set):
     assert set(b["clips"]) == {"clipA", "clipB"}
     for name in a["clips"]:
         assert b["clips"][name]["frames"] == 3
-        # same pixels; the two loaders convert to float at different precisions: agree to 1e-3 dB
-        assert b["clips"][name]["psnr_y"] == pytest.approx(a["clips"][name]["psnr_y"], abs=1e-3)
+        assert b["clips"][name]["psnr_y"] == pytest.approx(a["clips"][name]["psnr_y"], abs=1e-9)

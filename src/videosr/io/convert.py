@@ -24,7 +24,7 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(image))
     out = torch.empty((3, image.shape[0], image.shape[1]), dtype=torch.float32)
     out.copy_(t.permute(2, 0, 1))
-    return out.mul_(1.0 / scale)
+    return out.div_(scale)  # x / 255 exactly (correctly rounded), as every other loader computes it
 
 
 def tensor_to_image(t: torch.Tensor, dtype=np.uint8) -> np.ndarray:
