@@ -102,11 +102,19 @@ class FastVSR(nn.Module):
 
 
 _FAST_NOTE = "trained by `videosr train`; no weights shipped yet"
+TRAINING_DATA = ("videosr training set (scripts/build_dataset.py): 39 photos and 15 real video runs from Debian "
+                 "opencv-doc, plasma-workspace-wallpapers, mate-backgrounds and scikit-image, with synthetic "
+                 "camera motion; no test-set images")
 _FAST = {"frames": 3, "causal": False, "feat": 16, "width": 32, "blocks": 1, "down": 2, "out_kernel": 1,
          "residual": "bicubic"}
 for _v in [
     Variant(name="fast-x4", arch="fastvsr", scale=4, kwargs=_FAST,
-            description="real-time 3-frame model (t-1, t, t+1), video-call class; " + _FAST_NOTE),
+            weights="fast-x4.safetensors",
+            sha256="d587e377dd28795f700fcbfd2b4d423e0d9977097b4ca78d8eb20460b7b94b26",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="fast-x4.vid4.json", card="docs/models/fast-x4.md",
+            description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
+                        "`videosr train configs/fast-x4.toml`"),
     Variant(name="fast-x4-causal", arch="fastvsr", scale=4, kwargs={**_FAST, "causal": True},
             description="causal real-time model (t-2, t-1, t): no look-ahead; " + _FAST_NOTE),
     Variant(name="fast-x4-small", arch="fastvsr", scale=4, kwargs={**_FAST, "feat": 12, "width": 24},
