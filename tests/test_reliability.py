@@ -418,3 +418,17 @@ def test_pickled_code_in_weights_is_never_run(tmp_path, good):
                     str(tmp_path / "evil.pth"), "--quiet")
     assert_one_line_error(code, err, 7, "cannot read weights")
     assert not marker.exists() and not (tmp_path / "o.mp4").exists()
+
+
+def test_unknown_video_codec_tag_is_an_input_error(tmp_path):
+    """Found by the fuzz: a corrupt sample description leaves the stream without a decoder (PyAV gives no
+    codec context); that must be a clean input error, not an internal one."""
+    good = clips.make_video(tmp_path / "good.mp4", frames=4, width=32, height=24, audio=True)
+    data = open(good, "rb").read()
+    assert data.count(b"avc1") >= 1
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(data.replace(b"avc1", b"zzz1"))
+    out = tmp_path / "out.mp4"
+    code, err = cli("upscale", str(bad), str(out), "--model", "bicubic", "--scale", "2", "--quiet")
+    assert_one_line_error(code, err, 3, "cannot be decoded")
+    assert not out.exists()

@@ -131,7 +131,8 @@ class Passthrough:
         for s in self.ic.streams:
             if s.type not in ("audio", "subtitle"):
                 continue
-            name = s.codec_context.name if s.codec_context else (s.codec.name if s.codec else "?")
+            # no codec context: a codec FFmpeg cannot handle (e.g. a corrupt sample description): dropped below
+            name = s.codec_context.name if s.codec_context else "?"
             label = f"{s.type} stream #{s.index} ({name})"
             if name in supported:
                 out = oc.add_stream_from_template(s)
@@ -151,7 +152,7 @@ class Passthrough:
                 _copy_meta(s, out)
                 self.handlers[s.index] = _SubConvert(name, target, out)
                 warn(f"{label} cannot be stored in .{fmt}; converted to {target} (text kept, styling dropped)")
-            elif s.type == "audio" and fmt in AUDIO_TARGET:
+            elif s.type == "audio" and fmt in AUDIO_TARGET and s.codec_context is not None:
                 target = AUDIO_TARGET[fmt]
                 cc = s.codec_context
                 rate = 48000 if target == "libopus" else (cc.sample_rate or 48000)

@@ -118,6 +118,8 @@ class VideoReader:
             raise NoVideoStreamError(f"{self.name}: no video stream{extra}")
         s = self._stream = vstreams[0]
         cc = s.codec_context
+        if cc is None:  # a codec id FFmpeg has no decoder for (e.g. a corrupt sample description)
+            raise InputError(f"{self.name}: the video stream's codec cannot be decoded (unknown or corrupt)")
         _check_size(cc.width or 0, cc.height or 0, self.name)
         cc.thread_type = "AUTO"
         cc.thread_count = threads
