@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from .fastvsr import TRAINING_DATA
 from .layers import ResidualBlock, flow_warp, upsample_weights
 from .registry import Variant, register_arch, register_variant
 
@@ -197,7 +198,12 @@ _QUALITY = {"width": 32, "blocks": 2, "feat_blocks": 1, "bidirectional": True, "
             "flow_levels": 3, "flow_width": 24, "down": 2, "up_channels": 16, "warmup": 8}
 for _v in [
     Variant(name="quality-x4", arch="recurrent", scale=4, kwargs=_QUALITY,
-            description="bidirectional recurrent model (BasicVSR family), learned flow; " + _NOTE),
+            weights="quality-x4.safetensors",
+            sha256="f77ccfe6e4620a92930697b65d1d5f6bb528a2b94834b74196aee743e0016633",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="quality-x4.vid4.json", card="docs/models/quality-x4.md",
+            description="bidirectional recurrent model (BasicVSR family), learned flow; trained by "
+                        "`videosr train configs/quality-x4.toml`"),
     Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 48, "blocks": 4},
             description="wider, deeper bidirectional model, about 3x quality-x4: offline use; " + _NOTE),
     Variant(name="online-x4", arch="recurrent", scale=4,
