@@ -118,7 +118,37 @@ def _publish(tmp: str, final: str, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
-class VideoWriter:
+class _Atomic:
+    """Context-manager protocol of the writers: close() on success, abort() on an exception, and abort()
+    when dropped unclosed, so an incomplete output never appears at its final path."""
+
+    _closed: bool
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+    def __del__(self):
+        try:
+            if not self._closed:
+                self.abort()
+        except Exception:
+            pass
+
+
+class VideoWriter(_Atomic):
     """Encodes frames into a container (file or y4m stream); see module docstring."""
 
     def __init__(self, target, fmt: str, info: VideoInfo, width: int, height: int, *, codec: str,
@@ -365,25 +395,8 @@ class VideoWriter:
                 pass
             self.tmp = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
-
-    def __del__(self):
-        try:
-            if not self._closed:
-                self.abort()
-        except Exception:
-            pass
-
-
-class ImageFolderWriter:
+class ImageFolderWriter(_Atomic):
     """Writes frame_000001.png, frame_000002.png, ... into a hidden temp folder, renamed at close.
     uint8 frames -> 8-bit RGB PNG, uint16 frames -> 16-bit RGB PNG."""
 
@@ -475,23 +488,6 @@ class ImageFolderWriter:
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
-
-    def __del__(self):
-        try:
-            if not self._closed:
-                self.abort()
-        except Exception:
-            pass
 
 
 def _is_folder_target(path: str) -> bool:
