@@ -101,7 +101,7 @@ class FastVSR(nn.Module):
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
 
 
-_FAST_NOTE = "trained by `videosr train`; no weights shipped yet"
+_FAST_NOTE = "no weights shipped yet: train with `videosr train`"
 TRAINING_DATA = ("videosr training set (scripts/build_dataset.py): 39 photos and 15 real video runs from Debian "
                  "opencv-doc, plasma-workspace-wallpapers, mate-backgrounds and scikit-image, with synthetic "
                  "camera motion; no test-set images")

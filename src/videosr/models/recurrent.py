@@ -193,7 +193,7 @@ class RecurrentVSR(nn.Module):
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
 
 
-_NOTE = "trained by `videosr train`; no weights shipped yet"
+_NOTE = "no weights shipped yet: train with `videosr train`"
 _QUALITY = {"width": 32, "blocks": 2, "feat_blocks": 1, "bidirectional": True, "flow": "learned",
             "flow_levels": 3, "flow_width": 24, "down": 2, "up_channels": 16, "warmup": 8}
 for _v in [
