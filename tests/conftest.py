@@ -14,6 +14,17 @@ import clips  # noqa: E402
 
 
 @pytest.fixture
+def one_thread():
+    """Small tensors: one intra-op thread (OpenMP barriers on a shared 2-core box cost ~100x)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def small_clip(tmp_path):
     """A 64x48, 10-frame, 25 fps H.264 mp4 (no audio)."""
     return clips.make_video(tmp_path / "small.mp4")

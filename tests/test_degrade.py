@@ -29,13 +29,7 @@ def _u8(x: torch.Tensor) -> np.ndarray:
     return (x * 255).round().clamp(0, 255).to(torch.int64).numpy()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread (OpenMP barriers on a shared 2-core box cost ~100x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 # ---- imresize --------------------------------------------------------------------------------------

@@ -35,13 +35,7 @@ def _fourier_shift(x, dx, dy):
     return torch.fft.ifft2(torch.fft.fft2(x.double()) * torch.exp(-2j * math.pi * (fx * dx + fy * dy))).real.float()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one intra-op thread (OpenMP barriers on a shared 2-core box cost ~100x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 # ---- Y, PSNR, SSIM ---------------------------------------------------------------------------------

@@ -235,21 +235,26 @@ class VideoReader:
                 f"({info.width}x{info.height} -> {f.width}x{f.height}); not supported"
             )
         img = _frame_to_array(f, self._deep, self._cs, self._rng)
-        pts = f.pts
-        if pts is None:
-            pts = self._synth_pts(self._index)
-        elif f.time_base is not None and Fraction(f.time_base) != info.time_base:
-            pts = int(round(Fraction(pts) * Fraction(f.time_base) / info.time_base))
-        self._last_pts = pts
+        pts = self._frame_pts(f)
         fr = Frame(image=img, pts=pts, time_base=info.time_base, index=self._index)
         self._index += 1
         return fr
+
+    def _frame_pts(self, f) -> int:
+        """The frame's pts in ``info.time_base`` (synthesised from the index when missing); remembered."""
+        tb = self.info.time_base
+        pts = f.pts
+        if pts is None:
+            pts = self._synth_pts(self._index)
+        elif f.time_base is not None and Fraction(f.time_base) != tb:
+            pts = int(round(Fraction(pts) * Fraction(f.time_base) / tb))
+        self._last_pts = pts
+        return pts
 
     def skip(self, n: int) -> list[int]:
         """Decode and discard the next ``n`` frames without converting them to RGB (resume: frames
         already done). Returns their pts (as ``__next__`` would give them); fewer if the stream ends."""
         out = []
-        info = self.info
         for _ in range(n):
             if self._first is not None:
                 f, self._first = self._first, None
@@ -258,14 +263,8 @@ class VideoReader:
                     f = next(self._gen)
                 except StopIteration:
                     break
-            pts = f.pts
-            if pts is None:
-                pts = self._synth_pts(self._index)
-            elif f.time_base is not None and Fraction(f.time_base) != info.time_base:
-                pts = int(round(Fraction(pts) * Fraction(f.time_base) / info.time_base))
-            self._last_pts = pts
+            out.append(self._frame_pts(f))
             self._index += 1
-            out.append(pts)
         return out
 
     def _synth_pts(self, index: int) -> int:
@@ -357,6 +356,17 @@ class ImageFolderReader:
         img = _frame_to_array(f, self._deep, None, None)
         self._index += 1
         return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
+
+    def _frame_pts(self, f) -> int:
+        """The frame's pts in ``info.time_base`` (synthesised from the index when missing); remembered."""
+        tb = self.info.time_base
+        pts = f.pts
+        if pts is None:
+            pts = self._synth_pts(self._index)
+        elif f.time_base is not None and Fraction(f.time_base) != tb:
+            pts = int(round(Fraction(pts) * Fraction(f.time_base) / tb))
+        self._last_pts = pts
+        return pts
 
     def skip(self, n: int) -> list[int]:
         """Skip the next ``n`` images without decoding them; returns their pts."""
