@@ -39,6 +39,12 @@ def section_ffmpeg(r: dict) -> list[str]:
         out.append(f"| {k} | {fps:.2f} | {', '.join(f'{s:.2f}' for s in r['seconds'][k])} |")
     out += ["", f"**videosr / FFmpeg = {r['ratio_videosr_over_ffmpeg']:.3f}** (target >= 0.8). "
             f"Frames out: {r['frames_out']}. Machine: {r['machine']}.", ""]
+    if "ratio_videosr_rgb_path_over_ffmpeg" in r:
+        out += [f"`videosr_rgb_path` is the same run with `planes=False`: every HR frame as RGB float, quantized "
+                f"into gbrp and converted to yuv420p by swscale ({r['ratio_videosr_rgb_path_over_ffmpeg']:.3f}x "
+                "FFmpeg). `videosr upscale` instead lets bicubic/lanczos scale the decoded Y, U, V planes "
+                "directly when the output pix_fmt is the source's (8-bit planar YUV), as FFmpeg's scaler does.",
+                ""]
     return out
 
 

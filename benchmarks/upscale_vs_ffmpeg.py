@@ -3,7 +3,9 @@
 480x270 -> 1920x1080 (x4), libx264 preset veryfast crf 18, no audio. The FFmpeg side is FFmpeg's
 `scale=iw*4:ih*4:flags=bicubic` filter run in-process through PyAV's libavfilter (the same FFmpeg
 libraries and libx264 build videosr uses), decode -> filter -> encode; if an `ffmpeg` binary is on PATH
-it is timed too. Each side runs `--repeat` times alternately; the best run of each is reported.
+it is timed too. videosr runs twice: as `videosr upscale` does (bicubic scales the YUV planes directly)
+and, for comparison, with `planes=False` (every frame through RGB float and back). Each side runs
+`--repeat` times alternately; the best run of each is reported.
 
     .venv/bin/python benchmarks/upscale_vs_ffmpeg.py --json benchmarks/results/upscale_vs_ffmpeg.json
 """
@@ -37,11 +39,11 @@ def ffmpeg_cli(src: Path, dst: Path, scale: int, crf: int, preset: str) -> None:
                    check=True)
 
 
-def videosr_run(src: Path, dst: Path, scale: int, crf: int, preset: str, model: str) -> int:
+def videosr_run(src: Path, dst: Path, scale: int, crf: int, preset: str, model: str, planes: bool = True) -> int:
     from videosr.pipeline import upscale
 
     r = upscale(str(src), str(dst), scale=scale, model=model, codec="libx264", crf=crf, preset=preset,
-                overwrite=True, progress=False)
+                overwrite=True, progress=False, planes=planes)
     return int(r["frames"])
 
 
@@ -70,17 +72,20 @@ def main() -> None:
         d = Path(d)
         clip = d / "clip_480x270.mp4"
         make_clip(clip, a.frames, 480, 270)
-        runs: dict[str, list[float]] = {"ffmpeg_inprocess": [], "videosr": []}
+        runs: dict[str, list[float]] = {"ffmpeg_inprocess": [], "videosr": [], "videosr_rgb_path": []}
         have_cli = shutil.which("ffmpeg") is not None
         if have_cli:
             runs["ffmpeg_cli"] = []
         for _ in range(a.repeat):
             runs["ffmpeg_inprocess"].append(timed(ffmpeg_inprocess, clip, d / "ff.mp4", a.scale, a.crf, a.preset))
             runs["videosr"].append(timed(videosr_run, clip, d / "vs.mp4", a.scale, a.crf, a.preset, a.model))
+            runs["videosr_rgb_path"].append(timed(videosr_run, clip, d / "rgb.mp4", a.scale, a.crf, a.preset,
+                                                  a.model, False))
             if have_cli:
                 runs["ffmpeg_cli"].append(timed(ffmpeg_cli, clip, d / "cli.mp4", a.scale, a.crf, a.preset))
-        frames = {k: count_frames(d / f) for k, f in (("ffmpeg_inprocess", "ff.mp4"), ("videosr", "vs.mp4"))}
-        sizes = {k: (d / f).stat().st_size for k, f in (("ffmpeg_inprocess", "ff.mp4"), ("videosr", "vs.mp4"))}
+        outs = (("ffmpeg_inprocess", "ff.mp4"), ("videosr", "vs.mp4"), ("videosr_rgb_path", "rgb.mp4"))
+        frames = {k: count_frames(d / f) for k, f in outs}
+        sizes = {k: (d / f).stat().st_size for k, f in outs}
     fps = {k: a.frames / min(v) for k, v in runs.items()}
     result = {
         "benchmark": "upscale_vs_ffmpeg",
@@ -90,6 +95,7 @@ def main() -> None:
         "seconds": {k: [round(x, 3) for x in v] for k, v in runs.items()},
         "fps_best": {k: round(v, 2) for k, v in fps.items()},
         "ratio_videosr_over_ffmpeg": round(fps["videosr"] / fps["ffmpeg_inprocess"], 3),
+        "ratio_videosr_rgb_path_over_ffmpeg": round(fps["videosr_rgb_path"] / fps["ffmpeg_inprocess"], 3),
         "frames_out": frames, "bytes_out": sizes,
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
                     "av": av.__version__, "ffmpeg": ".".join(map(str, av.ffmpeg_version_info))

@@ -137,7 +137,27 @@ def test_failure_mid_run_leaves_nothing(tmp_path, monkeypatch) -> None:
         return real(self, clip)
 
     monkeypatch.setattr(engine.Engine, "_forward", flaky)
-    assert main(["upscale", src, str(out), "--model", "bicubic", "--scale", "2", "--quiet"]) == 70
+    assert main(["upscale", src, str(out), "--model", "fast-x2", "--scale", "2", "--quiet"]) == 70
+    assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+def test_failure_mid_run_leaves_nothing_plane_path(tmp_path, monkeypatch) -> None:
+    """The same for bicubic, which scales the YUV planes directly (no Engine)."""
+    from videosr.models.interp import Interp
+
+    src = clips.make_video(tmp_path / "in.mp4", frames=20, width=16, height=16)
+    calls = {"n": 0}
+    real = Interp.upsample_plane
+
+    def flaky(self, x):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("boom")
+        return real(self, x)
+
+    monkeypatch.setattr(Interp, "upsample_plane", flaky)
+    assert main(["upscale", src, str(tmp_path / "out.mp4"), "--model", "bicubic", "--scale", "2", "--quiet"]) == 70
+    assert calls["n"] == 7
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 

@@ -133,7 +133,7 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             precision: str = "auto", chunk: int | None = None, codec: str = "libx264",
             crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
             overwrite: bool = False, progress: bool = True, backend: str = "torch",
-            resume: bool = False, segment: int | None = None,
+            resume: bool = False, segment: int | None = None, planes: bool = True,
             on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "scale", "frames", "seconds", "fps"}``.
 
@@ -144,6 +144,8 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     Video file outputs from a file/folder input are resumable: ``resume=True`` continues the state an
     interrupted run left (or starts one); without it, leftover state raises :class:`ResumeError`.
     ``segment``: frames per resumable segment (default about 4 s, a multiple of the chunk).
+    ``planes``: let a per-channel resampler (bicubic, lanczos) scale the Y, U, V planes of 8-bit planar YUV
+    video directly when the output has the same pix_fmt (no RGB round trip; False: always through RGB).
     KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) becomes :class:`Interrupted`.
     """
     from .engine import Engine, set_threads
@@ -181,13 +183,15 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             frames = _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output,
                                         codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
                                         backend=backend, tile=tile, resume=resume, segment=segment,
-                                        progress=progress, on_frame=on_frame)
+                                        progress=progress, on_frame=on_frame, planes=planes)
         else:
             writer = open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset,
                                  pix_fmt=pix_fmt, overwrite=overwrite)
             try:
                 bar = Progress(info.frames, label="upscale", enabled=progress)
-                frames = _run_stages(reader, engine, image_to_tensor, bar, on_frame,
+                stage_engine, to_input = _plane_stages(net, engine, reader, getattr(writer, "pix_fmt", None),
+                                                       planes, image_to_tensor)
+                frames = _run_stages(reader, stage_engine, to_input, bar, on_frame,
                                      write=lambda src, hr: writer.write(
                                          Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index)))
                 writer.close()
@@ -200,6 +204,34 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
             "scale": s, "frames": frames, "seconds": round(seconds, 3),
             "fps": round(frames / seconds, 3) if seconds > 0 else None}
+
+
+class _PlaneResampler:
+    """Stands in for the Engine when a per-channel resampler scales the source's own Y, U, V planes."""
+
+    chunk, context = 1, 0
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net, self.scale = net, net.scale
+
+    def stream(self, frames: Iterator[tuple], first: int = 0, start: int | None = None) -> Iterator[tuple]:
+        start = first if start is None else start
+        for i, planes in enumerate(frames, first):
+            if i >= start:
+                with torch.inference_mode():
+                    yield tuple(self.net.upsample_plane(p) for p in planes)  # each (h, w) -> (s h, s w)
+
+
+def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, image_to_tensor):
+    """(engine, decode conversion) for the stages: the plane path when the model is a per-channel resampler
+    on the CPU and the reader's 8-bit planar YUV pix_fmt is the encoder's too; else the Engine on RGB."""
+    if (allowed and hasattr(net, "upsample_plane") and engine.device.type == "cpu" and out_pix_fmt is not None
+            and getattr(reader, "plane_format", None) == out_pix_fmt):
+        from .io.convert import planes_to_tensors
+
+        reader.planes = True
+        return _PlaneResampler(net), planes_to_tensors
+    return engine, image_to_tensor
 
 
 def _interrupted(e: BaseException, msg: str) -> Interrupted:
@@ -226,7 +258,8 @@ def _abort(writer, stuck_io: bool) -> None:
                 pass
 
 
-def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, info, output) -> dict[str, Any]:
+def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, info, output,
+             planes: bool) -> dict[str, Any]:
     """Everything that changes the output's pixels or packets (compared on resume)."""
     from .io.segments import resolve_codec
     from .resume import model_fingerprint
@@ -236,11 +269,13 @@ def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, 
             "scale": scale, "tile": tile, "chunk": engine.chunk, "context": engine.context,
             "precision": engine.precision, "device": engine.device.type, "backend": backend,
             "codec": codec, "crf": None if forced else crf, "preset": None if forced else preset,
-            "pix_fmt": pix_fmt}
+            "pix_fmt": pix_fmt, "planes": planes}
 
 
 def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
-                       preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame) -> int:
+                       preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame,
+                       planes) -> int:
+    from .io._pixfmt import choose_pix_fmt
     from .io.segments import SegmentWriter, concat_segments, output_format, publish, quiet, resolve_codec
     from .resume import State, input_fingerprint, sha256_file
 
@@ -248,8 +283,11 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     s = engine.scale
     out_w, out_h = info.width * s, info.height * s
     fp = input_fingerprint(input)
+    enc_codec, forced = resolve_codec(output, codec, info)
+    out_pf = pix_fmt or choose_pix_fmt(enc_codec, info.pix_fmt, info.bit_depth, info.chroma)  # as the writer
+    stage_engine, to_input = _plane_stages(net, engine, reader, out_pf, planes, image_to_tensor)
     opts = _options(net, engine, scale=s, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=backend,
-                    tile=tile, info=info, output=output)
+                    tile=tile, info=info, output=output, planes=stage_engine is not engine)
     seg_len = segment_frames(info.fps, engine.chunk, segment)
     st = None
     if os.path.lexists(sdir):
@@ -278,7 +316,6 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     else:
         st.verify_segments()
     fmt = output_format(output)
-    enc_codec, forced = resolve_codec(output, codec, info)
     enc_crf, enc_preset = (None, None) if forced else (crf, preset)
     try:
         done = st.done_frames
@@ -293,7 +330,7 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
             bar = Progress(left, label="upscale" if not done else f"upscale (resumed at frame {done})",
                            enabled=progress)
             try:
-                n = _run_stages(reader, engine, image_to_tensor, bar, on_frame, write=sink.write,
+                n = _run_stages(reader, stage_engine, to_input, bar, on_frame, write=sink.write,
                                 finish=sink.finish, first=warm, start=done, allow_empty=done > 0)
             except BaseException as e:
                 if not getattr(e, "stuck_io", False):

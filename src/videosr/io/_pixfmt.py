@@ -87,3 +87,22 @@ def choose_pix_fmt(codec: str, info_pix_fmt: str, depth: int, layout: str) -> st
             if d >= 10 and f"yuv420p{d}le" in formats:
                 return f"yuv420p{d}le"
     return "yuv420p"
+
+
+# 8-bit planar YUV formats whose planes a per-channel linear resampler (bicubic, lanczos) can scale directly,
+# with the chroma subsampling (log2 w, log2 h) of each.
+PLANAR_YUV8 = {"yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422p": (1, 0),
+               "yuv444p": (0, 0), "yuvj444p": (0, 0)}
+
+
+def plane_sizes(pix_fmt: str, width: int, height: int) -> list[tuple[int, int]] | None:
+    """(h, w) of the Y, U, V planes of an 8-bit planar YUV format, or None when ``pix_fmt`` is not one of
+    :data:`PLANAR_YUV8` or the size does not subsample evenly (odd width or height for 4:2:0)."""
+    sub = PLANAR_YUV8.get(pix_fmt)
+    if sub is None:
+        return None
+    sw, sh = sub
+    if width % (1 << sw) or height % (1 << sh):
+        return None
+    c = (height >> sh, width >> sw)
+    return [(height, width), c, c]

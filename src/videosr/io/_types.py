@@ -47,9 +47,10 @@ class VideoInfo:
 @dataclass
 class Frame:
     """One decoded frame. ``image`` is (H, W, 3) RGB, uint8 for 8-bit sources,
-    uint16 (full 0..65535 scale) for sources deeper than 8 bits."""
+    uint16 (full 0..65535 scale) for sources deeper than 8 bits; from a reader in planes mode, the
+    tuple of the source's (h, w) uint8 Y, U, V planes."""
 
-    image: np.ndarray
+    image: np.ndarray | tuple
     pts: int | None
     time_base: Fraction
     index: int

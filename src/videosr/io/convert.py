@@ -74,6 +74,36 @@ def _quantize_u8(x: torch.Tensor) -> torch.Tensor:
         return x.float().mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
 
 
+def planes_to_tensors(planes) -> tuple[torch.Tensor, ...]:
+    """8-bit image planes (each (h, w) uint8, any stride) -> (h, w) float32 tensors in [0, 1], new and
+    contiguous. The planes of a YUV frame for resamplers that work on any colour basis (see
+    ``VideoReader.planes``); the inverse is ``VideoWriter.write`` with a tuple of planes."""
+    out = []
+    for p in planes:
+        if p.dtype != np.uint8 or p.ndim != 2:
+            raise ValueError(f"expected (h, w) uint8 planes, got {p.dtype} {tuple(p.shape)}")
+        t = torch.empty(p.shape, dtype=torch.float32)
+        t.copy_(torch.from_numpy(p))
+        out.append(t.div_(255.0))
+    return tuple(out)
+
+
+def tensors_to_frame_planes(tensors, frame_planes) -> None:
+    """Quantize float planes in [0, 1] (each (h, w), any device) into the uint8 planes of an FFmpeg frame
+    (same order and sizes), rounding to nearest (ties to even) and clamping, in one pass per plane."""
+    if len(tensors) != len(frame_planes):
+        raise ValueError(f"expected {len(frame_planes)} planes, got {len(tensors)}")
+    with torch.no_grad():
+        for t, plane in zip(tensors, frame_planes):
+            h, w = plane.height, plane.width
+            if t.dim() != 2 or t.shape[0] != h or t.shape[1] != w:
+                raise ValueError(f"expected a ({h}, {w}) plane, got shape {tuple(t.shape)}")
+            t = t.detach()
+            t = t.cpu() if t.device.type != "cpu" else t
+            a = np.frombuffer(plane, np.uint8).reshape(h, plane.line_size)[:, :w]
+            torch.from_numpy(a).copy_(_quantize_u8(t))
+
+
 def tensor_to_planes(t: torch.Tensor, planes, width: int, height: int, deep: bool) -> None:
     """Quantize a (3, H, W) float tensor in [0, 1] straight into the G, B, R planes of an FFmpeg
     ``gbrp`` (uint8) / ``gbrp16le`` (uint16) frame: no HWC interleave, one pass per plane."""

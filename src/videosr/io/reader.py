@@ -89,7 +89,12 @@ def _rotation_from_matrix(m) -> int:
 
 
 class VideoReader:
-    """Iterate to get :class:`Frame` s lazily; ``.info`` is a :class:`VideoInfo`. Iterate once."""
+    """Iterate to get :class:`Frame` s lazily; ``.info`` is a :class:`VideoInfo`. Iterate once.
+
+    ``planes = True`` (allowed when :attr:`plane_format` is not None): each ``Frame.image`` is instead the
+    tuple of the decoded frame's own (h, w) uint8 Y, U, V planes, with no colour conversion."""
+
+    planes = False
 
     def __init__(self, src, *, name: str, source: str | None, format: str | None = None, threads: int = 0):
         self.name = name
@@ -234,11 +239,26 @@ class VideoReader:
                 f"{self.name}: frame size changes mid-stream at frame {self._index} "
                 f"({info.width}x{info.height} -> {f.width}x{f.height}); not supported"
             )
-        img = _frame_to_array(f, self._deep, self._cs, self._rng)
+        img = self._planes(f) if self.planes else _frame_to_array(f, self._deep, self._cs, self._rng)
         pts = self._frame_pts(f)
         fr = Frame(image=img, pts=pts, time_base=info.time_base, index=self._index)
         self._index += 1
         return fr
+
+    @property
+    def plane_format(self) -> str | None:
+        """The source pix_fmt when its frames can be handed out as their own 8-bit Y, U, V planes
+        (:data:`_pixfmt.PLANAR_YUV8`, evenly subsampled size), else None."""
+        i = self.info
+        return i.pix_fmt if _pixfmt.plane_sizes(i.pix_fmt, i.width, i.height) else None
+
+    def _planes(self, f: av.VideoFrame) -> tuple[np.ndarray, ...]:
+        fmt = self.plane_format
+        if fmt is None:
+            raise ValueError(f"{self.name}: {self.info.pix_fmt} frames cannot be read as 8-bit YUV planes")
+        if f.format.name != fmt:  # the decoder switched formats mid-stream: convert to the first one's
+            f = f.reformat(format=fmt)
+        return tuple(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in f.planes)
 
     def _frame_pts(self, f) -> int:
         """The frame's pts in ``info.time_base`` (synthesised from the index when missing); remembered."""
@@ -356,6 +376,21 @@ class ImageFolderReader:
         img = _frame_to_array(f, self._deep, None, None)
         self._index += 1
         return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
+
+    @property
+    def plane_format(self) -> str | None:
+        """The source pix_fmt when its frames can be handed out as their own 8-bit Y, U, V planes
+        (:data:`_pixfmt.PLANAR_YUV8`, evenly subsampled size), else None."""
+        i = self.info
+        return i.pix_fmt if _pixfmt.plane_sizes(i.pix_fmt, i.width, i.height) else None
+
+    def _planes(self, f: av.VideoFrame) -> tuple[np.ndarray, ...]:
+        fmt = self.plane_format
+        if fmt is None:
+            raise ValueError(f"{self.name}: {self.info.pix_fmt} frames cannot be read as 8-bit YUV planes")
+        if f.format.name != fmt:  # the decoder switched formats mid-stream: convert to the first one's
+            f = f.reformat(format=fmt)
+        return tuple(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in f.planes)
 
     def _frame_pts(self, f) -> int:
         """The frame's pts in ``info.time_base`` (synthesised from the index when missing); remembered."""

@@ -42,7 +42,7 @@ from ..errors import DiskFullError, OutputError, OutputExistsError, UsageError, 
 from . import _pixfmt
 from ._streams import Passthrough, warn
 from ._types import Frame, VideoInfo
-from .convert import tensor_to_image, tensor_to_planes
+from .convert import tensor_to_image, tensor_to_planes, tensors_to_frame_planes
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".y4m": "yuv4mpegpipe"}
 CODEC_ALIASES = {
@@ -330,21 +330,33 @@ class VideoWriter(_Atomic):
             kw["dst_color_range"] = self._rng
         return vf.reformat(format=self.pix_fmt, **kw)
 
+    def planes_to_video_frame(self, planes) -> av.VideoFrame:
+        """The planes of a frame in the encoder's own 8-bit planar YUV pix_fmt, as (h, w) float tensors in
+        [0, 1] -> VideoFrame, quantized straight into its buffers: no colour conversion at all."""
+        if _pixfmt.plane_sizes(self.pix_fmt, self.width, self.height) is None:
+            raise ValueError(f"{self.path}: the encoder's {self.pix_fmt} frames cannot be written as planes")
+        vf = av.VideoFrame(self.width, self.height, self.pix_fmt)
+        tensors_to_frame_planes(planes, vf.planes)
+        return vf
+
     def write(self, frame: Frame) -> None:
         """Encode one frame. ``frame.image`` is an (H, W, 3) uint8/uint16 RGB array, or (fast path)
-        a (3, H, W) float torch tensor in [0, 1] (the model output, any device)."""
+        a (3, H, W) float torch tensor in [0, 1] (the model output, any device), or (planes path) a
+        tuple of (h, w) float tensors in [0, 1]: the Y, U, V planes in the encoder's pix_fmt (``pix_fmt``)."""
         if self._closed:
             raise OutputError(f"{self.path}: write after close")
         img = frame.image
         is_tensor = isinstance(img, torch.Tensor)
-        if not is_tensor and (
+        is_planes = isinstance(img, tuple)
+        if not (is_tensor or is_planes) and (
             img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != self.height or img.shape[1] != self.width
         ):
             raise ValueError(
                 f"frame {frame.index}: expected a ({self.height}, {self.width}, 3) image, got {tuple(img.shape)}"
             )
         try:
-            vf = self.tensor_to_video_frame(img) if is_tensor else self.to_video_frame(img)
+            vf = (self.planes_to_video_frame(img) if is_planes else
+                  self.tensor_to_video_frame(img) if is_tensor else self.to_video_frame(img))
             vf.pts = self._pts(frame)
             vf.time_base = self._tb
             self._mux_video(self._vs.encode(vf))

@@ -2,6 +2,12 @@
 
 MATLAB-compatible integer-scale upsampling (:func:`videosr.degrade.upsample`), so ``bicubic`` reproduces
 the bicubic rows of published SR tables. An image model: each frame is upscaled on its own.
+
+A fixed linear filter applied to each channel alone commutes with the affine RGB <-> YUV matrices, so
+``upsample_plane`` may be given the Y, U and V planes of a video frame directly: the upscaling pipeline
+does this for 8-bit planar YUV video and skips converting every HR frame to RGB and back (the same
+results up to rounding, clamping and the chroma planes being filtered at their own resolution, as
+FFmpeg's scaler does).
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ class Interp(nn.Module):
         y = x.reshape(b * t, c, h, w)  # (B, T, C, H, W) -> (B*T, C, H, W)
         y = upsample(y, self.scale, self.kernel)  # (B*T, C, sH, sW)
         return y.reshape(b, t, c, h * self.scale, w * self.scale)  # -> (B, T, C, sH, sW)
+
+    def upsample_plane(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., H, W) float -> (..., sH, sW): the same filter on planes of any colour basis (see above)."""
+        return upsample(x, self.scale, self.kernel)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, kernel={self.kernel!r}"
