@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", default=None, help="write the results here")
     a = ap.parse_args()
+    from videosr._alloc import keep_freed_memory
+
+    keep_freed_memory()  # as the videosr command line does (FFmpeg's side is not affected: its own buffer pools)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         clip = d / "clip_480x270.mp4"

@@ -12,6 +12,7 @@ import os
 import sys
 import traceback
 
+from .._alloc import keep_freed_memory
 from ..errors import Interrupted, VideosrError
 from . import bench, eval, export, models, train, upscale  # noqa: A004 - sub-command modules
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("VIDEOSR_DEBUG"))
+    keep_freed_memory()  # large per-frame tensors reuse heap memory instead of page-faulting it in again
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:
