@@ -113,3 +113,65 @@ def test_rgb_path_for_formats_without_planes(tmp_path, monkeypatch):
     r = upscale(src, str(tmp_path / "o8.mkv"), model="bicubic", scale=2, codec="ffv1", progress=False,
                 pix_fmt="yuv420p")  # 8-bit planar out, but not the source's pix_fmt
     assert r["frames"] == 3 and not called
+
+
+@pytest.mark.parametrize("cs,rng", [(None, None), (1, 1), (5, 2), (9, 1)])
+def test_rgb_to_yuv_matches_swscale(cs, rng):
+    """The matrix the model's plane output uses is the conversion the writer's swscale path applies."""
+    from videosr.io._pixfmt import rgb_to_yuv, sws_colorspace
+
+    g = np.random.default_rng(0)
+    rgb = np.repeat(np.repeat(g.integers(0, 256, (8, 8, 3), dtype=np.uint8), 2, 0), 2, 1)  # 2x2 flat blocks
+    kw = {"dst_colorspace": sws_colorspace(cs)} if sws_colorspace(cs) is not None else {}
+    if rng:
+        kw["dst_color_range"] = rng
+    ref = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv444p", **kw)
+    ref = np.stack([np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in ref.planes])
+    m = torch.tensor(rgb_to_yuv(cs, rng), dtype=torch.float64)
+    x = torch.from_numpy(rgb).double().permute(2, 0, 1) / 255
+    ours = torch.einsum("ij,jhw->ihw", m[:, :3], x) + m[:, 3, None, None]
+    ours = (ours * 255).round().clamp(0, 255).numpy()
+    assert np.abs(ours - ref).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["fast-x4", "fast-x4-large", "fast-x2"])
+def test_fastvsr_forward_planes_is_forward_in_yuv(name):
+    """forward_planes = forward, then the colour matrix and a 2x2 chroma average, on the kept frames."""
+    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model(name, pretrained=False).eval()
+    for p in net.to_rgb.parameters():  # the shipped init is zero: give the learned branch something to carry
+        torch.nn.init.normal_(p, std=0.02)
+    x = torch.rand(1, 5, 3, 13, 22)
+    m = torch.tensor(rgb_to_yuv(1, 1))
+    with torch.no_grad():
+        rgb = net(x)[0, 1:4]  # (3, 3, sH, sW)
+        y, u, v = (p[0] for p in net.forward_planes(x, m, keep=(1, 4)))
+    yuv = torch.einsum("ij,tjhw->tihw", m[:, :3], rgb) + m[:, 3].view(1, 3, 1, 1)
+    s = net.scale
+    assert y.shape == (3, 13 * s, 22 * s) and u.shape == v.shape == (3, 13 * s // 2, 11 * s)
+    assert torch.allclose(y, yuv[:, 0], atol=1e-5)
+    assert torch.allclose(u, torch.nn.functional.avg_pool2d(yuv[:, 1:2], 2)[:, 0], atol=1e-5)
+    assert torch.allclose(v, torch.nn.functional.avg_pool2d(yuv[:, 2:3], 2)[:, 0], atol=1e-5)
+
+
+def test_fast_model_plane_output_matches_rgb_path(tmp_path, monkeypatch):
+    """fast-x4 into a yuv420p video: the planes path runs and agrees with the RGB path."""
+    from videosr.bench import make_clip
+    from videosr.models.fastvsr import FastVSR
+
+    src = make_clip(tmp_path / "in.mp4", 10, width=64, height=48)
+    calls = []
+    real = FastVSR.forward_planes
+    monkeypatch.setattr(FastVSR, "forward_planes", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    a, b = tmp_path / "rgb.mkv", tmp_path / "yuv.mkv"
+    upscale(src, str(a), model="fast-x4", codec="ffv1", pix_fmt="yuv420p", progress=False, planes=False)
+    assert not calls
+    r = upscale(src, str(b), model="fast-x4", codec="ffv1", pix_fmt="yuv420p", progress=False)
+    assert calls and r["frames"] == 10
+    fa, fb = decoded(a), decoded(b)
+    assert len(fa) == len(fb) == 10
+    mse = np.mean([np.mean((x.astype(np.float64) - y) ** 2) for x, y in zip(fa, fb)])
+    assert 10 * np.log10(255 ** 2 / mse) > 40

@@ -128,16 +128,17 @@ def test_failure_mid_run_leaves_nothing(tmp_path, monkeypatch) -> None:
     src = clips.make_video(tmp_path / "in.mp4", frames=20, width=16, height=16)
     out = tmp_path / "out.mp4"
     calls = {"n": 0}
-    real = engine.Engine._forward
+    real = engine.Engine._forward_planes  # fast-x2 into yuv420p: the model reconstructs the output's planes
 
-    def flaky(self, clip):
+    def flaky(self, clip, keep):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("boom")
-        return real(self, clip)
+        return real(self, clip, keep)
 
-    monkeypatch.setattr(engine.Engine, "_forward", flaky)
+    monkeypatch.setattr(engine.Engine, "_forward_planes", flaky)
     assert main(["upscale", src, str(out), "--model", "fast-x2", "--scale", "2", "--quiet"]) == 70
+    assert calls["n"] == 3
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
 

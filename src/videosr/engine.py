@@ -102,6 +102,9 @@ class Engine:
     tile_overlap: int = 16  # LR pixels of overlap on each side of a tile
     chunk: int | None = None  # frames per temporal chunk (None: by model type)
     clamp: bool = True  # clamp outputs to [0, 1]; the video writer quantizes with clamping, so it skips this
+    # (3, 4) RGB -> YUV map of the output video: stream 4:2:0 planes (Y, U, V) from the model's
+    # ``forward_planes`` instead of RGB frames (models with ``supports_planes``; whole frames only)
+    planes: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device) if isinstance(self.device, str) else self.device
@@ -127,6 +130,8 @@ class Engine:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._tile_cache: dict[tuple[int, int], int | None] = {}
+        if self.planes is not None and (self.tile is not None or not getattr(self.model, "supports_planes", False)):
+            raise UsageError("planes output needs whole frames (no tile) and a model with supports_planes")
 
     # ------------------------------------------------------------------ clips
     @torch.inference_mode()
@@ -165,9 +170,14 @@ class Engine:
             lo = max(base, next_out - ctx)
             hi = core_end if self.causal else min(have, core_end + ctx)
             clip = torch.stack([buf[i - base] for i in range(lo, hi)])  # (t, C, H, W)
-            out = self._run(clip)  # (t, C, sH, sW)
-            for i in range(next_out, core_end):
-                yield out[i - lo]
+            if self.planes is not None:
+                yuv = self._forward_planes(clip, (next_out - lo, core_end - lo))  # Y, U, V: (core, ., .) each
+                for i in range(core_end - next_out):
+                    yield tuple(p[i] for p in yuv)
+            else:
+                out = self._run(clip)  # (t, C, sH, sW)
+                for i in range(next_out, core_end):
+                    yield out[i - lo]
             next_out = core_end
             while base < next_out - ctx and buf:  # keep ctx past frames as warm-up for the next chunk
                 buf.popleft()
@@ -199,15 +209,23 @@ class Engine:
                                                                  (x0 - xa) * s:(x1 - xa) * s]
         return out
 
+    def _autocast(self):
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        if self.precision == "fp16":
+            return torch.autocast(self.device.type, dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def _forward_planes(self, clip: torch.Tensor, keep: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        x = clip.to(self.device, non_blocking=True)[None]  # (1, t, C, h, w)
+        with self._autocast():
+            yuv = self.model.forward_planes(x, self.planes.to(self.device), keep=keep)
+        return tuple(p[0].float().cpu() for p in yuv)  # (t', sH, sW), (t', sH/2, sW/2) x 2
+
     def _forward(self, clip: torch.Tensor) -> torch.Tensor:
         x = clip.to(self.device, non_blocking=True)[None]  # (1, t, C, h, w)
-        if self.precision == "bf16":
-            amp = torch.autocast(self.device.type, dtype=torch.bfloat16)
-        elif self.precision == "fp16":
-            amp = torch.autocast(self.device.type, dtype=torch.float16)
-        else:
-            amp = contextlib.nullcontext()
-        with amp:
+        with self._autocast():
             y = self.model(x)
         y = y[0].float()
         return (y.clamp_(0, 1) if self.clamp else y).cpu()

@@ -223,14 +223,25 @@ class _PlaneResampler:
 
 
 def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, image_to_tensor):
-    """(engine, decode conversion) for the stages: the plane path when the model is a per-channel resampler
-    on the CPU and the reader's 8-bit planar YUV pix_fmt is the encoder's too; else the Engine on RGB."""
-    if (allowed and hasattr(net, "upsample_plane") and engine.device.type == "cpu" and out_pix_fmt is not None
+    """(engine, decode conversion) for the stages. Plane paths, which skip converting every HR frame to RGB
+    float and back: a per-channel resampler on the CPU when the reader's 8-bit planar YUV pix_fmt is the
+    encoder's too (it scales the source's planes); a model with ``supports_planes`` (whole frames) when the
+    encoder takes 8-bit 4:2:0 (it reconstructs the output's planes). Else the Engine on RGB frames."""
+    if not allowed or out_pix_fmt is None:
+        return engine, image_to_tensor
+    if (hasattr(net, "upsample_plane") and engine.device.type == "cpu"
             and getattr(reader, "plane_format", None) == out_pix_fmt):
         from .io.convert import planes_to_tensors
 
         reader.planes = True
         return _PlaneResampler(net), planes_to_tensors
+    info, s = reader.info, engine.scale
+    if (getattr(net, "supports_planes", False) and engine.tile is None and out_pix_fmt in ("yuv420p", "yuvj420p")
+            and (s * info.width) % 2 == 0 and (s * info.height) % 2 == 0):
+        from .io._pixfmt import rgb_to_yuv
+
+        rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
+        engine.planes = torch.tensor(rgb_to_yuv(info.colorspace, rng), dtype=torch.float32)
     return engine, image_to_tensor
 
 
@@ -287,7 +298,8 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     out_pf = pix_fmt or choose_pix_fmt(enc_codec, info.pix_fmt, info.bit_depth, info.chroma)  # as the writer
     stage_engine, to_input = _plane_stages(net, engine, reader, out_pf, planes, image_to_tensor)
     opts = _options(net, engine, scale=s, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=backend,
-                    tile=tile, info=info, output=output, planes=stage_engine is not engine)
+                    tile=tile, info=info, output=output,
+                    planes=stage_engine is not engine or engine.planes is not None)
     seg_len = segment_frames(info.fps, engine.chunk, segment)
     st = None
     if os.path.lexists(sdir):

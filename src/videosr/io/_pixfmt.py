@@ -106,3 +106,24 @@ def plane_sizes(pix_fmt: str, width: int, height: int) -> list[tuple[int, int]] 
         return None
     c = (height >> sh, width >> sw)
     return [(height, width), c, c]
+
+
+# (Kr, Kb) of the AVColorSpace matrices swscale knows; anything else converts as BT.601, swscale's default.
+_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+          9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+
+
+def rgb_to_yuv(colorspace: int | None, color_range: int | None) -> list[list[float]]:
+    """The affine RGB -> Y'CbCr map the writer's conversion applies, as a (3, 4) list ``[matrix | offset]``
+    on values in [0, 1] (code value / 255): matrix from ``colorspace`` (AVColorSpace), limited range
+    (Y 16..235, C 16..240) unless ``color_range`` is 2 (full, JPEG)."""
+    kr, kb = _KR_KB.get(colorspace, (0.299, 0.114))
+    kg = 1.0 - kr - kb
+    full = color_range == 2
+    ys, cs = (255.0, 255.0) if full else (219.0, 224.0)
+    y0 = 0.0 if full else 16.0
+    cb = [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5]
+    cr = [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]
+    return [[kr * ys / 255, kg * ys / 255, kb * ys / 255, y0 / 255],
+            [v * cs / 255 for v in cb] + [128 / 255],
+            [v * cs / 255 for v in cr] + [128 / 255]]

@@ -65,9 +65,11 @@ class FastVSR(nn.Module):
             self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, 3, H, W) -> trunk output (B*T, width, h', w'), the padded frames (B*T, 3, H2 + 2dr, W2 + 2dr)
+        and their unshuffle (B*T, 3*d*d, h'+2r, w'+2r)."""
         b, t, c, h, w = x.shape
-        d, s, n, r = self.down, self.scale, self.frames, self.out_kernel // 2
+        d, r = self.down, self.out_kernel // 2
         ph, pw = -h % d, -w % d  # pad H, W up to multiples of `down`; cropped at the end
         frames = x.reshape(b * t, c, h, w)  # (B*T, 3, H, W)
         frames = F.pad(frames, (d * r, d * r + pw, d * r, d * r + ph), mode="replicate") if (r or ph or pw) else frames
@@ -81,15 +83,21 @@ class FastVSR(nn.Module):
         win = f[:, idx].reshape(b * t, -1, hh, ww)  # (B*T, n*feat, h', w')
         y = self.act(self.fuse(win))  # (B*T, width, h', w')
         # body
-        y = self.body(y)  # (B*T, width, h', w')
+        return self.body(y), frames, u  # (B*T, width, h', w')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        d, s, r = self.down, self.scale, self.out_kernel // 2
+        crop = bool(h % d or w % d)
+        y, frames, u = self._features(x)
         if self.residual == "bicubic":
             # reconstruction + bicubic base of the current frame (replicate-padded by one cell)
             e = d - d * r  # `frames` already has d*r pixels of padding on each side
             cur = F.pad(frames, (e, e, e, e), mode="replicate") if e else frames  # (B*T, 3, H2 + 2d, W2 + 2d)
             base = F.conv2d(F.pixel_unshuffle(cur, d), self.base.to(y.dtype), groups=3)  # (B*T, 3*(s*d)^2, h', w')
             y = self.to_rgb(F.pad(y, (r, r, r, r)) if r else y)  # (B*T, 3*(s*d)^2, h', w')
-            y = F.pixel_shuffle(y + base, s * d)  # (B*T, 3, s*d*h', s*d*w')
-            y = y[..., : s * h, : s * w] if (ph or pw) else y  # (B*T, 3, sH, sW)
+            y = F.pixel_shuffle(y.add_(base), s * d)  # (B*T, 3, s*d*h', s*d*w')
+            y = y[..., : s * h, : s * w] if crop else y  # (B*T, 3, sH, sW)
             return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
         # reconstruction + fixed residual in one convolution
         y = F.pad(y, (r, r, r, r)) if r else y  # (B*T, width, h'+2r, w'+2r), zero padding as in a conv
@@ -97,8 +105,67 @@ class FastVSR(nn.Module):
         wgt = torch.cat([self.to_rgb.weight, self.base.to(self.to_rgb.weight.dtype)], dim=1)
         y = F.conv2d(y, wgt, self.to_rgb.bias)  # (B*T, 3*(s*d)^2, h', w')
         y = F.pixel_shuffle(y, s * d)  # (B*T, 3, s*d*h', s*d*w')
-        y = y[..., : s * h, : s * w] if (ph or pw) else y  # (B*T, 3, sH, sW)
+        y = y[..., : s * h, : s * w] if crop else y  # (B*T, 3, sH, sW)
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
+
+    # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
+    @property
+    def supports_planes(self) -> bool:
+        return self.residual == "bicubic"
+
+    def _plane_weights(self, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fold the RGB -> YUV matrix and the 2x2 chroma average into the linear tail: the reconstruction conv
+        and the bicubic base, from 3*P*P RGB sub-pixel channels (P = s*d) to P*P Y + 2 * (P/2)^2 U, V ones."""
+        P, dev = self.scale * self.down, self.to_rgb.weight.device
+        m = rgb_to_yuv.to(torch.float64)  # (3, 4): [matrix | offset]
+        T = torch.zeros(P * P + P * P // 2, 3 * P * P, dtype=torch.float64, device=dev)
+        py, px = torch.meshgrid(torch.arange(P), torch.arange(P), indexing="ij")
+        p = (py * P + px).flatten()  # RGB sub-pixel index within a colour channel
+        q = ((py // 2) * (P // 2) + px // 2).flatten()  # the chroma sample it averages into
+        for c in range(3):
+            T[p, c * P * P + p] = m[0, c]
+            T[P * P + q, c * P * P + p] += m[1, c] / 4
+            T[P * P + P * P // 4 + q, c * P * P + p] += m[2, c] / 4
+        offset = torch.cat([m[0, 3].expand(P * P), m[1, 3].expand(P * P // 4), m[2, 3].expand(P * P // 4)])
+        dense_base = torch.zeros(3 * P * P, 3 * self.down ** 2, 3, 3, dtype=torch.float64, device=dev)
+        g = self.base.to(torch.float64).reshape(3, P * P, self.down ** 2, 3, 3)  # grouped: colour c from input c
+        for c in range(3):
+            dense_base[c * P * P:(c + 1) * P * P, c * self.down ** 2:(c + 1) * self.down ** 2] = g[c]
+        w1 = torch.einsum("oi,ijkl->ojkl", T, self.to_rgb.weight.to(torch.float64))
+        w2 = torch.einsum("oi,ijkl->ojkl", T, dense_base)
+        bias = T @ self.to_rgb.bias.to(torch.float64) + offset
+        return w1.float(), w2.float(), bias.float()
+
+    def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, 3, H, W) RGB in [0, 1] -> the output as 4:2:0 video planes, for the video pipeline:
+        Y (B, T', sH, sW), U and V (B, T', sH/2, sW/2), in [0, 1] code units (unclamped).
+
+        The same maths as ``forward`` followed by ``rgb_to_yuv`` ((3, 4): the affine matrix of the video's
+        colour space and range) and a 2x2 average of the chroma, but the colour matrix and the average are
+        folded into the reconstruction conv and the bicubic base: half the output channels of the RGB tail,
+        and no RGB frame at the output size. ``keep = (a, b)``: reconstruct only frames a..b-1 of the clip
+        (T' = b - a; the others are context for the window)."""
+        if not self.supports_planes:
+            raise NotImplementedError("planes need residual='bicubic'")
+        b, t, c, h, w = x.shape
+        d, s, r, P = self.down, self.scale, self.out_kernel // 2, self.scale * self.down
+        y, frames, _ = self._features(x)
+        a, z = keep if keep is not None else (0, t)
+        if (a, z) != (0, t):
+            y = y.reshape(b, t, *y.shape[1:])[:, a:z].flatten(0, 1)  # (B*T', width, h', w')
+            frames = frames.reshape(b, t, *frames.shape[1:])[:, a:z].flatten(0, 1)  # (B*T', 3, ., .)
+        w1, w2, bias = self._plane_weights(rgb_to_yuv)
+        e = d - d * r
+        cur = F.pad(frames, (e, e, e, e), mode="replicate") if e else frames  # (B*T', 3, H2 + 2d, W2 + 2d)
+        out = F.conv2d(F.pixel_unshuffle(cur, d), w2.to(y.dtype), bias.to(y.dtype))  # (B*T', P*P*3/2, h', w')
+        out.add_(F.conv2d(F.pad(y, (r, r, r, r)) if r else y, w1.to(y.dtype)))
+        n1, n2 = P * P, P * P // 4
+        yy = F.pixel_shuffle(out[:, :n1], P)[:, 0, : s * h, : s * w]  # (B*T', sH, sW)
+        uu = F.pixel_shuffle(out[:, n1:n1 + n2], P // 2)[:, 0, : s * h // 2, : s * w // 2]  # (B*T', sH/2, sW/2)
+        vv = F.pixel_shuffle(out[:, n1 + n2:], P // 2)[:, 0, : s * h // 2, : s * w // 2]
+        tk = z - a
+        return tuple(p.reshape(b, tk, *p.shape[-2:]) for p in (yy, uu, vv))  # type: ignore[return-value]
 
 
 _FAST_NOTE = "no weights shipped yet: train with `videosr train`"
