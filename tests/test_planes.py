@@ -175,3 +175,22 @@ def test_fast_model_plane_output_matches_rgb_path(tmp_path, monkeypatch):
     assert len(fa) == len(fb) == 10
     mse = np.mean([np.mean((x.astype(np.float64) - y) ** 2) for x, y in zip(fa, fb)])
     assert 10 * np.log10(255 ** 2 / mse) > 40
+
+
+@pytest.mark.parametrize("name", ["quality-x4", "online-x4"])
+def test_recurrent_forward_planes_is_forward_in_yuv(name):
+    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model(name, pretrained=False).eval()
+    x = torch.rand(1, 6, 3, 11, 14)
+    m = torch.tensor(rgb_to_yuv(None, None))
+    with torch.no_grad():
+        rgb = net(x)[0, 2:5]  # (3, 3, sH, sW)
+        y, u, v = (p[0] for p in net.forward_planes(x, m, keep=(2, 5)))
+    yuv = torch.einsum("ij,tjhw->tihw", m[:, :3], rgb) + m[:, 3].view(1, 3, 1, 1)
+    assert y.shape == (3, 44, 56) and u.shape == v.shape == (3, 22, 28)
+    assert torch.allclose(y, yuv[:, 0], atol=1e-5)
+    assert torch.allclose(u, torch.nn.functional.avg_pool2d(yuv[:, 1:2], 2)[:, 0], atol=1e-5)
+    assert torch.allclose(v, torch.nn.functional.avg_pool2d(yuv[:, 2:3], 2)[:, 0], atol=1e-5)

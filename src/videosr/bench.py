@@ -4,6 +4,8 @@ For each model:
 * ``decode``: decode the clip and convert frames to tensors (alone);
 * ``model``: the inference engine on the decoded frames (alone, precision as `upscale` would choose);
 * ``encode``: convert the model's outputs to frames and encode them (alone);
+  all three the way `upscale` runs them (``path``): "rgb" frames, "source planes" (a resampler scales the
+  decoded Y, U, V planes) or "model planes" (the model reconstructs the output's 4:2:0 planes);
 * ``total``: the real pipeline (`videosr.upscale`, stages overlapping in threads), end to end.
 The floor is the same clip through PyAV decode + FFmpeg's lanczos scaler + the same encoder settings,
 with no network: no upscaler can beat it, so ``total_fps / floor_fps`` is the share of the floor a model
@@ -99,18 +101,25 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
 
     from .engine import Engine, set_threads
     from .io import Frame, image_to_tensor, open_input, open_output
-    from .pipeline import load_model, upscale
+    from .io._pixfmt import choose_pix_fmt
+    from .pipeline import _plane_stages, load_model, upscale
 
     set_threads()
     net = load_model(name, scale)
-    engine = Engine(net, device=device, precision=precision)
+    if not any(True for _ in net.parameters()):
+        set_threads(1)  # as upscale does for parameter-free resamplers
+    engine = Engine(net, device=device, precision=precision, clamp=False)
     with open_input(clip) as r:
         info = r.info
-        t_dec, frames = _timed(lambda: [(f, image_to_tensor(f.image)) for f in r])
+        out_pf = choose_pix_fmt("libx264", info.pix_fmt, info.bit_depth, info.chroma)
+        stage, to_input = _plane_stages(net, engine, r, out_pf, True, image_to_tensor)
+        path = "source planes" if stage is not engine else ("model planes" if engine.planes is not None else "rgb")
+        t_dec, frames = _timed(lambda: [(f, to_input(f.image)) for f in r])
     n = len(frames)
     with torch.inference_mode():
-        engine.run_clip(frames[0][1][None])  # warm-up (one-time allocation, autotuning)
-        t_model, outs = _timed(lambda: list(engine.stream(t for _, t in frames)))
+        for _ in stage.stream(iter([frames[0][1]])):  # warm-up (one-time allocation, autotuning)
+            pass
+        t_model, outs = _timed(lambda: list(stage.stream(t for _, t in frames)))
 
     def encode() -> None:
         with open_output(os.path.join(workdir, "enc.mp4"), info, info.width * net.scale, info.height * net.scale,
@@ -125,7 +134,7 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
                                               device=device, precision=precision, codec="libx264", crf=crf,
                                               preset=preset, overwrite=True, progress=False))
     return {
-        "model": name, "precision": engine.precision, "frames": n,
+        "model": name, "precision": engine.precision, "path": path, "frames": n,
         "decode_fps": round(n / t_dec, 2), "model_fps": round(n / t_model, 2),
         "model_ms_per_frame": round(1000 * t_model / n, 2), "encode_fps": round(n / t_enc, 2),
         "total_fps": round(summary["frames"] / t_total, 2),

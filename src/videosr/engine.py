@@ -112,6 +112,7 @@ class Engine:
         self.scale = int(self.model.scale)
         self.context = int(getattr(self.model, "context", 0))
         self.causal = bool(getattr(self.model, "causal", False))
+        self.chunk_auto = self.chunk is None
         if self.chunk is None:
             # image models: one frame at a time. Batching frames does not make the convolutions faster
             # on a CPU, and keeps several 1080p float frames (25 MB each) out of cache: measured here,

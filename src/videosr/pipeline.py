@@ -242,6 +242,10 @@ def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, i
 
         rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
         engine.planes = torch.tensor(rgb_to_yuv(info.colorspace, rng), dtype=torch.float32)
+        if engine.chunk_auto and engine.context:
+            # planes reconstruct one kept frame at a time, so a longer chunk costs little memory and spends
+            # less of its time on warm-up frames (measured: quality-x4 +5% end to end with 32 instead of 16)
+            engine.chunk = max(engine.chunk, 4 * engine.context)
     return engine, image_to_tensor
 
 

@@ -30,8 +30,8 @@ def run(args) -> int:
                    clip=args.input, progress=lambda m: print(f"bench: {m}", file=sys.stderr))
     print(f"floor (decode + FFmpeg lanczos + encode): {result['floor_fps']:.1f} fps "
           f"[{result['size']} x{result['scale']}, {result['frames']} frames]")
-    head = ("model", "precision", "decode fps", "model fps", "ms/frame", "encode fps", "total fps", "x floor")
-    rows = [head] + [(r["model"], r["precision"], r["decode_fps"], r["model_fps"], r["model_ms_per_frame"],
+    head = ("model", "precision", "path", "decode fps", "model fps", "ms/frame", "encode fps", "total fps", "x floor")
+    rows = [head] + [(r["model"], r["precision"], r["path"], r["decode_fps"], r["model_fps"], r["model_ms_per_frame"],
                       r["encode_fps"], r["total_fps"], r["fraction_of_floor"]) for r in result["models"]]
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     for r in rows:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ResidualBlock, grouped_upsample_weights, upsample_weights
+from .layers import ResidualBlock, grouped_upsample_weights, shuffle_planes, upsample_weights, yuv420_fold
 from .registry import Variant, register_arch, register_variant
 
 
@@ -65,9 +65,11 @@ class FastVSR(nn.Module):
             self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(B, T, 3, H, W) -> trunk output (B*T, width, h', w'), the padded frames (B*T, 3, H2 + 2dr, W2 + 2dr)
-        and their unshuffle (B*T, 3*d*d, h'+2r, w'+2r)."""
+    def _features(self, x: torch.Tensor, keep: tuple[int, int] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, 3, H, W) -> trunk output (B*T', width, h', w'), the padded frames (B*T, 3, H2 + 2dr, W2 + 2dr)
+        and their unshuffle (B*T, 3*d*d, h'+2r, w'+2r). ``keep = (a, b)``: fuse only the windows of frames
+        a..b-1 (T' = b - a; default all T)."""
         b, t, c, h, w = x.shape
         d, r = self.down, self.out_kernel // 2
         ph, pw = -h % d, -w % d  # pad H, W up to multiples of `down`; cropped at the end
@@ -79,9 +81,11 @@ class FastVSR(nn.Module):
         f = self.act(self.feat(u[..., r:r + hh, r:r + ww]))  # (B*T, feat, h', w')
         f = f.reshape(b, t, -1, hh, ww)  # (B, T, feat, h', w')
         # fusion: gather each output frame's window, edge frames replicated
-        idx = (torch.arange(t, device=x.device)[:, None] + torch.tensor(self.offsets, device=x.device)).clamp(0, t - 1)
-        win = f[:, idx].reshape(b * t, -1, hh, ww)  # (B*T, n*feat, h', w')
-        y = self.act(self.fuse(win))  # (B*T, width, h', w')
+        a, z = keep if keep is not None else (0, t)
+        idx = (torch.arange(a, z, device=x.device)[:, None]
+               + torch.tensor(self.offsets, device=x.device)).clamp(0, t - 1)  # (T', n)
+        win = f[:, idx].reshape(b * (z - a), -1, hh, ww)  # (B*T', n*feat, h', w')
+        y = self.act(self.fuse(win))  # (B*T', width, h', w')
         # body
         return self.body(y), frames, u  # (B*T, width, h', w')
 
@@ -111,30 +115,21 @@ class FastVSR(nn.Module):
     # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
     @property
     def supports_planes(self) -> bool:
-        return self.residual == "bicubic"
+        return self.residual == "bicubic" and (self.scale * self.down) % 2 == 0
 
     def _plane_weights(self, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Fold the RGB -> YUV matrix and the 2x2 chroma average into the linear tail: the reconstruction conv
-        and the bicubic base, from 3*P*P RGB sub-pixel channels (P = s*d) to P*P Y + 2 * (P/2)^2 U, V ones."""
-        P, dev = self.scale * self.down, self.to_rgb.weight.device
-        m = rgb_to_yuv.to(torch.float64)  # (3, 4): [matrix | offset]
-        T = torch.zeros(P * P + P * P // 2, 3 * P * P, dtype=torch.float64, device=dev)
-        py, px = torch.meshgrid(torch.arange(P), torch.arange(P), indexing="ij")
-        p = (py * P + px).flatten()  # RGB sub-pixel index within a colour channel
-        q = ((py // 2) * (P // 2) + px // 2).flatten()  # the chroma sample it averages into
+        """The reconstruction conv and the bicubic base with the colour matrix and chroma average folded in."""
+        P, d = self.scale * self.down, self.down
+        T, offset = yuv420_fold(P, rgb_to_yuv)
+        g = self.base.detach().cpu().to(torch.float64).reshape(3, P * P, d * d, 3, 3)  # grouped: colour c from c
+        dense_base = torch.zeros(3 * P * P, 3 * d * d, 3, 3, dtype=torch.float64)
         for c in range(3):
-            T[p, c * P * P + p] = m[0, c]
-            T[P * P + q, c * P * P + p] += m[1, c] / 4
-            T[P * P + P * P // 4 + q, c * P * P + p] += m[2, c] / 4
-        offset = torch.cat([m[0, 3].expand(P * P), m[1, 3].expand(P * P // 4), m[2, 3].expand(P * P // 4)])
-        dense_base = torch.zeros(3 * P * P, 3 * self.down ** 2, 3, 3, dtype=torch.float64, device=dev)
-        g = self.base.to(torch.float64).reshape(3, P * P, self.down ** 2, 3, 3)  # grouped: colour c from input c
-        for c in range(3):
-            dense_base[c * P * P:(c + 1) * P * P, c * self.down ** 2:(c + 1) * self.down ** 2] = g[c]
-        w1 = torch.einsum("oi,ijkl->ojkl", T, self.to_rgb.weight.to(torch.float64))
+            dense_base[c * P * P:(c + 1) * P * P, c * d * d:(c + 1) * d * d] = g[c]
+        w1 = torch.einsum("oi,ijkl->ojkl", T, self.to_rgb.weight.detach().cpu().to(torch.float64))
         w2 = torch.einsum("oi,ijkl->ojkl", T, dense_base)
-        bias = T @ self.to_rgb.bias.to(torch.float64) + offset
-        return w1.float(), w2.float(), bias.float()
+        bias = T @ self.to_rgb.bias.detach().cpu().to(torch.float64) + offset
+        dev = self.to_rgb.weight.device
+        return w1.float().to(dev), w2.float().to(dev), bias.float().to(dev)
 
     def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -150,20 +145,16 @@ class FastVSR(nn.Module):
             raise NotImplementedError("planes need residual='bicubic'")
         b, t, c, h, w = x.shape
         d, s, r, P = self.down, self.scale, self.out_kernel // 2, self.scale * self.down
-        y, frames, _ = self._features(x)
         a, z = keep if keep is not None else (0, t)
+        y, frames, _ = self._features(x, (a, z))  # (B*T', width, h', w')
         if (a, z) != (0, t):
-            y = y.reshape(b, t, *y.shape[1:])[:, a:z].flatten(0, 1)  # (B*T', width, h', w')
             frames = frames.reshape(b, t, *frames.shape[1:])[:, a:z].flatten(0, 1)  # (B*T', 3, ., .)
         w1, w2, bias = self._plane_weights(rgb_to_yuv)
         e = d - d * r
         cur = F.pad(frames, (e, e, e, e), mode="replicate") if e else frames  # (B*T', 3, H2 + 2d, W2 + 2d)
         out = F.conv2d(F.pixel_unshuffle(cur, d), w2.to(y.dtype), bias.to(y.dtype))  # (B*T', P*P*3/2, h', w')
         out.add_(F.conv2d(F.pad(y, (r, r, r, r)) if r else y, w1.to(y.dtype)))
-        n1, n2 = P * P, P * P // 4
-        yy = F.pixel_shuffle(out[:, :n1], P)[:, 0, : s * h, : s * w]  # (B*T', sH, sW)
-        uu = F.pixel_shuffle(out[:, n1:n1 + n2], P // 2)[:, 0, : s * h // 2, : s * w // 2]  # (B*T', sH/2, sW/2)
-        vv = F.pixel_shuffle(out[:, n1 + n2:], P // 2)[:, 0, : s * h // 2, : s * w // 2]
+        yy, uu, vv = shuffle_planes(out, P, s * h, s * w)  # (B*T', sH, sW), (B*T', sH/2, sW/2) x 2
         tk = z - a
         return tuple(p.reshape(b, tk, *p.shape[-2:]) for p in (yy, uu, vv))  # type: ignore[return-value]
 

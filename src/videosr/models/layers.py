@@ -118,3 +118,34 @@ def grouped_upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.
     sd = scale * down
     w = upsample_weights(kind, scale, down, k).reshape(3, sd * sd, 3, down * down, k, k)
     return torch.stack([w[c, :, c] for c in range(3)]).reshape(3 * sd * sd, down * down, k, k)
+
+
+def yuv420_fold(P: int, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The linear map from the 3*P*P channels of an RGB pixel-shuffle tail (channel c*P*P + py*P + px:
+    colour c of sub-pixel (py, px)) to P*P Y channels and 2 * (P/2)^2 chroma channels (U then V, each the
+    2x2 average of its sub-pixels, as 4:2:0 video subsamples them), for ``rgb_to_yuv`` = (3, 4) [matrix |
+    offset]. Returns (T (P*P*3/2, 3*P*P), offset (P*P*3/2,)) in float64: fold T into the tail's weights and
+    biases, add the offset to its bias, and pixel-shuffle Y by P, U and V by P/2. P must be even."""
+    if P % 2:
+        raise ValueError(f"4:2:0 planes need an even sub-pixel factor, got {P}")
+    m = rgb_to_yuv.to(torch.float64).cpu()
+    n1, n2 = P * P, P * P // 4
+    T = torch.zeros(n1 + 2 * n2, 3 * n1, dtype=torch.float64)
+    py, px = torch.meshgrid(torch.arange(P), torch.arange(P), indexing="ij")
+    p = (py * P + px).flatten()  # sub-pixel index within a colour channel
+    q = ((py // 2) * (P // 2) + px // 2).flatten()  # the chroma sample it averages into
+    for c in range(3):
+        T[p, c * n1 + p] = m[0, c]
+        T[n1 + q, c * n1 + p] += m[1, c] / 4
+        T[n1 + n2 + q, c * n1 + p] += m[2, c] / 4
+    offset = torch.cat([m[0, 3].expand(n1), m[1, 3].expand(n2), m[2, 3].expand(n2)])
+    return T, offset
+
+
+def shuffle_planes(out: torch.Tensor, P: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, P*P*3/2, h', w') from a :func:`yuv420_fold`-ed tail -> Y (N, h, w), U, V (N, h/2, w/2) (cropped)."""
+    n1, n2 = P * P, P * P // 4
+    y = F.pixel_shuffle(out[:, :n1], P)[:, 0, :h, :w]  # (N, h, w)
+    u = F.pixel_shuffle(out[:, n1:n1 + n2], P // 2)[:, 0, : h // 2, : w // 2]  # (N, h/2, w/2)
+    v = F.pixel_shuffle(out[:, n1 + n2:], P // 2)[:, 0, : h // 2, : w // 2]
+    return y, u, v

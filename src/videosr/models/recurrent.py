@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import ModelError
 from .fastvsr import TRAINING_DATA
-from .layers import ResidualBlock, flow_warp, upsample_weights
+from .layers import ResidualBlock, flow_warp, shuffle_planes, upsample_weights, yuv420_fold
 from .registry import Variant, register_arch, register_variant
 
 
@@ -142,9 +142,11 @@ class RecurrentVSR(nn.Module):
         self.register_buffer("base", upsample_weights("bilinear", scale, 1, 3), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _propagate(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None]]:
+        """(B, T, 3, H, W) -> padded LR frames (B*T, 3, H2, W2) and the forward and backward hidden states
+        of every frame, (B, width, h', w') each (backward: None when unidirectional)."""
         b, t, c, h, w = x.shape
-        d, s = self.down, self.scale
+        d = self.down
         ph, pw = -h % d, -w % d  # pad to multiples of `down`; cropped at the end
         lr = x.reshape(b * t, c, h, w)  # (B*T, 3, H, W)
         lr = F.pad(lr, (0, pw, 0, ph), mode="replicate") if (ph or pw) else lr  # (B*T, 3, H2, W2)
@@ -179,18 +181,63 @@ class RecurrentVSR(nn.Module):
                 hidden = flow_warp(hidden, fwd_flow[:, i - 1])
             hidden = self.forward_prop.step(proj[:, i], hidden)
             forward.append(hidden)
-        # reconstruction, all frames in one batch
-        y = torch.stack(forward, dim=1).flatten(0, 1)  # (B*T, width, h', w')
+        return lr, forward, backward
+
+    def _upsample_features(self, fwd: torch.Tensor, bwd: torch.Tensor | None) -> torch.Tensor:
+        """Hidden states (N, width, h', w') -> reconstruction features (N, up_channels, H2, W2)."""
+        y = fwd
         if self.bidirectional:
-            y = torch.cat([torch.stack(backward, dim=1).flatten(0, 1), y], dim=1)  # (B*T, 2*width, h', w')
-            y = self.act(self.fuse(y))  # (B*T, width, h', w')
-        y = self.act(F.pixel_shuffle(self.upconv(y), d))  # (B*T, up_channels, H2, W2)
+            y = self.act(self.fuse(torch.cat([bwd, fwd], dim=1)))  # (N, width, h', w')
+        return self.act(F.pixel_shuffle(self.upconv(y), self.down))  # (N, up_channels, H2, W2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = x.shape
+        s = self.scale
+        lr, forward, backward = self._propagate(x)
+        # reconstruction, all frames in one batch
+        y = self._upsample_features(torch.stack(forward, dim=1).flatten(0, 1),  # (B*T, width, h', w')
+                                    torch.stack(backward, dim=1).flatten(0, 1) if self.bidirectional else None)
         y = torch.cat([F.pad(y, (1, 1, 1, 1)), F.pad(lr, (1, 1, 1, 1), mode="replicate").to(y.dtype)], dim=1)
         wgt = torch.cat([self.conv_last.weight, self.base.to(self.conv_last.weight.dtype)], dim=1)
         y = F.conv2d(y, wgt, self.conv_last.bias)  # (B*T, 3*s*s, H2, W2): learned + bilinear phases
         y = F.pixel_shuffle(y, s)  # (B*T, 3, s*H2, s*W2)
-        y = y[..., : s * h, : s * w] if (ph or pw) else y  # (B*T, 3, sH, sW)
+        y = y[..., : s * h, : s * w] if (h % self.down or w % self.down) else y  # (B*T, 3, sH, sW)
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
+
+    # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
+    @property
+    def supports_planes(self) -> bool:
+        return self.scale % 2 == 0
+
+    def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, 3, H, W) RGB in [0, 1] -> the output as 4:2:0 video planes: Y (B, T', sH, sW), U and V
+        (B, T', sH/2, sW/2), in [0, 1] code units (unclamped), for frames ``keep = (a, b)`` (default all).
+
+        ``forward`` followed by ``rgb_to_yuv`` ((3, 4) affine map of the video's colour space and range) and
+        a 2x2 chroma average, with both folded into the last conv (half its output channels, no RGB frame at
+        the output size). Propagation runs over the whole clip; only the kept frames are reconstructed, one at
+        a time, so the clip's context frames cost no reconstruction and memory stays at one output frame."""
+        if not self.supports_planes:
+            raise NotImplementedError("4:2:0 planes need an even scale")
+        b, t, c, h, w = x.shape
+        s = self.scale
+        a, z = keep if keep is not None else (0, t)
+        lr, forward, backward = self._propagate(x)
+        lr = lr.reshape(b, t, *lr.shape[1:])  # (B, T, 3, H2, W2)
+        T, offset = yuv420_fold(s, rgb_to_yuv)
+        wgt = torch.cat([self.conv_last.weight, self.base.to(self.conv_last.weight.dtype)], dim=1).detach()
+        dev = wgt.device
+        wgt = torch.einsum("oi,ijkl->ojkl", T, wgt.cpu().to(torch.float64)).float().to(dev)  # (s*s*3/2, up+3, 3, 3)
+        bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64) + offset).float().to(dev)
+        planes: list[list[torch.Tensor]] = [[], [], []]
+        for i in range(a, z):
+            y = self._upsample_features(forward[i], backward[i])  # (B, up_channels, H2, W2)
+            y = torch.cat([F.pad(y, (1, 1, 1, 1)), F.pad(lr[:, i], (1, 1, 1, 1), mode="replicate").to(y.dtype)], 1)
+            out = F.conv2d(y, wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
+            for k, p in enumerate(shuffle_planes(out, s, s * h, s * w)):
+                planes[k].append(p)
+        return tuple(torch.stack(p, dim=1) for p in planes)  # type: ignore[return-value]
 
 
 _NOTE = "no weights shipped yet: train with `videosr train`"
