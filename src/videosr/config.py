@@ -45,6 +45,7 @@ class DataCfg:
     video_fraction: float = 0.3  # share of clips cut from real videos (the rest: synthetic motion on stills)
     workers: int = 1  # DataLoader workers (0: generate in the training process)
     augment: bool = True  # flips, transposes, temporal reversal
+    max_speed: float = 10.0  # synthetic camera pan speed on stills, HR px/frame (uniform in [0, max_speed])
 
 
 @dataclass

@@ -325,7 +325,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     ds = vdata.TrainClips(store, scale=cfg.data.scale, patch=cfg.data.patch, frames=cfg.data.frames,
                           batch=cfg.data.batch, degradation=cfg.data.degradation,
                           video_fraction=cfg.data.video_fraction, augment=cfg.data.augment, seed=cfg.seed,
-                          rank=rank, start_step=step)
+                          rank=rank, start_step=step, motion=vdata.Motion(max_speed=cfg.data.max_speed))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=cfg.data.workers,
                                          worker_init_fn=_worker_init if cfg.data.workers else None,
                                          pin_memory=cuda, prefetch_factor=2 if cfg.data.workers else None)
