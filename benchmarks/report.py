@@ -73,7 +73,7 @@ def section_bench(r: dict, title: str) -> list[str]:
 
 def section_temporal(r: dict) -> list[str]:
     out = ["## Do the video models use time? (`benchmarks/temporal_use.py`)", "",
-           f"Vid4 BI x4 PSNR-Y (dB), `videosr eval` protocol"
+           f"Vid4 {r['degradation']} x4 PSNR-Y (dB), `videosr eval` protocol"
            + (f", first {r['max_frames']} frames per clip" if r["max_frames"] else ", all frames") + ": "
            "as a video model, with alignment switched off (every flow zero), and with every frame upscaled "
            "alone.", "",

@@ -1,4 +1,4 @@
-"""Do the video models use their neighbouring frames? Vid4 BI x4 PSNR-Y of each model three ways:
+"""Do the video models use their neighbouring frames? Vid4 x4 PSNR-Y (BI, or --degradation BD) three ways:
 
 * ``video``: as `videosr eval` runs it (the engine over the whole clip);
 * ``zero_flow`` (recurrent models): the same, with every estimated flow replaced by zero (no alignment);
@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True, help="registered name or training checkpoint")
     ap.add_argument("--data", default=str(VID4))
     ap.add_argument("--max-frames", type=int, default=None)
+    ap.add_argument("--degradation", default="BI", choices=["BI", "BD"])
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -65,7 +66,7 @@ def main() -> None:
     for c in items:
         gt = load_clip(c, a.max_frames)
         gt = gt[..., : gt.shape[-2] // 4 * 4, : gt.shape[-1] // 4 * 4]
-        clips.append((c.name, gt, _degrade(gt, 4, "BI")))
+        clips.append((c.name, gt, _degrade(gt, 4, a.degradation)))
     results = []
     for name in a.model:
         net = load_model(name, 4)
@@ -86,7 +87,7 @@ def main() -> None:
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps({k: v.get("mean", v) if isinstance(v, dict) else v for k, v in row.items()}), flush=True)
         results.append(row)
-    out = {"benchmark": "temporal_use", "data": a.data, "scale": 4, "degradation": "BI",
+    out = {"benchmark": "temporal_use", "data": a.data, "scale": 4, "degradation": a.degradation,
            "max_frames": a.max_frames, "models": results}
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
