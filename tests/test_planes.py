@@ -194,3 +194,20 @@ def test_recurrent_forward_planes_is_forward_in_yuv(name):
     assert torch.allclose(y, yuv[:, 0], atol=1e-5)
     assert torch.allclose(u, torch.nn.functional.avg_pool2d(yuv[:, 1:2], 2)[:, 0], atol=1e-5)
     assert torch.allclose(v, torch.nn.functional.avg_pool2d(yuv[:, 2:3], 2)[:, 0], atol=1e-5)
+
+
+def test_model_planes_need_whole_frames_and_420(tmp_path, monkeypatch):
+    """Tiled runs and non-4:2:0 outputs keep the RGB path (and still work)."""
+    from videosr.models.fastvsr import FastVSR
+
+    calls = []
+    real = FastVSR.forward_planes
+    monkeypatch.setattr(FastVSR, "forward_planes", lambda self, *a, **k: calls.append(1) or real(self, *a, **k))
+    src = make_video(tmp_path / "in.mkv", frames=3, width=40, height=24, codec="ffv1", pix_fmt="yuv420p")
+    r = upscale(src, str(tmp_path / "tiled.mkv"), model="fast-x2", scale=2, tile=16, codec="ffv1", progress=False)
+    assert r["frames"] == 3 and not calls
+    r = upscale(src, str(tmp_path / "444.mkv"), model="fast-x2", scale=2, codec="ffv1", pix_fmt="yuv444p",
+                progress=False)
+    assert r["frames"] == 3 and not calls
+    r = upscale(src, str(tmp_path / "420.mkv"), model="fast-x2", scale=2, codec="ffv1", progress=False)
+    assert r["frames"] == 3 and calls
