@@ -211,3 +211,16 @@ def test_model_planes_need_whole_frames_and_420(tmp_path, monkeypatch):
     assert r["frames"] == 3 and not calls
     r = upscale(src, str(tmp_path / "420.mkv"), model="fast-x2", scale=2, codec="ffv1", progress=False)
     assert r["frames"] == 3 and calls
+
+
+def test_jpeg_folder_to_ffv1(tmp_path):
+    """A folder of JPEGs decodes as yuvj420p, which ffv1 keeps: image folders always hand out RGB frames."""
+    from PIL import Image
+
+    folder = tmp_path / "jpgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray((np.random.default_rng(i).random((24, 32, 3)) * 255).astype(np.uint8)).save(folder / f"{i}.jpg")
+    for model in ("bicubic", "fast-x2"):
+        r = upscale(str(folder), str(tmp_path / f"{model}.mkv"), model=model, scale=2, codec="ffv1", progress=False)
+        assert r["frames"] == 3

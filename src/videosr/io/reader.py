@@ -377,21 +377,6 @@ class ImageFolderReader:
         self._index += 1
         return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
 
-    @property
-    def plane_format(self) -> str | None:
-        """The source pix_fmt when its frames can be handed out as their own 8-bit Y, U, V planes
-        (:data:`_pixfmt.PLANAR_YUV8`, evenly subsampled size), else None."""
-        i = self.info
-        return i.pix_fmt if _pixfmt.plane_sizes(i.pix_fmt, i.width, i.height) else None
-
-    def _planes(self, f: av.VideoFrame) -> tuple[np.ndarray, ...]:
-        fmt = self.plane_format
-        if fmt is None:
-            raise ValueError(f"{self.name}: {self.info.pix_fmt} frames cannot be read as 8-bit YUV planes")
-        if f.format.name != fmt:  # the decoder switched formats mid-stream: convert to the first one's
-            f = f.reformat(format=fmt)
-        return tuple(np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in f.planes)
-
     def _frame_pts(self, f) -> int:
         """The frame's pts in ``info.time_base`` (synthesised from the index when missing); remembered."""
         tb = self.info.time_base
