@@ -144,8 +144,10 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     Video file outputs from a file/folder input are resumable: ``resume=True`` continues the state an
     interrupted run left (or starts one); without it, leftover state raises :class:`ResumeError`.
     ``segment``: frames per resumable segment (default about 4 s, a multiple of the chunk).
-    ``planes``: let a per-channel resampler (bicubic, lanczos) scale the Y, U, V planes of 8-bit planar YUV
-    video directly when the output has the same pix_fmt (no RGB round trip; False: always through RGB).
+    ``planes``: skip the RGB round trip of every output frame where the maths allow: a per-channel
+    resampler (bicubic, lanczos) scales the Y, U, V planes of 8-bit planar YUV video when the output has the
+    same pix_fmt; a model with ``supports_planes`` reconstructs the output's 8-bit 4:2:0 planes (whole
+    frames). False: always through RGB frames.
     KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) becomes :class:`Interrupted`.
     """
     from .engine import Engine, set_threads
