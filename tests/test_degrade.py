@@ -261,3 +261,32 @@ def test_realistic_params_validation():
         degrade.RealisticParams(video_codecs=("vp9",))
     with pytest.raises(UsageError):
         degrade.realistic_degrade(torch.rand(3, 8, 8), 2, torch.Generator())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_upsample_conv_matches_upsample(scale):
+    """The ONNX-exportable convolution form of MATLAB bicubic (used by FastVSR under export) equals the
+    block-matmul one, odd sizes and borders included."""
+    from videosr.models.layers import bicubic_upsample_conv
+
+    x = torch.rand(2, 3, 9, 14, generator=torch.Generator().manual_seed(scale))
+    assert torch.allclose(bicubic_upsample_conv(x, scale), upsample(x, scale, "cubic"), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale,average", [(4, 2), (4, 4), (2, 2), (6, 3)])
+def test_upsample_average_is_block_mean_of_upsample(scale, average):
+    """upsample(average=a) = the a x a block means of upsample: 4:2:0 chroma of an upscaled frame without
+    the full-size planes."""
+    x = torch.rand(2, 11, 13, generator=torch.Generator().manual_seed(scale), dtype=torch.float64)
+    ref = torch.nn.functional.avg_pool2d(upsample(x, scale)[:, None], average)[:, 0]
+    assert torch.allclose(upsample(x, scale, average=average), ref, atol=1e-12)
+    with pytest.raises(UsageError):
+        upsample(x, 4, average=3)
+
+
+def test_upsample_linear_is_torch_bilinear():
+    """MATLAB bilinear upscaling by an integer factor = torch's bilinear (align_corners=False): the taps
+    reach one pixel, where MATLAB's mirror and torch's clamp agree."""
+    x = torch.rand(2, 3, 9, 14, generator=torch.Generator().manual_seed(0))
+    ref = torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
+    assert torch.allclose(upsample(x, 4, "linear"), ref, atol=1e-6)

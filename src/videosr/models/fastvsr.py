@@ -8,12 +8,14 @@
 
 Every convolution runs at LR/down resolution (down=2: 4x fewer pixels and 4x more channels than LR for
 the same cost, which suits oneDNN's kernels and doubles the receptive field). The global residual is the
-current frame upsampled with a fixed `residual` filter, computed at LR/down resolution before the pixel
-shuffle, so it costs no HR-sized pass:
-  * "bicubic" (the default of the shipped variants): MATLAB bicubic as a grouped 3x3-cell convolution of the
-    unshuffled frame, with the learned branch initialised to zero, so training starts from bicubic quality.
-    Measured on 20 fixed training batches: with a "nearest" or "bilinear" base the 40k-parameter model
-    stayed 1-2 dB under bicubic after 300 Adam steps; with the bicubic base it passed bicubic by 0.3 dB.
+current frame upsampled with a fixed `residual` filter:
+  * "bicubic" (the default of the shipped variants): MATLAB bicubic (videosr.degrade.upsample: separable,
+    4 taps per axis, about 1 ms per 1080p plane here), added to the pixel-shuffled learned branch, which is
+    initialised to zero, so training starts from bicubic quality. Measured on 20 fixed training batches: with
+    a "nearest" or "bilinear" base the 40k-parameter model stayed 1-2 dB under bicubic after 300 Adam steps;
+    with the bicubic base it passed bicubic by 0.3 dB. (Until 2026-12 this base was a grouped 3x3-cell conv
+    at LR/down resolution with replicated borders: the same values except within 2 LR pixels of the frame
+    edge, where MATLAB mirrors; the separable form costs 4x fewer multiply-adds on the video planes.)
   * "nearest" (ABPN's anchor) or "bilinear" (exact, needs out_kernel=3): folded into the reconstruction
     conv as extra input channels with fixed weights.
 Sequence ends are padded by replicating the edge frames.
@@ -25,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ResidualBlock, grouped_upsample_weights, shuffle_planes, upsample_weights, yuv420_fold
+from ..degrade import upsample
+from .layers import ResidualBlock, add_planes, bicubic_upsample_conv, upsample_weights, yuv420_fold
 from .registry import Variant, register_arch, register_variant
 
 
@@ -56,9 +59,8 @@ class FastVSR(nn.Module):
         self.to_rgb = nn.Conv2d(width, 3 * up * up, out_kernel)
         self.residual = residual
         if residual == "bicubic":
-            # MATLAB bicubic base (a 3x3-cell grouped conv on the unshuffled frame); the learned branch
-            # starts at zero, so an untrained model is exactly bicubic in the interior
-            self.register_buffer("base", grouped_upsample_weights("bicubic", scale, down, 3), persistent=False)
+            # MATLAB bicubic base (videosr.degrade.upsample, separable) added at the output; the learned
+            # branch starts at zero, so an untrained model is exactly bicubic
             nn.init.zeros_(self.to_rgb.weight)
             nn.init.zeros_(self.to_rgb.bias)
         else:
@@ -95,12 +97,10 @@ class FastVSR(nn.Module):
         crop = bool(h % d or w % d)
         y, frames, u = self._features(x)
         if self.residual == "bicubic":
-            # reconstruction + bicubic base of the current frame (replicate-padded by one cell)
-            e = d - d * r  # `frames` already has d*r pixels of padding on each side
-            cur = F.pad(frames, (e, e, e, e), mode="replicate") if e else frames  # (B*T, 3, H2 + 2d, W2 + 2d)
-            base = F.conv2d(F.pixel_unshuffle(cur, d), self.base.to(y.dtype), groups=3)  # (B*T, 3*(s*d)^2, h', w')
+            # reconstruction + MATLAB bicubic of the current frame
             y = self.to_rgb(F.pad(y, (r, r, r, r)) if r else y)  # (B*T, 3*(s*d)^2, h', w')
-            y = F.pixel_shuffle(y.add_(base), s * d)  # (B*T, 3, s*d*h', s*d*w')
+            y = F.pixel_shuffle(y, s * d)  # (B*T, 3, s*d*h', s*d*w')
+            y = y + self._base(x.reshape(b * t, c, h, w))  # (B*T, 3, s*d*h', s*d*w')
             y = y[..., : s * h, : s * w] if crop else y  # (B*T, 3, sH, sW)
             return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
         # reconstruction + fixed residual in one convolution
@@ -112,24 +112,31 @@ class FastVSR(nn.Module):
         y = y[..., : s * h, : s * w] if crop else y  # (B*T, 3, sH, sW)
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
 
+    def _base(self, x: torch.Tensor, average: int = 1) -> torch.Tensor:
+        """(N, C, H, W) -> MATLAB bicubic x``scale`` of the frames replicate-padded to multiples of ``down``
+        (as the exported graph pads them; crop the result to sH x sW); ``average``: then the mean of each
+        average x average block (the 4:2:0 chroma of the upsampled frame)."""
+        d = self.down
+        ph, pw = -x.shape[-2] % d, -x.shape[-1] % d
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate") if (ph or pw) else x  # (N, C, H2, W2)
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # unfold (upsample's) does not export
+            y = bicubic_upsample_conv(x, self.scale)
+            return F.avg_pool2d(y, average) if average > 1 else y
+        return upsample(x, self.scale, "cubic", average)  # (N, C, s*H2/average, s*W2/average)
+
     # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
     @property
     def supports_planes(self) -> bool:
         return self.residual == "bicubic" and (self.scale * self.down) % 2 == 0
 
-    def _plane_weights(self, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The reconstruction conv and the bicubic base with the colour matrix and chroma average folded in."""
-        P, d = self.scale * self.down, self.down
-        T, offset = yuv420_fold(P, rgb_to_yuv)
-        g = self.base.detach().cpu().to(torch.float64).reshape(3, P * P, d * d, 3, 3)  # grouped: colour c from c
-        dense_base = torch.zeros(3 * P * P, 3 * d * d, 3, 3, dtype=torch.float64)
-        for c in range(3):
-            dense_base[c * P * P:(c + 1) * P * P, c * d * d:(c + 1) * d * d] = g[c]
+    def _plane_weights(self, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reconstruction conv with the colour matrix and the 2x2 chroma average folded in, and its bias
+        (with the matrix's offset)."""
+        T, offset = yuv420_fold(self.scale * self.down, rgb_to_yuv)
         w1 = torch.einsum("oi,ijkl->ojkl", T, self.to_rgb.weight.detach().cpu().to(torch.float64))
-        w2 = torch.einsum("oi,ijkl->ojkl", T, dense_base)
         bias = T @ self.to_rgb.bias.detach().cpu().to(torch.float64) + offset
         dev = self.to_rgb.weight.device
-        return w1.float().to(dev), w2.float().to(dev), bias.float().to(dev)
+        return w1.float().to(dev), bias.float().to(dev)
 
     def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -138,25 +145,29 @@ class FastVSR(nn.Module):
 
         The same maths as ``forward`` followed by ``rgb_to_yuv`` ((3, 4): the affine matrix of the video's
         colour space and range) and a 2x2 average of the chroma, but the colour matrix and the average are
-        folded into the reconstruction conv and the bicubic base: half the output channels of the RGB tail,
-        and no RGB frame at the output size. ``keep = (a, b)``: reconstruct only frames a..b-1 of the clip
+        folded into the reconstruction conv (half the output channels of the RGB tail), the bicubic base is
+        taken of the LR frame's Y, U and V, and the learned sub-pixels are added into the base planes
+        straight from the conv's output: no RGB frame and no pixel-shuffled copy at the output size. ``keep = (a, b)``: reconstruct only frames a..b-1 of the clip
         (T' = b - a; the others are context for the window)."""
         if not self.supports_planes:
             raise NotImplementedError("planes need residual='bicubic'")
         b, t, c, h, w = x.shape
         d, s, r, P = self.down, self.scale, self.out_kernel // 2, self.scale * self.down
         a, z = keep if keep is not None else (0, t)
-        y, frames, _ = self._features(x, (a, z))  # (B*T', width, h', w')
-        if (a, z) != (0, t):
-            frames = frames.reshape(b, t, *frames.shape[1:])[:, a:z].flatten(0, 1)  # (B*T', 3, ., .)
-        w1, w2, bias = self._plane_weights(rgb_to_yuv)
-        e = d - d * r
-        cur = F.pad(frames, (e, e, e, e), mode="replicate") if e else frames  # (B*T', 3, H2 + 2d, W2 + 2d)
-        out = F.conv2d(F.pixel_unshuffle(cur, d), w2.to(y.dtype), bias.to(y.dtype))  # (B*T', P*P*3/2, h', w')
-        out.add_(F.conv2d(F.pad(y, (r, r, r, r)) if r else y, w1.to(y.dtype)))
-        yy, uu, vv = shuffle_planes(out, P, s * h, s * w)  # (B*T', sH, sW), (B*T', sH/2, sW/2) x 2
+        y, _, _ = self._features(x, (a, z))  # (B*T', width, h', w')
+        w1, bias = self._plane_weights(rgb_to_yuv)
+        out = F.conv2d(F.pad(y, (r, r, r, r)) if r else y, w1.to(y.dtype), bias.to(y.dtype))  # (N, P*P*3/2, h', w')
+        # the bicubic base of the current frames' Y, U, V (the filter commutes with the colour matrix),
+        # chroma averaged 2x2 as 4:2:0 subsamples it
+        cur = x[:, a:z].reshape(-1, c, h, w)  # (N, 3, H, W), N = B*T'
+        yuv = torch.einsum("oc,nchw->nohw", rgb_to_yuv[:, :3].to(cur), cur)  # (N, 3, H, W), offset in bias
+        ys = self._base(yuv[:, :1])[:, 0]  # (N, s*H2, s*W2)
+        uvs = self._base(yuv[:, 1:], average=2)  # (N, 2, s*H2/2, s*W2/2)
+        add_planes(out, ys, uvs[:, 0], uvs[:, 1], P)  # + the learned sub-pixels, in place
+        ys, uvs = ys[:, : s * h, : s * w], uvs[..., : s * h // 2, : s * w // 2]  # odd LR sizes: crop
         tk = z - a
-        return tuple(p.reshape(b, tk, *p.shape[-2:]) for p in (yy, uu, vv))  # type: ignore[return-value]
+        return (ys.reshape(b, tk, *ys.shape[-2:]), uvs[:, 0].reshape(b, tk, *uvs.shape[-2:]),
+                uvs[:, 1].reshape(b, tk, *uvs.shape[-2:]))
 
 
 _FAST_NOTE = "no weights shipped yet: train with `videosr train`"

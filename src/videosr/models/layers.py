@@ -74,6 +74,26 @@ def _bicubic_taps(scale: int) -> torch.Tensor:
     return taps
 
 
+def bicubic_upsample_conv(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, sH, sW): MATLAB bicubic upsampling (symmetric boundary) as two 1-D polyphase
+    convolutions. The same values as :func:`videosr.degrade.upsample` up to float rounding, built only from
+    ops the ONNX exporter knows (that one's block matmuls use ``unfold``, which it cannot export)."""
+    taps = _bicubic_taps(scale).to(x.dtype).to(x.device)  # (s, 5)
+    n, c, h, w = x.shape
+    y = x.reshape(n * c, 1, h, w)  # (NC, 1, H, W)
+    for axis in (3, 2):  # columns, then rows
+        lo = y.narrow(axis, 0, 2).flip(axis)  # MATLAB mirrors with the edge pixel repeated
+        hi = y.flip(axis).narrow(axis, 0, 2)  # (no size arithmetic: a traced graph stays size-generic)
+        yp = torch.cat([lo, y, hi], dim=axis)  # (NC, 1, ., .) padded by 2
+        k = taps.view(scale, 1, 1, 5) if axis == 3 else taps.view(scale, 1, 5, 1)
+        y = F.conv2d(yp, k)  # (NC, s, H', W'): one channel per output phase
+        if axis == 3:
+            y = y.permute(0, 2, 3, 1).reshape(n * c, 1, y.shape[2], -1)  # (NC, 1, H, sW): phases interleaved
+        else:
+            y = y.permute(0, 3, 2, 1).reshape(n * c, 1, y.shape[3], -1).transpose(2, 3)  # (NC, 1, sH, sW)
+    return y.reshape(n, c, h * scale, w * scale)
+
+
 def _taps(kind: str, scale: int) -> torch.Tensor:
     """(scale, 5) weights on LR offsets (-2, -1, 0, +1, +2) for each output phase of a fixed upsampler."""
     if kind == "bicubic":
@@ -112,14 +132,6 @@ def upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.Tensor:
     return w.reshape(3 * sd * sd, 3 * down * down, k, k).float()
 
 
-def grouped_upsample_weights(kind: str, scale: int, down: int, k: int) -> torch.Tensor:
-    """:func:`upsample_weights` for a ``groups=3`` convolution (colour channels never mix):
-    (3*(s*d)^2, d^2, k, k), a third of the dense weights' cost."""
-    sd = scale * down
-    w = upsample_weights(kind, scale, down, k).reshape(3, sd * sd, 3, down * down, k, k)
-    return torch.stack([w[c, :, c] for c in range(3)]).reshape(3 * sd * sd, down * down, k, k)
-
-
 def yuv420_fold(P: int, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The linear map from the 3*P*P channels of an RGB pixel-shuffle tail (channel c*P*P + py*P + px:
     colour c of sub-pixel (py, px)) to P*P Y channels and 2 * (P/2)^2 chroma channels (U then V, each the
@@ -142,10 +154,12 @@ def yuv420_fold(P: int, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return T, offset
 
 
-def shuffle_planes(out: torch.Tensor, P: int, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(N, P*P*3/2, h', w') from a :func:`yuv420_fold`-ed tail -> Y (N, h, w), U, V (N, h/2, w/2) (cropped)."""
-    n1, n2 = P * P, P * P // 4
-    y = F.pixel_shuffle(out[:, :n1], P)[:, 0, :h, :w]  # (N, h, w)
-    u = F.pixel_shuffle(out[:, n1:n1 + n2], P // 2)[:, 0, : h // 2, : w // 2]  # (N, h/2, w/2)
-    v = F.pixel_shuffle(out[:, n1 + n2:], P // 2)[:, 0, : h // 2, : w // 2]
-    return y, u, v
+def add_planes(out: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, P: int) -> None:
+    """Add a :func:`yuv420_fold`-ed tail's output ``out`` (N, P*P*3/2, h', w') into the planes Y (N, P h',
+    P w'), U and V (N, P h'/2, P w'/2), in place: the pixel shuffle by P (Y) and P/2 (U, V) read straight
+    from ``out`` (ideally channels-last), with no shuffled copy at the output size."""
+    n1, n2, hh, ww = P * P, P * P // 4, out.shape[-2], out.shape[-1]
+    o = out.permute(0, 2, 3, 1)  # (N, h', w', P*P*3/2)
+    for plane, chans, f in ((y, o[..., :n1], P), (u, o[..., n1:n1 + n2], P // 2), (v, o[..., n1 + n2:], P // 2)):
+        sub = chans.unflatten(-1, (f, f)).permute(0, 1, 3, 2, 4)  # (N, h', f, w', f): sub-pixel grid
+        plane.view(-1, hh, f, ww, f).add_(sub)

@@ -23,11 +23,20 @@ from torch import nn
 
 from ..errors import ModelError
 from .fastvsr import TRAINING_DATA
-from .layers import ResidualBlock, flow_warp, shuffle_planes, upsample_weights, yuv420_fold
+from ..degrade import upsample
+from .layers import ResidualBlock, add_planes, flow_warp, upsample_weights, yuv420_fold
 from .registry import Variant, register_arch, register_variant
 
 
 # alignment ---------------------------------------------------------------------------------------------
+
+def _pool(x: torch.Tensor, down: int, size: tuple[int, int]) -> torch.Tensor:
+    """Average ``x`` (N, C, H, W) onto the (h, w) grid: a plain down x down mean when the size divides (several
+    times faster than the adaptive pool on a CPU, same values)."""
+    if x.shape[-2:] == (size[0] * down, size[1] * down):
+        return F.avg_pool2d(x, down)
+    return F.adaptive_avg_pool2d(x, size)
+
 
 class LearnedFlow(nn.Module):
     """SpyNet-like coarse-to-fine flow: `levels` pyramid levels, a tiny conv net per level.
@@ -41,8 +50,8 @@ class LearnedFlow(nn.Module):
         self.down, self.levels = down, levels
         self.nets = nn.ModuleList()
         for _ in range(levels):
-            net = nn.Sequential(nn.Conv2d(3 + 3 + 2, width, 3, 1, 1), nn.LeakyReLU(0.1),
-                                nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.1),
+            net = nn.Sequential(nn.Conv2d(3 + 3 + 2, width, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
+                                nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
                                 nn.Conv2d(width, 2, 3, 1, 1))
             with torch.no_grad():
                 net[-1].weight.mul_(0.01)
@@ -52,7 +61,7 @@ class LearnedFlow(nn.Module):
     def forward(self, ref: torch.Tensor, sup: torch.Tensor) -> torch.Tensor:
         """ref, sup: (N, 3, H, W) -> flow (N, 2, ceil(H/down), ceil(W/down))."""
         h, w = -(-ref.shape[-2] // self.down), -(-ref.shape[-1] // self.down)
-        pyr = [(F.adaptive_avg_pool2d(ref, (h, w)), F.adaptive_avg_pool2d(sup, (h, w)))]  # finest first
+        pyr = [(_pool(ref, self.down, (h, w)), _pool(sup, self.down, (h, w)))]  # finest first
         for _ in range(self.levels - 1):
             r, s = pyr[-1]
             pyr.append((F.avg_pool2d(r, 2, ceil_mode=True), F.avg_pool2d(s, 2, ceil_mode=True)))
@@ -81,7 +90,7 @@ class ClassicalFlow(nn.Module):
         with torch.no_grad():
             flow = self.estimate(ref.float(), sup.float())  # (N, 2, H, W) in LR pixels
         h, w = -(-ref.shape[-2] // self.down), -(-ref.shape[-1] // self.down)
-        return F.adaptive_avg_pool2d(flow, (h, w)).to(ref.dtype) / self.down  # (N, 2, h', w') in grid pixels
+        return _pool(flow, self.down, (h, w)).to(ref.dtype) / self.down  # (N, 2, h', w') in grid pixels
 
 
 FLOWS: dict[str, type[nn.Module]] = {"learned": LearnedFlow, "classical": ClassicalFlow}
@@ -142,10 +151,17 @@ class RecurrentVSR(nn.Module):
         self.register_buffer("base", upsample_weights("bilinear", scale, 1, 3), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
-    def _propagate(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None]]:
-        """(B, T, 3, H, W) -> padded LR frames (B*T, 3, H2, W2) and the forward and backward hidden states
-        of every frame, (B, width, h', w') each (backward: None when unidirectional)."""
+    def _propagate(self, x: torch.Tensor, need: tuple[int, int] | None = None
+                   ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """(B, T, 3, H, W) -> padded LR frames (B*T, 3, H2, W2) and the forward and backward hidden states,
+        (B, width, h', w') each, of the frames ``need = (a, b)`` (default all; None elsewhere, and backward
+        is all None when unidirectional).
+
+        The forward state of frame i depends on frames 0..i only and the backward state on frames i..T-1,
+        so the forward recurrence stops at b and the backward one at a: a chunk's warm-up frames cost
+        neither direction's steps on the side where they cannot contribute."""
         b, t, c, h, w = x.shape
+        a, z = need if need is not None else (0, t)
         d = self.down
         ph, pw = -h % d, -w % d  # pad to multiples of `down`; cropped at the end
         lr = x.reshape(b * t, c, h, w)  # (B*T, 3, H, W)
@@ -155,32 +171,36 @@ class RecurrentVSR(nn.Module):
         feats = self.feat(F.pixel_unshuffle(lr, d))  # (B*T, width, h', w')
         feats = feats.reshape(b, t, *feats.shape[1:])  # (B, T, width, h', w')
         frames = lr.reshape(b, t, c, H2, W2)  # (B, T, 3, H2, W2)
-        # alignment: flows between neighbours, all pairs in one batch
-        if t > 1:
-            prev, nxt = frames[:, :-1].reshape(-1, c, H2, W2), frames[:, 1:].reshape(-1, c, H2, W2)  # (B*(T-1), 3, .)
-            fwd_flow = self.flow(nxt, prev).reshape(b, t - 1, 2, *feats.shape[-2:])  # warps hidden t-1 onto t
-            bwd_flow = (self.flow(prev, nxt).reshape(b, t - 1, 2, *feats.shape[-2:])  # warps hidden t+1 onto t
-                        if self.bidirectional else None)
-        # propagation
+        grid = feats.shape[-2:]
         zeros = feats.new_zeros(feats[:, 0].shape)  # (B, width, h', w')
-        flat = feats.flatten(0, 1)  # (B*T, width, h', w')
+        forward: list[torch.Tensor | None] = [None] * t
         backward: list[torch.Tensor | None] = [None] * t
+        # backward propagation over frames T-1 .. a
         if self.bidirectional:
-            proj = self.backward_prop.project(flat).reshape(feats.shape)  # (B, T, width, h', w')
+            if t - 1 > a:  # flows warping hidden i+1 onto i, i in [a, T-1), all pairs in one batch
+                ref, sup = frames[:, a:-1].reshape(-1, c, H2, W2), frames[:, a + 1:].reshape(-1, c, H2, W2)
+                bwd_flow = self.flow(ref, sup).reshape(b, t - 1 - a, 2, *grid)  # (B, T-1-a, 2, h', w')
+            proj = self.backward_prop.project(feats[:, a:].flatten(0, 1)).reshape(b, t - a, *feats.shape[2:])
             hidden = zeros
-            for i in range(t - 1, -1, -1):
+            for i in range(t - 1, a - 1, -1):
                 if i < t - 1:
-                    hidden = flow_warp(hidden, bwd_flow[:, i])
-                hidden = self.backward_prop.step(proj[:, i], hidden)
-                backward[i] = hidden
-        forward = []
-        proj = self.forward_prop.project(flat).reshape(feats.shape)  # (B, T, width, h', w')
+                    hidden = flow_warp(hidden, bwd_flow[:, i - a])
+                hidden = self.backward_prop.step(proj[:, i - a], hidden)
+                if i < z:
+                    backward[i] = hidden
+            del proj
+        # forward propagation over frames 0 .. z-1
+        if z > 1:  # flows warping hidden i-1 onto i, i in [1, z)
+            ref, sup = frames[:, 1:z].reshape(-1, c, H2, W2), frames[:, :z - 1].reshape(-1, c, H2, W2)
+            fwd_flow = self.flow(ref, sup).reshape(b, z - 1, 2, *grid)  # (B, z-1, 2, h', w')
+        proj = self.forward_prop.project(feats[:, :z].flatten(0, 1)).reshape(b, z, *feats.shape[2:])
         hidden = zeros
-        for i in range(t):
+        for i in range(z):
             if i > 0:
                 hidden = flow_warp(hidden, fwd_flow[:, i - 1])
             hidden = self.forward_prop.step(proj[:, i], hidden)
-            forward.append(hidden)
+            if i >= a:
+                forward[i] = hidden
         return lr, forward, backward
 
     def _upsample_features(self, fwd: torch.Tensor, bwd: torch.Tensor | None) -> torch.Tensor:
@@ -195,8 +215,9 @@ class RecurrentVSR(nn.Module):
         s = self.scale
         lr, forward, backward = self._propagate(x)
         # reconstruction, all frames in one batch
-        y = self._upsample_features(torch.stack(forward, dim=1).flatten(0, 1),  # (B*T, width, h', w')
-                                    torch.stack(backward, dim=1).flatten(0, 1) if self.bidirectional else None)
+        y = self._upsample_features(torch.stack(forward, dim=1).flatten(0, 1),  # type: ignore[arg-type]
+                                    torch.stack(backward, dim=1).flatten(0, 1)  # type: ignore[arg-type]
+                                    if self.bidirectional else None)  # (B*T, width, h', w') each
         y = torch.cat([F.pad(y, (1, 1, 1, 1)), F.pad(lr, (1, 1, 1, 1), mode="replicate").to(y.dtype)], dim=1)
         wgt = torch.cat([self.conv_last.weight, self.base.to(self.conv_last.weight.dtype)], dim=1)
         y = F.conv2d(y, wgt, self.conv_last.bias)  # (B*T, 3*s*s, H2, W2): learned + bilinear phases
@@ -216,26 +237,34 @@ class RecurrentVSR(nn.Module):
 
         ``forward`` followed by ``rgb_to_yuv`` ((3, 4) affine map of the video's colour space and range) and
         a 2x2 chroma average, with both folded into the last conv (half its output channels, no RGB frame at
-        the output size). Propagation runs over the whole clip; only the kept frames are reconstructed, one at
-        a time, so the clip's context frames cost no reconstruction and memory stays at one output frame."""
+        the output size); the bilinear base is taken of the LR frame's Y, U, V (a per-channel filter commutes
+        with the matrix) and the learned sub-pixels are added into it in place. Each direction propagates only over the frames that feed the kept ones (forward from the
+        clip's start, backward from its end); only the kept frames are reconstructed, one at a time, so the
+        clip's context frames cost no reconstruction and memory stays at one output frame."""
         if not self.supports_planes:
             raise NotImplementedError("4:2:0 planes need an even scale")
         b, t, c, h, w = x.shape
         s = self.scale
         a, z = keep if keep is not None else (0, t)
-        lr, forward, backward = self._propagate(x)
+        lr, forward, backward = self._propagate(x, need=(a, z))
         lr = lr.reshape(b, t, *lr.shape[1:])  # (B, T, 3, H2, W2)
+        # the learned tail with the colour matrix and chroma average folded in
         T, offset = yuv420_fold(s, rgb_to_yuv)
-        wgt = torch.cat([self.conv_last.weight, self.base.to(self.conv_last.weight.dtype)], dim=1).detach()
-        dev = wgt.device
-        wgt = torch.einsum("oi,ijkl->ojkl", T, wgt.cpu().to(torch.float64)).float().to(dev)  # (s*s*3/2, up+3, 3, 3)
+        dev = self.conv_last.weight.device
+        wgt = torch.einsum("oi,ijkl->ojkl", T, self.conv_last.weight.detach().cpu().to(torch.float64))
+        wgt = wgt.float().to(dev)  # (s*s*3/2, up_channels, 3, 3)
         bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64) + offset).float().to(dev)
+        m = rgb_to_yuv[:, :3].to(lr)  # the bilinear base commutes with the colour matrix
         planes: list[list[torch.Tensor]] = [[], [], []]
         for i in range(a, z):
             y = self._upsample_features(forward[i], backward[i])  # (B, up_channels, H2, W2)
-            y = torch.cat([F.pad(y, (1, 1, 1, 1)), F.pad(lr[:, i], (1, 1, 1, 1), mode="replicate").to(y.dtype)], 1)
-            out = F.conv2d(y, wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
-            for k, p in enumerate(shuffle_planes(out, s, s * h, s * w)):
+            out = F.conv2d(F.pad(y, (1, 1, 1, 1)), wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
+            yuv = torch.einsum("oc,nchw->nohw", m, lr[:, i])  # (B, 3, H2, W2), offset in bias
+            yy = upsample(yuv[:, 0], s, "linear")  # (B, s*H2, s*W2): the bilinear base of Y
+            uv = upsample(yuv[:, 1:], s, "linear", average=2)  # (B, 2, s*H2/2, s*W2/2): of U, V, 4:2:0
+            add_planes(out, yy, uv[:, 0], uv[:, 1], s)
+            for k, p in enumerate((yy[:, : s * h, : s * w], uv[:, 0, : s * h // 2, : s * w // 2],
+                                   uv[:, 1, : s * h // 2, : s * w // 2])):
                 planes[k].append(p)
         return tuple(torch.stack(p, dim=1) for p in planes)  # type: ignore[return-value]
 
