@@ -32,6 +32,7 @@ except ModuleNotFoundError:  # Python 3.10
 class ModelCfg:
     name: str = "fast-x4"  # a registered variant (videosr.models.list_models())
     kwargs: dict[str, Any] = field(default_factory=dict)  # hyperparameter overrides for create_model
+    init: str = ""  # start from these weights (safetensors or .pt, strict keys): fine-tuning; not on --resume
 
 
 @dataclass
@@ -46,6 +47,7 @@ class DataCfg:
     workers: int = 1  # DataLoader workers (0: generate in the training process)
     augment: bool = True  # flips, transposes, temporal reversal
     max_speed: float = 10.0  # synthetic camera pan speed on stills, HR px/frame (uniform in [0, max_speed])
+    supersample: int = 2  # stills: warp at this multiple of the patch size, then downscale (1 = warp directly)
 
 
 @dataclass

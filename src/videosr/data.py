@@ -96,12 +96,15 @@ class Motion:
     jitter: float = 0.5  # hand-held shake, std (HR px)
     max_zoom: float = 0.012  # log-zoom per frame, uniform in [-max_zoom, max_zoom]
     max_rot: float = 0.4  # degrees per frame, uniform in [-max_rot, max_rot]
-    min_source_scale: float = 0.25  # canvas = photo downscaled by a log-uniform factor in [this, 1]
+    min_source_scale: float = 0.25  # canvas = photo downscaled by a log-uniform factor in [this, max]
+    max_source_scale: float = 1.0
     object_prob: float = 0.5  # probability of an independently moving patch
     object_speed: float = 12.0  # its speed relative to the frame (HR px/frame)
     min_texture: float = 0.02  # a crop flatter than this (mean |dx|+|dy|, 0..1 units) is replaced
     crop_tries: int = 3  # candidate crop positions per clip
     hard_prob: float = 0.7  # probability of taking the most textured candidate
+    affine_prob: float = 0.3  # probability of zoom and rotation (else a pure pan by whole HR pixels)
+    supersample: int = 2  # zoom/rotation clips: warp at this multiple of the size, then downscale (antialiased)
 
 
 def _affine_frames(canvas: torch.Tensor, out: int, shifts: np.ndarray, zooms: np.ndarray,
@@ -130,25 +133,40 @@ def _texture_u8(a: np.ndarray) -> float:
 
 def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator, motion: Motion,
                other: np.ndarray | None = None) -> torch.Tensor:
-    """A (T, 3, size, size) HR clip with synthetic motion from one uint8 photo (H, W, 3)."""
+    """A (T, 3, size, size) HR clip with synthetic motion from one uint8 photo (H, W, 3).
+
+    The HR frames must be as sharp as real frames: any interpolation at a sub-pixel phase loses a varying
+    part of the top octave (bicubic at half-pixel phase passes nothing at Nyquist), which would make the
+    targets softer than real video and differently soft from frame to frame. So pure pans (probability
+    1 - ``motion.affine_prob``) move by whole HR pixels (still 1/scale LR-pixel steps) and are plain crops
+    of the canvas; clips with zoom and rotation are warped on a canvas up to ``motion.supersample`` times
+    finer (as fine as the photo's own resolution allows: upsampling first would blur more than it saves)
+    and brought down with an antialiased filter, so the interpolation only sees content well below its
+    Nyquist. Moving objects are pasted on whole-pixel paths."""
     h, w = img.shape[:2]
     tau = np.arange(frames) - (frames - 1) / 2
     speed, ang = rng.uniform(0, motion.max_speed), rng.uniform(0, 2 * np.pi)
     vel = speed * np.array([np.cos(ang), np.sin(ang)])
     dz, dr = rng.uniform(-motion.max_zoom, motion.max_zoom), rng.uniform(-motion.max_rot, motion.max_rot)
+    affine = rng.random() < motion.affine_prob
+    if not affine:
+        dz = dr = 0.0
     shifts = vel[None] * tau[:, None] + rng.normal(0, motion.jitter, (frames, 2)) + rng.uniform(-0.5, 0.5, 2)
     zooms = np.exp(dz * tau)
     rots = np.deg2rad(dr * tau)
-    # canvas large enough for every frame's footprint (rotation/zoom grow the corners)
+    # canvas large enough for every frame's footprint (rotation/zoom grow the corners); big - size is even
     reach = np.abs(shifts).max() + size / 2 * (math.sqrt(2) * np.abs(rots).max() + (1 / zooms.min() - 1)) + 4
-    big = int(math.ceil(size + 2 * reach)) + 1
+    big = size + 2 * int(math.ceil(reach)) + 2
     room = min(h, w)
     if big > room:  # small photo: shrink the motion to fit
         fit = max(0.0, (room - size - 6) / max(big - size - 2, 1))
         shifts, rots, zooms = shifts * fit, rots * fit, np.exp(np.log(zooms) * fit)
-        big = room
-    f_lo = max(motion.min_source_scale, big / room)
-    f = math.exp(rng.uniform(math.log(f_lo), 0.0)) if f_lo < 1 else 1.0  # log-uniform in [f_lo, 1]
+        big = room - (room - size) % 2
+    if not affine:
+        shifts = np.round(shifts)
+    f_hi = min(1.0, motion.max_source_scale)
+    f_lo = min(max(motion.min_source_scale, big / room), f_hi)
+    f = math.exp(rng.uniform(math.log(f_lo), math.log(f_hi))) if f_lo < f_hi else f_hi  # log-uniform
     src = min(room, int(round(big / f)))
     # texture-aware crop: of `motion.crop_tries` random positions, keep the most textured one (measured at
     # about canvas resolution) with probability `motion.hard_prob`, else the first; flat crops are redrawn
@@ -160,18 +178,27 @@ def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator
         pick = int(np.argmax(tex))
     y0, x0 = cands[pick]
     crop = _to_float(img[y0:y0 + src, x0:x0 + src])
+    q = max(1, min(motion.supersample, src // big)) if affine else 1  # only as fine as the photo allows
     canvas = crop[None]
-    if src != big:
-        canvas = F.interpolate(canvas, size=(big, big), mode="bicubic", antialias=True, align_corners=False)
-    hr = _affine_frames(canvas[0], size, shifts, zooms, rots)
+    if src != big * q:
+        canvas = F.interpolate(canvas, size=(big * q, big * q), mode="bicubic", antialias=True, align_corners=False)
+    if affine:
+        hr = _affine_frames(canvas[0], size * q, shifts * q, zooms, rots)  # (T, 3, q size, q size)
+    else:  # whole-pixel pan: frame t is the canvas window centred at canvas centre + shift_t
+        c = (big - size) // 2
+        hr = torch.stack([canvas[0, :, c + int(dy):c + int(dy) + size, c + int(dx):c + int(dx) + size]
+                          for dx, dy in shifts])  # (T, 3, size, size)
     if other is not None and rng.random() < motion.object_prob:
-        hr = _composite_object(hr, other, rng, motion)
+        hr = _composite_object(hr, other, rng, motion, q)
+    if q > 1:
+        hr = F.interpolate(hr, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
     return hr.clamp_(0, 1)
 
 
 def _composite_object(hr: torch.Tensor, other: np.ndarray, rng: np.random.Generator,
-                      motion: Motion) -> torch.Tensor:
-    """Paste a soft-edged patch of ``other`` moving on its own (sub-pixel) path across the clip."""
+                      motion: Motion, q: int = 1) -> torch.Tensor:
+    """Paste a soft-edged patch of ``other`` moving on its own whole-pixel path across the clip, whose
+    frames are ``q`` times the final size (speeds are in final pixels)."""
     t, _, size, _ = hr.shape
     oh, ow = other.shape[:2]
     so = int(min(rng.integers(size // 4, size // 2 + 1), oh, ow))
@@ -187,19 +214,20 @@ def _composite_object(hr: torch.Tensor, other: np.ndarray, rng: np.random.Genera
     mask = (d * so / 2 / 2.0).clamp(0, 1)[None]  # ramps over ~2 px
     tau = np.arange(t) - (t - 1) / 2
     ang = rng.uniform(0, 2 * np.pi)
-    vel = rng.uniform(0.2, 1.0) * motion.object_speed * np.array([np.cos(ang), np.sin(ang)])
+    vel = rng.uniform(0.2, 1.0) * motion.object_speed * q * np.array([np.cos(ang), np.sin(ang)])
     centre = rng.uniform(size * 0.25, size * 0.75, 2)
     pos = centre[None] + vel[None] * tau[:, None]  # object centre per frame, output pixels (x, y)
-    # output pixel p samples object pixel p - pos + so/2; in object-normalised coords:
-    theta = np.zeros((t, 2, 3), dtype=np.float32)
-    theta[:, 0, 0] = theta[:, 1, 1] = size / so
-    theta[:, 0, 2] = (size / 2 - pos[:, 0]) * 2 / so
-    theta[:, 1, 2] = (size / 2 - pos[:, 1]) * 2 / so
-    grid = F.affine_grid(torch.from_numpy(theta), [t, 4, size, size], align_corners=False)
-    src = torch.cat([obj, mask], 0)[None].expand(t, 4, so, so)
-    layer = F.grid_sample(src, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    a = layer[:, 3:4].clamp(0, 1)
-    return hr * (1 - a) + layer[:, :3] * a
+    corner = np.round(pos - so / 2).astype(np.int64)  # whole-pixel path: top-left (x, y) per frame
+    layer = torch.cat([obj, mask], 0)  # (4, so, so): colour + alpha
+    out = hr.clone()
+    for i, (cx, cy) in enumerate(corner):  # paste the visible part of the object
+        ya, yb, xa, xb = max(cy, 0), min(cy + so, size), max(cx, 0), min(cx + so, size)
+        if ya >= yb or xa >= xb:
+            continue
+        piece = layer[:, ya - cy:yb - cy, xa - cx:xb - cx]
+        alpha = piece[3:4]
+        out[i, :, ya:yb, xa:xb] = hr[i, :, ya:yb, xa:xb] * (1 - alpha) + piece[:3] * alpha
+    return out
 
 
 def video_clip(frames_u8: np.ndarray, size: int, frames: int, rng: np.random.Generator, tries: int = 3,

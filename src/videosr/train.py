@@ -181,8 +181,9 @@ def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, qu
 
 @torch.no_grad()
 def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int, crop_border: int = 0,
-             device: torch.device | str = "cpu") -> dict[str, float]:
-    """Mean PSNR-Y (8-bit rounded output vs HR) per clip and overall; LR by BI (MATLAB bicubic, 8 bits)."""
+             device: torch.device | str = "cpu", degradation: str = "BI") -> dict[str, float]:
+    """Mean PSNR-Y (8-bit rounded output vs HR) per clip and overall; LR by ``degradation``: BI (MATLAB
+    bicubic) or BD (Gaussian blur + subsample), 8 bits."""
     from . import degrade, metrics
     from .engine import run_clip
 
@@ -192,7 +193,8 @@ def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int
     for name, hr in clips:
         m = 4 * scale  # crop HR so that LR sides are multiples of 4 (space-to-depth models)
         hr = hr[..., : hr.shape[-2] // m * m, : hr.shape[-1] // m * m]
-        lr = degrade.bi_degrade(hr, scale, quantize_lr=True)
+        fn = degrade.bd_degrade if degradation == "BD" else degrade.bi_degrade
+        lr = fn(hr, scale, quantize_lr=True)
         sr = run_clip(model, lr.to(device)).float().cpu()
         res[name] = float(metrics.psnr(degrade.quantize(sr.clamp(0, 1)), hr, crop_border, y_channel=True).mean())
     if res:
@@ -284,7 +286,13 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
 
     # ---- model, EMA, optimizer, schedule
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = build_model(cfg).to(device).train()
+    model = build_model(cfg)
+    if cfg.model.init and not resume:  # fine-tuning: start from given weights (a resume restores its own)
+        from .models.registry import load_state_dict, load_weights
+
+        load_weights(model, load_state_dict(cfg.model.init), source=cfg.model.init)
+        say(f"initialised from {cfg.model.init}")
+    model = model.to(device).train()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema > 0 else None
@@ -325,7 +333,8 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     ds = vdata.TrainClips(store, scale=cfg.data.scale, patch=cfg.data.patch, frames=cfg.data.frames,
                           batch=cfg.data.batch, degradation=cfg.data.degradation,
                           video_fraction=cfg.data.video_fraction, augment=cfg.data.augment, seed=cfg.seed,
-                          rank=rank, start_step=step, motion=vdata.Motion(max_speed=cfg.data.max_speed))
+                          rank=rank, start_step=step, motion=vdata.Motion(max_speed=cfg.data.max_speed,
+                                                                       supersample=cfg.data.supersample))
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=cfg.data.workers,
                                          worker_init_fn=_worker_init if cfg.data.workers else None,
                                          pin_memory=cuda, prefetch_factor=2 if cfg.data.workers else None)
@@ -333,6 +342,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         master and cfg.val.every) else []
     if master and cfg.val.every and not val_clips:
         say(f"validation skipped: no clips under {cfg.val.data}")
+    val_deg = cfg.data.degradation if cfg.data.degradation in ("BI", "BD") else "BI"  # validation LR
 
     # ---- logging
     log_f = writer = None
@@ -349,12 +359,12 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             writer = SummaryWriter(str(out / "tb"))
         except Exception:  # noqa: BLE001 - TensorBoard is optional
             writer = None
-        if val_clips and step == 0:
+        if val_clips and step == 0:  # (val_deg: the training degradation when BI or BD, else BI)
             from .models import create_model
 
             try:
                 bic = validate(create_model("bicubic", pretrained=False, scale=cfg.data.scale), val_clips,
-                               cfg.data.scale, cfg.val.crop_border)
+                               cfg.data.scale, cfg.val.crop_border, degradation=val_deg)
                 say("bicubic PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in bic.items()))
                 log.writerow([0, 0, 0, "", "", "", "", "", "", f"bicubic:{bic['mean']:.4f}"])
             except Exception as e:  # noqa: BLE001 - the baseline line is informative only
@@ -414,7 +424,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                 stop = bool(flag.item())
             if val_clips and (step % cfg.val.every == 0 or step == total):
                 val = validate(ema if ema is not None else model, val_clips, cfg.data.scale, cfg.val.crop_border,
-                               device)
+                               device, degradation=val_deg)
                 say(f"step {step}: val PSNR-Y " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
                 log.writerow([step, f"{time.perf_counter() - t0:.1f}", "", "", "", "", "", "", "",
                               f"{val['mean']:.4f}"])
