@@ -103,7 +103,9 @@ def main() -> None:
         lines.append("")
     curve = learning_curve(run / "log.csv")
     if curve:
-        lines += ["## Learning curve (validation: first 5 frames of each Vid4 clip, BI, EMA weights)", "",
+        deg = cfg.get("data", {}).get("degradation", "BI")
+        deg = deg if deg in ("BI", "BD") else "BI"  # validation runs on the training degradation (BI, BD)
+        lines += [f"## Learning curve (validation: first 5 frames of each Vid4 clip, {deg}, EMA weights)", "",
                   "| step | hours | PSNR-Y |", "|---|---|---|"]
         lines += [f"| {s} | {h:.2f} | {p:.2f} |" for s, h, p in curve]
         lines.append("")
