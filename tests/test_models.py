@@ -207,3 +207,24 @@ def test_pan_x4_reproduces_set5() -> None:
         mse = np.mean((ys[4:-4, 4:-4] - yh[4:-4, 4:-4]) ** 2)
         scores.append(10 * np.log10(255 ** 2 / mse))
     assert abs(np.mean(scores) - 32.13) < 0.10, np.mean(scores)
+
+
+def test_vid4_figure_is_read_for_the_variants_degradation(tmp_path, monkeypatch):
+    """A BD model's listed Vid4 figure is its BD row of the eval JSON, and the upscale default only weighs
+    BI figures (the field's protocol): a BD row never competes with BI ones."""
+    import json
+
+    from videosr.pipeline import default_model_name
+
+    rows = [{"model": "m-bd", "degradation": d, "mean": {"psnr_y": p}} for d, p in (("BI", 99.0), ("BD", 23.5))]
+    (tmp_path / "m.json").write_text(json.dumps(rows))
+    for f in registry.WEIGHTS_DIR.glob("*.json"):  # the shipped figures stay readable
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    v = Variant(name="m-bd", arch="fastvsr", scale=4, degradation="BD", vid4_eval="m.json", weights="x.safetensors")
+    assert v.vid4_degradation == "BD" and v.vid4_psnr_y == 23.5
+    monkeypatch.setitem(VARIANTS, "m-bd", v)
+    assert default_model_name(4) != "m-bd"
+    (tmp_path / "m.json").write_text(json.dumps(rows[1:]))  # a BI model must not be read off a BD row
+    with pytest.raises(ModelError):
+        Variant(name="m-bd", arch="fastvsr", scale=4, degradation="BI", vid4_eval="m.json").vid4_psnr_y  # noqa: B018

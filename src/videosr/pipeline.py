@@ -38,10 +38,12 @@ STOP_GRACE = 1.0  # seconds the stages get to stop after an interrupt before we 
 
 
 def default_model_name(scale: int) -> str:
-    """The best shipped video model for this scale (highest measured Vid4 PSNR), else bicubic."""
+    """The best shipped video model for this scale (highest measured Vid4 BI PSNR), else bicubic. Models
+    trained for another degradation (BD) are chosen by name only."""
     from .models import list_models
 
-    trained = [v for v in list_models() if v.scale == scale and v.weights and v.vid4_psnr_y is not None]
+    trained = [v for v in list_models() if v.scale == scale and v.weights and v.vid4_eval is not None
+               and v.vid4_degradation == "BI"]
     if trained:
         return max(trained, key=lambda v: v.vid4_psnr_y).name
     return "bicubic"

@@ -27,7 +27,7 @@ def run(args) -> int:
     table = [head] + [(
         r["name"], r["arch"], f"x{r['scale']}", f"{r['params']:,}",
         "-" if r["gflops_480x270"] is None else f"{r['gflops_480x270']:.1f}",
-        "-" if r["vid4_psnr_y"] is None else f"{r['vid4_psnr_y']:.2f}",
+        "-" if r["vid4_psnr_y"] is None else f"{r['vid4_psnr_y']:.2f} {r['vid4_degradation']}",
         "shipped" if r["weights"] else "none", r["precision"], _short(r["license"])) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
     for k, row in enumerate(table):

@@ -42,11 +42,13 @@ class Variant:
     degradation: str = ""  # BI, BD, realistic, or "" for non-learned models
     license: str = "MIT"
     description: str = ""
-    vid4_eval: str | None = None  # `videosr eval --json` output (Vid4, BI, all frames), file under weights/
+    # `videosr eval --json` output (Vid4, all frames, on the variant's own degradation), file under weights/
+    vid4_eval: str | None = None
 
     @property
     def vid4_psnr_y(self) -> float | None:
-        """Mean Vid4 PSNR-Y as `videosr eval` wrote it (never typed in by hand)."""
+        """Mean Vid4 PSNR-Y on the variant's degradation (BI or BD: ``vid4_degradation``) as `videosr eval`
+        wrote it (never typed in by hand)."""
         if self.vid4_eval is None:
             return None
         import json
@@ -54,9 +56,13 @@ class Variant:
         data = json.loads((WEIGHTS_DIR / self.vid4_eval).read_text())
         rows = data if isinstance(data, list) else [data]
         for row in rows:
-            if row.get("model") == self.name:
+            if row.get("model") == self.name and row.get("degradation", self.vid4_degradation) == self.vid4_degradation:
                 return float(row["mean"]["psnr_y"])
-        raise ModelError(f"{self.vid4_eval} holds no result for {self.name}")
+        raise ModelError(f"{self.vid4_eval} holds no {self.vid4_degradation} result for {self.name}")
+
+    @property
+    def vid4_degradation(self) -> str:
+        return "BD" if self.degradation == "BD" else "BI"
     card: str | None = None  # model card path relative to the repository root
     precision: str = "fp32"  # default inference precision; "bf16" only where measured within 0.05 dB of fp32
 
