@@ -41,7 +41,8 @@ def train_time(log: Path) -> tuple[int, float]:
 
 def eval_rows(path: Path, name: str) -> list[dict]:
     data = json.loads(path.read_text())
-    return [d for d in (data if isinstance(data, list) else [data]) if d["model"] in (name, "bicubic")]
+    rows = data if isinstance(data, list) else [data]
+    return sorted(rows, key=lambda d: d["model"] != name)  # the card's model first, then what it was run with
 
 
 def main() -> None:

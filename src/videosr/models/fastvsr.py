@@ -184,6 +184,13 @@ for _v in [
             vid4_eval="fast-x4.vid4.json", card="docs/models/fast-x4.md",
             description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
                         "`videosr train configs/fast-x4.toml`"),
+    Variant(name="fast-x4-bd", arch="fastvsr", scale=4, kwargs=_FAST,
+            weights="fast-x4-bd.safetensors",
+            sha256="d628b5ab30a0299613f8bb23c220a65f19d60b86265ad15afa8ed93ac29ab7c0",
+            training_data=TRAINING_DATA, degradation="BD", license="MIT",
+            vid4_eval="fast-x4-bd.vid4.json", card="docs/models/fast-x4-bd.md",
+            description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
+                        "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`"),
     Variant(name="fast-x4-causal", arch="fastvsr", scale=4, kwargs={**_FAST, "causal": True},
             description="causal real-time model (t-2, t-1, t): no look-ahead; " + _FAST_NOTE),
     Variant(name="fast-x4-small", arch="fastvsr", scale=4, kwargs={**_FAST, "feat": 12, "width": 24},
