@@ -1,7 +1,7 @@
 """Render docs/benchmarks.md from the JSON files the benchmark scripts wrote under benchmarks/results/.
 
     .venv/bin/python benchmarks/upscale_vs_ffmpeg.py --json benchmarks/results/upscale_vs_ffmpeg.json
-    .venv/bin/videosr bench --model bicubic --model fast-x4 --model quality-x4 --frames 72 \
+    .venv/bin/videosr bench --model bicubic --model fast-x4 --model quality-x4 --frames 72 --repeat 5 \
         --json benchmarks/results/bench_480x270_x4.json
     .venv/bin/python benchmarks/temporal_use.py --model fast-x4 --model quality-x4 \
         --json benchmarks/results/temporal_use.json
@@ -58,15 +58,23 @@ def section_bench(r: dict, title: str) -> list[str]:
         f"## {title}",
         "",
         f"`videosr bench`: {r['size']} x{r['scale']}, {r['frames']} frames, {enc['codec']} preset {enc['preset']} "
-        f"crf {enc['crf']}. Floor (decode + FFmpeg lanczos + encode, no network): **{r['floor_fps']:.1f} fps**.",
-        "Stage columns time each stage alone; total is the real threaded pipeline.",
+        f"crf {enc['crf']}. Floor (decode + FFmpeg lanczos + encode, no network): **{r['floor_fps']:.1f} fps**"
+        + (f" (median of {r['repeat']} rounds: {', '.join(str(f) for f in r['floor_fps_runs'])})."
+           if r.get("repeat", 1) > 1 else "."),
+        "Stage columns time each stage alone (first round); total is the real threaded pipeline"
+        + (", median over the rounds; x floor is the median of each round's total / that round's floor "
+           "(rounds interleave floor and models, seconds apart)." if r.get("repeat", 1) > 1 else "."),
         "",
-        "| model | precision | path | decode fps | model fps | model ms/frame | encode fps | total fps | x floor |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | precision | path | decode fps | model fps | model ms/frame | encode fps | total fps | x floor |"
+        + (" x floor per round |" if r.get("repeat", 1) > 1 else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if r.get("repeat", 1) > 1 else ""),
     ]
     for m in r["models"]:
-        out.append(f"| {m['model']} | {m['precision']} | {m.get('path', 'rgb')} | {m['decode_fps']} | {m['model_fps']} | "
-                   f"{m['model_ms_per_frame']} | {m['encode_fps']} | {m['total_fps']} | {m['fraction_of_floor']} |")
+        row = (f"| {m['model']} | {m['precision']} | {m.get('path', 'rgb')} | {m['decode_fps']} | {m['model_fps']} | "
+               f"{m['model_ms_per_frame']} | {m['encode_fps']} | {m['total_fps']} | {m['fraction_of_floor']} |")
+        if r.get("repeat", 1) > 1:
+            row += f" {', '.join(str(x) for x in m['fraction_of_floor_runs'])} |"
+        out.append(row)
     out += ["", f"Machine: {r['machine']}.", ""]
     return out
 

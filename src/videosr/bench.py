@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import tempfile
 import time
 from fractions import Fraction
@@ -102,7 +103,7 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
     from .engine import Engine, set_threads
     from .io import Frame, image_to_tensor, open_input, open_output
     from .io._pixfmt import choose_pix_fmt
-    from .pipeline import _plane_stages, load_model, upscale
+    from .pipeline import _plane_stages, load_model
 
     set_threads()
     net = load_model(name, scale)
@@ -130,40 +131,68 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
     t_enc, _ = _timed(encode)
     frames.clear()  # free before the end-to-end run: outputs are (C, sH, sW) floats, 25 MB per 1080p frame
     outs.clear()
-    t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
-                                              device=device, precision=precision, codec="libx264", crf=crf,
-                                              preset=preset, overwrite=True, progress=False))
     return {
         "model": name, "precision": engine.precision, "path": path, "frames": n,
         "decode_fps": round(n / t_dec, 2), "model_fps": round(n / t_model, 2),
         "model_ms_per_frame": round(1000 * t_model / n, 2), "encode_fps": round(n / t_enc, 2),
-        "total_fps": round(summary["frames"] / t_total, 2),
+        "total_fps": end_to_end_fps(name, clip, workdir, scale, crf, preset, device, precision),
     }
+
+
+def end_to_end_fps(name: str, clip: str, workdir: str, scale: int, crf: int, preset: str,
+                   device: str = "auto", precision: str = "auto") -> float:
+    """Frames per second of ``videosr.upscale`` (decode, model and encode overlapping) on the clip."""
+    from .pipeline import upscale
+
+    t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
+                                              device=device, precision=precision, codec="libx264", crf=crf,
+                                              preset=preset, overwrite=True, progress=False))
+    return round(summary["frames"] / t_total, 2)
 
 
 def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int = 4, frames: int = 72,
           crf: int = 18, preset: str = "veryfast", device: str = "auto", precision: str = "auto",
-          clip: str | None = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Time each model end to end and per stage, plus the floor, on the same clip in the same run."""
+          clip: str | None = None, repeat: int = 1,
+          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time each model end to end and per stage, plus the floor, on the same clip in the same run.
+
+    ``repeat`` rounds of (floor, then every model end to end), interleaved so that each round's ratio
+    compares runs seconds apart: ``total_fps`` and ``floor_fps`` are medians over the rounds and
+    ``fraction_of_floor`` is the median of the per-round ratios (machines like this one drift by 10-30 %
+    between minutes). Per-stage timings come from the first round."""
+    if repeat < 1:
+        raise UsageError(f"repeat must be >= 1, got {repeat}")
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="videosr-bench-") as d:
         if clip is None:
             say(f"making a {size[0]}x{size[1]} clip of {frames} frames")
             clip = make_clip(os.path.join(d, "clip.mp4"), frames, *size)
-        say("floor: decode + lanczos (FFmpeg) + encode")
-        f_fps, n = scale_encode(clip, os.path.join(d, "floor.mp4"), scale, crf, preset)
-        rows = []
-        for name in models:
-            say(f"model {name}")
-            row = bench_model(name, clip, d, scale, crf, preset, device=device, precision=precision)
-            row["fraction_of_floor"] = round(row["total_fps"] / f_fps, 3)
-            rows.append(row)
+        floors: list[float] = []
+        rows: list[dict[str, Any]] = []
+        for r in range(repeat):
+            say(f"round {r + 1}/{repeat}: floor: decode + lanczos (FFmpeg) + encode")
+            f_fps, n = scale_encode(clip, os.path.join(d, "floor.mp4"), scale, crf, preset)
+            floors.append(f_fps)
+            for k, name in enumerate(models):
+                say(f"round {r + 1}/{repeat}: model {name}")
+                if r == 0:
+                    rows.append(bench_model(name, clip, d, scale, crf, preset, device=device, precision=precision))
+                    rows[k]["total_fps_runs"] = [rows[k]["total_fps"]]
+                else:
+                    rows[k]["total_fps_runs"].append(end_to_end_fps(name, clip, d, scale, crf, preset, device,
+                                                                    precision))
+        for row in rows:
+            ratios = [t / f for t, f in zip(row["total_fps_runs"], floors)]
+            row["total_fps"] = round(statistics.median(row["total_fps_runs"]), 2)
+            row["fraction_of_floor"] = round(statistics.median(ratios), 3)
+            row["fraction_of_floor_runs"] = [round(x, 3) for x in ratios]
     import torch
 
     return {
-        "size": f"{size[0]}x{size[1]}", "scale": scale, "frames": n,
+        "size": f"{size[0]}x{size[1]}", "scale": scale, "frames": n, "repeat": repeat,
         "encoder": {"codec": "libx264", "preset": preset, "crf": crf},
-        "floor_fps": round(f_fps, 2), "models": rows,
+        "floor_fps": round(statistics.median(floors), 2), "floor_fps_runs": [round(f, 2) for f in floors],
+        "models": rows,
         "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
                     "processor": platform.processor(), "torch": torch.__version__, "av": av.__version__,
                     "threads": torch.get_num_threads()},

@@ -18,6 +18,8 @@ def register(sub) -> None:
     p.add_argument("--preset", default="veryfast")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="rounds of floor + every model end to end; medians reported (default 1)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     p.set_defaults(handler=run)
 
@@ -27,9 +29,10 @@ def run(args) -> int:
 
     result = bench(args.model or ["fast-x4"], size=parse_size(args.size), scale=args.scale, frames=args.frames,
                    crf=args.crf, preset=args.preset, device=args.device, precision=args.precision,
-                   clip=args.input, progress=lambda m: print(f"bench: {m}", file=sys.stderr))
+                   clip=args.input, repeat=args.repeat, progress=lambda m: print(f"bench: {m}", file=sys.stderr))
+    med = f", median of {args.repeat} rounds" if args.repeat > 1 else ""
     print(f"floor (decode + FFmpeg lanczos + encode): {result['floor_fps']:.1f} fps "
-          f"[{result['size']} x{result['scale']}, {result['frames']} frames]")
+          f"[{result['size']} x{result['scale']}, {result['frames']} frames{med}]")
     head = ("model", "precision", "path", "decode fps", "model fps", "ms/frame", "encode fps", "total fps", "x floor")
     rows = [head] + [(r["model"], r["precision"], r["path"], r["decode_fps"], r["model_fps"], r["model_ms_per_frame"],
                       r["encode_fps"], r["total_fps"], r["fraction_of_floor"]) for r in result["models"]]
