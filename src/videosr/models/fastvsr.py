@@ -147,7 +147,8 @@ class FastVSR(nn.Module):
         colour space and range) and a 2x2 average of the chroma, but the colour matrix and the average are
         folded into the reconstruction conv (half the output channels of the RGB tail), the bicubic base is
         taken of the LR frame's Y, U and V, and the learned sub-pixels are added into the base planes
-        straight from the conv's output: no RGB frame and no pixel-shuffled copy at the output size. ``keep = (a, b)``: reconstruct only frames a..b-1 of the clip
+        straight from the conv's output: no RGB frame and no pixel-shuffled copy at the output size.
+        ``keep = (a, b)``: reconstruct only frames a..b-1 of the clip
         (T' = b - a; the others are context for the window)."""
         if not self.supports_planes:
             raise NotImplementedError("planes need residual='bicubic'")

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..degrade import upsample
 from ..errors import ModelError
 from .fastvsr import TRAINING_DATA
-from ..degrade import upsample
 from .layers import ResidualBlock, add_planes, flow_warp, upsample_weights, yuv420_fold
 from .registry import Variant, register_arch, register_variant
 
