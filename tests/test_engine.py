@@ -141,3 +141,20 @@ def test_keep_freed_memory_on_glibc():
     assert keep_freed_memory() is True
     x = torch.ones(8 << 20)  # a 32 MB block from the heap now: allocation and freeing still work
     assert float(x.sum()) == float(8 << 20)
+
+
+def test_auto_precision_is_the_variants_where_the_cpu_runs_bf16_fast(monkeypatch) -> None:
+    from videosr import engine
+    from videosr.models import create_model, list_models
+
+    bf16 = [v.name for v in list_models() if v.precision == "bf16"]
+    if not bf16:
+        pytest.skip("no variant defaults to bf16")
+    m = create_model(bf16[0], pretrained=False)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: True)
+    assert resolve_precision("auto", cpu, m) == "bf16"
+    assert resolve_precision("fp32", cpu, m) == "fp32"
+    monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # AVX512-BF16 alone: slower than fp32
+    assert resolve_precision("auto", cpu, m) == "fp32"

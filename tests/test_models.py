@@ -228,3 +228,15 @@ def test_vid4_figure_is_read_for_the_variants_degradation(tmp_path, monkeypatch)
     (tmp_path / "m.json").write_text(json.dumps(rows[1:]))  # a BI model must not be read off a BD row
     with pytest.raises(ModelError):
         Variant(name="m-bd", arch="fastvsr", scale=4, degradation="BI", vid4_eval="m.json").vid4_psnr_y  # noqa: B018
+
+
+def test_bf16_defaults_are_within_tolerance_of_fp32() -> None:
+    """A variant defaults to bf16 only with its fp32 and bf16 Vid4 evaluations (written by `videosr eval
+    --precision`) within BF16_TOLERANCE_DB; registering one without them is refused."""
+    bf16 = [v for v in VARIANTS.values() if v.precision == "bf16"]
+    for v in bf16:
+        assert abs(v.vid4_psnr_y_bf16 - v.vid4_psnr_y) <= registry.BF16_TOLERANCE_DB, v.name
+    with pytest.raises(ValueError, match="bf16 default needs"):
+        register_variant(Variant(name="bf16-unmeasured", arch="fastvsr", scale=4, precision="bf16"))
+    with pytest.raises(ValueError, match="precision must be"):
+        register_variant(Variant(name="fp16-cpu", arch="fastvsr", scale=4, precision="fp16"))

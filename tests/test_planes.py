@@ -224,3 +224,27 @@ def test_jpeg_folder_to_ffv1(tmp_path):
     for model in ("bicubic", "fast-x2"):
         r = upscale(str(folder), str(tmp_path / f"{model}.mkv"), model=model, scale=2, codec="ffv1", progress=False)
         assert r["frames"] == 3
+
+
+@pytest.mark.parametrize("name", ["fast-x4", "quality-x4"])
+def test_bf16_autocast_keeps_the_image_base_in_float32(name):
+    """Under bf16 autocast only the learned residual is bf16: with the learned tail zeroed, the output (the
+    fixed base of the frame, with the colour offset) equals fp32's to float32 rounding, in both paths; in
+    bf16 (8-bit mantissa) a mid-grey 128/255 alone would be half a code unit off."""
+    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model(name, pretrained=False).eval().to(memory_format=torch.channels_last)
+    tail = net.to_rgb if hasattr(net, "to_rgb") else net.conv_last
+    for p in tail.parameters():
+        torch.nn.init.zeros_(p)
+    x = torch.rand(1, 4, 3, 16, 24)
+    m = torch.tensor(rgb_to_yuv(1, 1))
+    with torch.inference_mode():
+        ref_rgb, ref_planes = net(x), net.forward_planes(x, m)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rgb, planes = net(x), net.forward_planes(x, m)
+    assert rgb.dtype == torch.float32 and (rgb - ref_rgb).abs().max() < 1e-5
+    for p, r in zip(planes, ref_planes):
+        assert p.dtype == torch.float32 and (p - r).abs().max() < 1e-5

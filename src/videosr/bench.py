@@ -186,14 +186,31 @@ def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int =
             row["total_fps"] = round(statistics.median(row["total_fps_runs"]), 2)
             row["fraction_of_floor"] = round(statistics.median(ratios), 3)
             row["fraction_of_floor_runs"] = [round(x, 3) for x in ratios]
-    import torch
-
     return {
         "size": f"{size[0]}x{size[1]}", "scale": scale, "frames": n, "repeat": repeat,
         "encoder": {"codec": "libx264", "preset": preset, "crf": crf},
         "floor_fps": round(statistics.median(floors), 2), "floor_fps_runs": [round(f, 2) for f in floors],
         "models": rows,
-        "machine": {"cpus": len(os.sched_getaffinity(0)), "platform": platform.platform(),
-                    "processor": platform.processor(), "torch": torch.__version__, "av": av.__version__,
-                    "threads": torch.get_num_threads()},
+        "machine": machine(),
     }
+
+
+def machine() -> dict[str, Any]:
+    """What a timing depends on: cores, CPU model, whether it has AMX (bf16 fast) or AVX512-BF16, versions."""
+    import torch
+
+    from .engine import cpu_has_fast_bf16
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    try:
+        avx512_bf16 = bool(torch.cpu._is_avx512_bf16_supported())
+    except (AttributeError, RuntimeError):
+        avx512_bf16 = False
+    return {"cpus": len(os.sched_getaffinity(0)), "cpu": cpu or platform.processor(), "amx": cpu_has_fast_bf16(),
+            "avx512_bf16": avx512_bf16, "platform": platform.platform(), "torch": torch.__version__,
+            "av": av.__version__, "threads": torch.get_num_threads()}

@@ -169,7 +169,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
              crop_border: int | None = None, weights: list[str | None] | None = None,
              save_images: str | None = None, max_frames: int | None = None, progress: bool = True,
              clips: list[str] | None = None, temporal: bool = True, threads: int | None = 1,
-             log: Callable[[str], None] | None = None) -> list[dict]:
+             precision: str = "fp32", log: Callable[[str], None] | None = None) -> list[dict]:
     """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
 
     ``lr``: folder (or file) of LR inputs matching ``data``'s names; otherwise the LR is made from the
@@ -181,7 +181,9 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     intra-op threads for this call (restored after; None: leave torch's setting). Default 1: the
     protocol is many small memory-bound operations, and on a shared 2-core machine torch's 2 threads
     took 365 s of CPU for Vid4 against 36 s with 1 (OpenMP threads spin at barriers when the other
-    core is busy).
+    core is busy). ``precision``: the inference engine's (fp32, bf16, or auto: each model's default where
+    this machine runs it fast); the protocol's figures are fp32, and comparing a model's bf16 and fp32
+    figures is the accuracy guard for making bf16 a default (docs/evaluation.md).
 
     Returns one dict per model: ``{"model", "scale", "degradation", "clips": {name: {"frames", "psnr_y",
     "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``seconds`` is the model's
@@ -196,7 +198,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         try:
             return evaluate(models, data, lr=lr, scale=scale, degradation=degradation, crop_border=crop_border,
                             weights=weights, save_images=save_images, max_frames=max_frames, progress=progress,
-                            clips=clips, temporal=temporal, threads=None, log=log)
+                            clips=clips, temporal=temporal, threads=None, precision=precision, log=log)
         finally:
             torch.set_num_threads(before)
     from .engine import run_clip
@@ -204,6 +206,8 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
 
     if not models:
         raise UsageError("give at least one --model")
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise UsageError(f"unknown precision {precision!r} (use auto, fp32, bf16 or fp16)")
     degradation = degradation.upper()
     if degradation not in DEGRADATIONS:
         raise UsageError(f"unknown degradation {degradation!r} (use BI or BD)")
@@ -236,7 +240,8 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     nets = [_load_model(m, scale, weights[i] if weights else None) for i, m in enumerate(models)]
     labels = _unique_labels(models)
     results = [{"model": labels[i], "scale": scale, "degradation": "LR files" if lr_root else degradation,
-                "clips": {}, "mean": {}, "seconds": 0.0, "clip_seconds": {}} for i in range(len(models))]
+                "precision": precision, "clips": {}, "mean": {}, "seconds": 0.0, "clip_seconds": {}}
+               for i in range(len(models))]
     if lr_root is not None:
         for r in results:
             r["lr"] = str(lr_root)
@@ -266,7 +271,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         per_frame[clip.name] = []
         for mi, net in enumerate(nets):
             t0 = time.perf_counter()
-            out = run_clip(net, lr_clip)  # (T, 3, sH, sW)
+            out = run_clip(net, lr_clip, precision=precision)  # (T, 3, sH, sW)
             secs = time.perf_counter() - t0
             if out.shape != gt.shape:
                 raise UsageError(f"model {labels[mi]} gave {tuple(out.shape)} for GT {tuple(gt.shape)}")

@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch CPU threads (default 1: fastest for this workload on a shared machine; "
                         "0: torch's default)")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="inference precision (default fp32, the protocol's; bf16 to check a model's accuracy "
+                        "in bf16; auto: what `upscale` would use)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=run)
 
@@ -51,6 +54,7 @@ def run(args) -> int:
         crop_border=args.crop_border, weights=list(args.weights) if args.weights else None,
         save_images=args.save_images, max_frames=args.max_frames, progress=not args.quiet,
         clips=list(args.clip) if args.clip else None, temporal=not args.no_tof, threads=args.threads or None,
+        precision=args.precision,
     )
     sys.stdout.write(format_table(results))
     if args.json:

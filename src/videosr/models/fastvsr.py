@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..degrade import upsample
-from .layers import ResidualBlock, add_planes, bicubic_upsample_conv, upsample_weights, yuv420_fold
+from .layers import (ResidualBlock, add_planes, bicubic_upsample_conv, full_precision, rgb_to_yuv_image,
+                     upsample_weights, yuv420_fold)
 from .registry import Variant, register_arch, register_variant
 
 
@@ -122,7 +123,8 @@ class FastVSR(nn.Module):
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():  # unfold (upsample's) does not export
             y = bicubic_upsample_conv(x, self.scale)
             return F.avg_pool2d(y, average) if average > 1 else y
-        return upsample(x, self.scale, "cubic", average)  # (N, C, s*H2/average, s*W2/average)
+        with full_precision(x):  # the base carries the image: float32 under bf16 autocast too
+            return upsample(x.float(), self.scale, "cubic", average)  # (N, C, s*H2/average, s*W2/average)
 
     # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
     @property
@@ -131,10 +133,10 @@ class FastVSR(nn.Module):
 
     def _plane_weights(self, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The reconstruction conv with the colour matrix and the 2x2 chroma average folded in, and its bias
-        (with the matrix's offset)."""
-        T, offset = yuv420_fold(self.scale * self.down, rgb_to_yuv)
+        (without the matrix's offset, which goes to the float32 base: 128/255 in bf16 is 0.5 code units off)."""
+        T, _ = yuv420_fold(self.scale * self.down, rgb_to_yuv)
         w1 = torch.einsum("oi,ijkl->ojkl", T, self.to_rgb.weight.detach().cpu().to(torch.float64))
-        bias = T @ self.to_rgb.bias.detach().cpu().to(torch.float64) + offset
+        bias = T @ self.to_rgb.bias.detach().cpu().to(torch.float64)
         dev = self.to_rgb.weight.device
         return w1.float().to(dev), bias.float().to(dev)
 
@@ -161,7 +163,7 @@ class FastVSR(nn.Module):
         # the bicubic base of the current frames' Y, U, V (the filter commutes with the colour matrix),
         # chroma averaged 2x2 as 4:2:0 subsamples it
         cur = x[:, a:z].reshape(-1, c, h, w)  # (N, 3, H, W), N = B*T'
-        yuv = torch.einsum("oc,nchw->nohw", rgb_to_yuv[:, :3].to(cur), cur)  # (N, 3, H, W), offset in bias
+        yuv = rgb_to_yuv_image(cur, rgb_to_yuv)  # (N, 3, H, W), float32
         ys = self._base(yuv[:, :1])[:, 0]  # (N, s*H2, s*W2)
         uvs = self._base(yuv[:, 1:], average=2)  # (N, 2, s*H2/2, s*W2/2)
         add_planes(out, ys, uvs[:, 0], uvs[:, 1], P)  # + the learned sub-pixels, in place
@@ -182,14 +184,16 @@ for _v in [
             weights="fast-x4.safetensors",
             sha256="d587e377dd28795f700fcbfd2b4d423e0d9977097b4ca78d8eb20460b7b94b26",
             training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="fast-x4.vid4.json", card="docs/models/fast-x4.md",
+            vid4_eval="fast-x4.vid4.json", vid4_eval_bf16="fast-x4.vid4.bf16.json", precision="bf16",
+            card="docs/models/fast-x4.md",
             description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
                         "`videosr train configs/fast-x4.toml`"),
     Variant(name="fast-x4-bd", arch="fastvsr", scale=4, kwargs=_FAST,
             weights="fast-x4-bd.safetensors",
             sha256="d628b5ab30a0299613f8bb23c220a65f19d60b86265ad15afa8ed93ac29ab7c0",
             training_data=TRAINING_DATA, degradation="BD", license="MIT",
-            vid4_eval="fast-x4-bd.vid4.json", card="docs/models/fast-x4-bd.md",
+            vid4_eval="fast-x4-bd.vid4.json", vid4_eval_bf16="fast-x4-bd.vid4.bf16.json", precision="bf16",
+            card="docs/models/fast-x4-bd.md",
             description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
                         "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`"),
     Variant(name="fast-x4-causal", arch="fastvsr", scale=4, kwargs={**_FAST, "causal": True},

@@ -44,6 +44,10 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border")
     out[n, :, y, x] = x[n, :, y + flow_y, x + flow_x], bilinear, sampled with grid_sample.
     """
     n, _, h, w = x.shape
+    # sampled and positioned in float32 (float64 kept) whatever x's dtype: in bf16 (8-bit mantissa) a position
+    # near the right edge of a 240-pixel-wide grid would be off by up to half a pixel; grid_sample wants x
+    # and grid in one dtype, and autocast runs it in float32 anyway
+    x = x if x.dtype == torch.float64 else x.float()
     gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
                             torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")  # (H, W) each
     fx = gx + flow[:, 0].to(x.dtype)  # (N, H, W)
@@ -152,6 +156,20 @@ def yuv420_fold(P: int, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.T
         T[n1 + n2 + q, c * n1 + p] += m[2, c] / 4
     offset = torch.cat([m[0, 3].expand(n1), m[1, 3].expand(n2), m[2, 3].expand(n2)])
     return T, offset
+
+
+def full_precision(x: torch.Tensor):
+    """A region that autocast leaves alone (float32 maths on ``x``'s device)."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def rgb_to_yuv_image(x: torch.Tensor, rgb_to_yuv: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) RGB -> (N, 3, H, W) Y, U, V in code units / 255 (offset included), float32 under
+    autocast too: the planes' bases are built from it and then hold the whole image."""
+    with full_precision(x):
+        m = rgb_to_yuv.to(device=x.device, dtype=torch.float32)
+        y = torch.einsum("oc,nchw->nohw", m[:, :3], x.float())  # (N, 3, H, W)
+        return y.add_(m[:, 3].view(1, 3, 1, 1))
 
 
 def add_planes(out: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, P: int) -> None:

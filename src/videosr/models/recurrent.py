@@ -8,8 +8,9 @@
          by a conv + residual blocks. `bidirectional=False` keeps only the forward pass: an online, causal
          model whose output at t needs frames 0..t only.
       -> reconstruction: fuse both directions (1x1 conv), pixel shuffle x`down` back to the LR grid,
-         conv to 3*s*s channels, pixel shuffle x`s`; + the bilinear-upsampled frame, folded into that last
-         conv as fixed extra input channels.
+         conv to 3*s*s channels, pixel shuffle x`s`; + the bilinear-upsampled frame (in float32 under bf16
+         autocast: the base carries the image; the exported graph folds it into the last conv as fixed
+         extra input channels).
 
 `context` is the warm-up length the inference engine should give each chunk of a long video: the
 hidden state forgets its initial zeros after a few frames.
@@ -24,7 +25,8 @@ from torch import nn
 from ..degrade import upsample
 from ..errors import ModelError
 from .fastvsr import TRAINING_DATA
-from .layers import ResidualBlock, add_planes, flow_warp, upsample_weights, yuv420_fold
+from .layers import (ResidualBlock, add_planes, flow_warp, full_precision, rgb_to_yuv_image, upsample_weights,
+                     yuv420_fold)
 from .registry import Variant, register_arch, register_variant
 
 
@@ -218,12 +220,20 @@ class RecurrentVSR(nn.Module):
         y = self._upsample_features(torch.stack(forward, dim=1).flatten(0, 1),  # type: ignore[arg-type]
                                     torch.stack(backward, dim=1).flatten(0, 1)  # type: ignore[arg-type]
                                     if self.bidirectional else None)  # (B*T, width, h', w') each
-        y = torch.cat([F.pad(y, (1, 1, 1, 1)), F.pad(lr, (1, 1, 1, 1), mode="replicate").to(y.dtype)], dim=1)
-        wgt = torch.cat([self.conv_last.weight, self.base.to(self.conv_last.weight.dtype)], dim=1)
-        y = F.conv2d(y, wgt, self.conv_last.bias)  # (B*T, 3*s*s, H2, W2): learned + bilinear phases
-        y = F.pixel_shuffle(y, s)  # (B*T, 3, s*H2, s*W2)
+        y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s)  # (B*T, 3, s*H2, s*W2): learned
+        y = y + self._base(lr)  # + bilinear, float32
         y = y[..., : s * h, : s * w] if (h % self.down or w % self.down) else y  # (B*T, 3, sH, sW)
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
+
+    def _base(self, lr: torch.Tensor, average: int = 1) -> torch.Tensor:
+        """(N, C, H2, W2) -> bilinear x``scale`` (torch's, align_corners=False; = the fixed input channels of
+        the exported graph's last conv) in float32 under autocast too: the base carries the image.
+        ``average``: then the mean of each average x average block (4:2:0 chroma)."""
+        with full_precision(lr):
+            if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+                y = F.interpolate(lr.float(), scale_factor=self.scale, mode="bilinear", align_corners=False)
+                return F.avg_pool2d(y, average) if average > 1 else y
+            return upsample(lr.float(), self.scale, "linear", average=average)
 
     # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
     @property
@@ -249,19 +259,18 @@ class RecurrentVSR(nn.Module):
         lr, forward, backward = self._propagate(x, need=(a, z))
         lr = lr.reshape(b, t, *lr.shape[1:])  # (B, T, 3, H2, W2)
         # the learned tail with the colour matrix and chroma average folded in
-        T, offset = yuv420_fold(s, rgb_to_yuv)
+        T, _ = yuv420_fold(s, rgb_to_yuv)  # the matrix's offset goes to the float32 base
         dev = self.conv_last.weight.device
         wgt = torch.einsum("oi,ijkl->ojkl", T, self.conv_last.weight.detach().cpu().to(torch.float64))
         wgt = wgt.float().to(dev)  # (s*s*3/2, up_channels, 3, 3)
-        bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64) + offset).float().to(dev)
-        m = rgb_to_yuv[:, :3].to(lr)  # the bilinear base commutes with the colour matrix
+        bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64)).float().to(dev)
         planes: list[list[torch.Tensor]] = [[], [], []]
         for i in range(a, z):
             y = self._upsample_features(forward[i], backward[i])  # (B, up_channels, H2, W2)
             out = F.conv2d(F.pad(y, (1, 1, 1, 1)), wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
-            yuv = torch.einsum("oc,nchw->nohw", m, lr[:, i])  # (B, 3, H2, W2), offset in bias
-            yy = upsample(yuv[:, 0], s, "linear")  # (B, s*H2, s*W2): the bilinear base of Y
-            uv = upsample(yuv[:, 1:], s, "linear", average=2)  # (B, 2, s*H2/2, s*W2/2): of U, V, 4:2:0
+            yuv = rgb_to_yuv_image(lr[:, i], rgb_to_yuv)  # (B, 3, H2, W2): the base commutes with the matrix
+            yy = self._base(yuv[:, :1])[:, 0]  # (B, s*H2, s*W2): the bilinear base of Y
+            uv = self._base(yuv[:, 1:], average=2)  # (B, 2, s*H2/2, s*W2/2): of U, V, 4:2:0
             add_planes(out, yy, uv[:, 0], uv[:, 1], s)
             for k, p in enumerate((yy[:, : s * h, : s * w], uv[:, 0, : s * h // 2, : s * w // 2],
                                    uv[:, 1, : s * h // 2, : s * w // 2])):
@@ -277,7 +286,8 @@ for _v in [
             weights="quality-x4.safetensors",
             sha256="f77ccfe6e4620a92930697b65d1d5f6bb528a2b94834b74196aee743e0016633",
             training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="quality-x4.vid4.json", card="docs/models/quality-x4.md",
+            vid4_eval="quality-x4.vid4.json", vid4_eval_bf16="quality-x4.vid4.bf16.json", precision="bf16",
+            card="docs/models/quality-x4.md",
             description="bidirectional recurrent model (BasicVSR family), learned flow; trained by "
                         "`videosr train configs/quality-x4.toml`"),
     Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 48, "blocks": 4},
