@@ -158,3 +158,10 @@ def test_auto_precision_is_the_variants_where_the_cpu_runs_bf16_fast(monkeypatch
     assert resolve_precision("fp32", cpu, m) == "fp32"
     monkeypatch.setattr(engine, "cpu_has_fast_bf16", lambda: False)  # AVX512-BF16 alone: slower than fp32
     assert resolve_precision("auto", cpu, m) == "fp32"
+
+
+def test_fast_bf16_respects_a_onednn_isa_cap(monkeypatch) -> None:
+    from videosr import engine
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # AMX switched off: bf16 convs are slow
+    assert engine.cpu_has_fast_bf16() is False

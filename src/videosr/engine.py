@@ -48,7 +48,11 @@ def cpu_has_native_bf16() -> bool:
 def cpu_has_fast_bf16() -> bool:
     """True where bf16 convolutions are much faster than fp32: CPUs with AMX tiles. Measured: on a Xeon with
     AMX, 32-channel 3x3 convs in bf16 + channels_last ran 5x fp32 (0.31 vs 1.58 ms) and fast-x4 / quality-x4
-    1.8x / 1.9x; on a Zen 5 with AVX512-BF16 alone, bf16 autocast was slower than fp32."""
+    1.8x / 1.9x; with oneDNN held below AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) the same convs in bf16
+    ran 0.6x fp32, and on a Zen 5 (AVX512-BF16 alone) bf16 autocast was slower than fp32 too."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
+    if isa != "ALL" and "AMX" not in isa:
+        return False
     try:
         return bool(torch.cpu._is_amx_tile_supported())
     except (AttributeError, RuntimeError):
