@@ -165,3 +165,36 @@ def test_fast_bf16_respects_a_onednn_isa_cap(monkeypatch) -> None:
 
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # AMX switched off: bf16 convs are slow
     assert engine.cpu_has_fast_bf16() is False
+
+
+def test_compile_runs_the_compiled_forward_and_maps_its_failures(monkeypatch) -> None:
+    """--compile wraps forward and forward_planes in torch.compile (traced here with the eager backend, no
+    C++ build) and gives the same output; an inductor failure becomes a one-line UsageError."""
+    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.models import create_model
+
+    real = torch.compile
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **k: calls.append(fn) or real(fn, backend="eager"))
+    torch.manual_seed(0)
+    m = create_model("fast-x2", pretrained=False, blocks=1, width=8, feat=4)
+    x = torch.rand(3, 3, 12, 16)
+    ref = Engine(m, device="cpu", precision="fp32").run_clip(x)
+    out = Engine(m, device="cpu", precision="fp32", compile=True).run_clip(x)
+    assert len(calls) == 2 and torch.allclose(out, ref, atol=1e-6)
+    planes = torch.tensor(rgb_to_yuv(1, 1), dtype=torch.float32)
+    eng = Engine(m, device="cpu", precision="fp32", compile=True, planes=planes)
+    y = list(eng.stream(iter(x)))
+    assert len(y) == 3 and y[0][0].shape == (24, 32)
+
+    class BackendCompilerFailed(RuntimeError):
+        __module__ = "torch._dynamo.exc"
+
+    def broken(fn, **k):
+        def f(*a, **kw):
+            raise BackendCompilerFailed("backend='inductor' raised:\nCppCompileError: no compiler")
+        return f
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.raises(UsageError, match="torch.compile failed .*inductor.*; run without --compile"):
+        Engine(m, device="cpu", precision="fp32", compile=True).run_clip(x)

@@ -97,7 +97,8 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset: str,
-                device: str = "auto", precision: str = "auto", pretrained: bool = True) -> dict[str, Any]:
+                device: str = "auto", precision: str = "auto", pretrained: bool = True,
+                compile: bool = False) -> dict[str, Any]:
     import torch
 
     from .engine import Engine, set_threads
@@ -109,7 +110,7 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
     net = load_model(name, scale)
     if not any(True for _ in net.parameters()):
         set_threads(1)  # as upscale does for parameter-free resamplers
-    engine = Engine(net, device=device, precision=precision, clamp=False)
+    engine = Engine(net, device=device, precision=precision, clamp=False, compile=compile)
     with open_input(clip) as r:
         info = r.info
         out_pf = choose_pix_fmt("libx264", info.pix_fmt, info.bit_depth, info.chroma)
@@ -132,27 +133,28 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
     frames.clear()  # free before the end-to-end run: outputs are (C, sH, sW) floats, 25 MB per 1080p frame
     outs.clear()
     return {
-        "model": name, "precision": engine.precision, "path": path, "frames": n,
+        "model": name, "precision": engine.precision, "compile": compile, "path": path, "frames": n,
         "decode_fps": round(n / t_dec, 2), "model_fps": round(n / t_model, 2),
         "model_ms_per_frame": round(1000 * t_model / n, 2), "encode_fps": round(n / t_enc, 2),
-        "total_fps": end_to_end_fps(name, clip, workdir, scale, crf, preset, device, precision),
+        "total_fps": end_to_end_fps(name, clip, workdir, scale, crf, preset, device, precision, compile),
     }
 
 
 def end_to_end_fps(name: str, clip: str, workdir: str, scale: int, crf: int, preset: str,
-                   device: str = "auto", precision: str = "auto") -> float:
-    """Frames per second of ``videosr.upscale`` (decode, model and encode overlapping) on the clip."""
+                   device: str = "auto", precision: str = "auto", compile: bool = False) -> float:
+    """Frames per second of ``videosr.upscale`` (decode, model and encode overlapping) on the clip; with
+    ``compile``, torch.compile's start-up (from inductor's cache after the stage run) is part of it."""
     from .pipeline import upscale
 
     t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
                                               device=device, precision=precision, codec="libx264", crf=crf,
-                                              preset=preset, overwrite=True, progress=False))
+                                              preset=preset, overwrite=True, progress=False, compile=compile))
     return round(summary["frames"] / t_total, 2)
 
 
 def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int = 4, frames: int = 72,
           crf: int = 18, preset: str = "veryfast", device: str = "auto", precision: str = "auto",
-          clip: str | None = None, repeat: int = 1,
+          clip: str | None = None, repeat: int = 1, compile: bool = False,
           progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time each model end to end and per stage, plus the floor, on the same clip in the same run.
 
@@ -176,11 +178,12 @@ def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int =
             for k, name in enumerate(models):
                 say(f"round {r + 1}/{repeat}: model {name}")
                 if r == 0:
-                    rows.append(bench_model(name, clip, d, scale, crf, preset, device=device, precision=precision))
+                    rows.append(bench_model(name, clip, d, scale, crf, preset, device=device, precision=precision,
+                                            compile=compile))
                     rows[k]["total_fps_runs"] = [rows[k]["total_fps"]]
                 else:
                     rows[k]["total_fps_runs"].append(end_to_end_fps(name, clip, d, scale, crf, preset, device,
-                                                                    precision))
+                                                                    precision, compile))
         for row in rows:
             ratios = [t / f for t, f in zip(row["total_fps_runs"], floors)]
             row["total_fps"] = round(statistics.median(row["total_fps_runs"]), 2)

@@ -8,6 +8,11 @@
 * Spatial tiling: large frames are cut into overlapping LR tiles; each tile's centre is kept.
 * Precision: fp32 (channels_last on CPU), bf16 (autocast; a variant's default only where measured to be
   both faster and within 0.05 dB of fp32), fp16 (CUDA).
+* ``compile``: torch.compile (inductor) of the model's forward; each new clip shape (a video's first and
+  last chunks are shorter) pays a compilation (80 s cold for fast-x4 on 2 cores, 3-14 s from inductor's
+  cache). Measured on the AMX machine, fast-x4 planes of one 480x270 frame once compiled: bf16 9.9 vs
+  17.4 ms eager, fp32 21.2 vs 23.9 ms; end to end on 240 frames the compilations cost more than that
+  saves (`videosr bench --frames 240 --compile`: 14.9 fps against 25.2 without). Off by default.
 
 Frames are (C, H, W) float RGB tensors in [0, 1]; a clip is (T, C, H, W); the model sees (B, T, C, H, W).
 """
@@ -120,6 +125,7 @@ class Engine:
     # (3, 4) RGB -> YUV map of the output video: stream 4:2:0 planes (Y, U, V) from the model's
     # ``forward_planes`` instead of RGB frames (models with ``supports_planes``; whole frames only)
     planes: torch.Tensor | None = None
+    compile: bool = False  # torch.compile the model's forward (and forward_planes)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device) if isinstance(self.device, str) else self.device
@@ -146,6 +152,10 @@ class Engine:
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._tile_cache: dict[tuple[int, int], int | None] = {}
+        self._call, self._call_planes = self.model, getattr(self.model, "forward_planes", None)
+        if self.compile:
+            self._call = torch.compile(self.model)
+            self._call_planes = torch.compile(self._call_planes) if self._call_planes is not None else None
         if self.planes is not None and (self.tile is not None or not getattr(self.model, "supports_planes", False)):
             raise UsageError("planes output needs whole frames (no tile) and a model with supports_planes")
 
@@ -232,17 +242,32 @@ class Engine:
             return torch.autocast(self.device.type, dtype=torch.float16)
         return contextlib.nullcontext()
 
+    @contextlib.contextmanager
+    def _compile_errors(self):
+        """torch.compile's failures (no C++ compiler, an unsupported op) as one clear line."""
+        if not self.compile:
+            yield
+            return
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 - inductor raises many types; eager errors pass through unchanged
+            mod = type(e).__module__ or ""
+            if not mod.startswith(("torch._dynamo", "torch._inductor")):
+                raise
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UsageError(f"torch.compile failed ({first}); run without --compile") from None
+
     @torch.inference_mode()
     def _forward_planes(self, clip: torch.Tensor, keep: tuple[int, int]) -> tuple[torch.Tensor, ...]:
         x = clip.to(self.device, non_blocking=True)[None]  # (1, t, C, h, w)
-        with self._autocast():
-            yuv = self.model.forward_planes(x, self.planes.to(self.device), keep=keep)
+        with self._autocast(), self._compile_errors():
+            yuv = self._call_planes(x, self.planes.to(self.device), keep=keep)
         return tuple(p[0].float().cpu() for p in yuv)  # (t', sH, sW), (t', sH/2, sW/2) x 2
 
     def _forward(self, clip: torch.Tensor) -> torch.Tensor:
         x = clip.to(self.device, non_blocking=True)[None]  # (1, t, C, h, w)
-        with self._autocast():
-            y = self.model(x)
+        with self._autocast(), self._compile_errors():
+            y = self._call(x)
         y = y[0].float()
         return (y.clamp_(0, 1) if self.clamp else y).cpu()
 

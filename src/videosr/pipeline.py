@@ -135,7 +135,7 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             precision: str = "auto", chunk: int | None = None, codec: str = "libx264",
             crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
             overwrite: bool = False, progress: bool = True, backend: str = "torch",
-            resume: bool = False, segment: int | None = None, planes: bool = True,
+            resume: bool = False, segment: int | None = None, planes: bool = True, compile: bool = False,
             on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "scale", "frames", "seconds", "fps"}``.
 
@@ -146,6 +146,7 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     Video file outputs from a file/folder input are resumable: ``resume=True`` continues the state an
     interrupted run left (or starts one); without it, leftover state raises :class:`ResumeError`.
     ``segment``: frames per resumable segment (default about 4 s, a multiple of the chunk).
+    ``compile``: torch.compile the model (see videosr.engine: pays off on long videos only).
     ``planes``: skip the RGB round trip of every output frame where the maths allow: a per-channel
     resampler (bicubic, lanczos) scales the Y, U, V planes of 8-bit planar YUV video when the output has the
     same pix_fmt; a model with ``supports_planes`` reconstructs the output's 8-bit 4:2:0 planes (whole
@@ -168,6 +169,8 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
         sdir = state_dir(output)
         if os.path.lexists(sdir) and not resume:
             raise leftover_error(sdir)
+    if compile and backend != "torch":
+        raise UsageError("--compile is for the torch backend")
     set_threads()
     with open_input(input) as reader:
         info = reader.info
@@ -178,7 +181,8 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             set_threads(1)
         s = net.scale
         # no clamp pass: the writer's quantization clamps (one pass less over every HR frame)
-        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False)
+        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False,
+                        compile=compile)
         out_w, out_h = info.width * s, info.height * s
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
@@ -287,6 +291,7 @@ def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, 
     return {"model": getattr(net, "display_name", None), "weights_sha256": model_fingerprint(net),
             "scale": scale, "tile": tile, "chunk": engine.chunk, "context": engine.context,
             "precision": engine.precision, "device": engine.device.type, "backend": backend,
+            "compile": engine.compile,
             "codec": codec, "crf": None if forced else crf, "preset": None if forced else preset,
             "pix_fmt": pix_fmt, "planes": planes}
 

@@ -18,6 +18,7 @@ def register(sub) -> None:
     p.add_argument("--preset", default="veryfast")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the models (as upscale --compile)")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="rounds of floor + every model end to end; medians reported (default 1)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
@@ -29,7 +30,8 @@ def run(args) -> int:
 
     result = bench(args.model or ["fast-x4"], size=parse_size(args.size), scale=args.scale, frames=args.frames,
                    crf=args.crf, preset=args.preset, device=args.device, precision=args.precision,
-                   clip=args.input, repeat=args.repeat, progress=lambda m: print(f"bench: {m}", file=sys.stderr))
+                   clip=args.input, repeat=args.repeat, compile=args.compile,
+                   progress=lambda m: print(f"bench: {m}", file=sys.stderr))
     med = f", median of {args.repeat} rounds" if args.repeat > 1 else ""
     print(f"floor (decode + FFmpeg lanczos + encode): {result['floor_fps']:.1f} fps "
           f"[{result['size']} x{result['scale']}, {result['frames']} frames{med}]")

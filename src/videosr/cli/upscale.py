@@ -39,6 +39,9 @@ def register(sub) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
                    help="inference backend (onnxruntime needs the videosr[onnx] extra)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model: faster per frame once compiled, but each new clip shape pays a "
+                        "compilation (seconds to minutes): for long videos")
     p.add_argument("--codec", default="libx264", help="libx264, libx265, libsvtav1, libvpx-vp9 or ffv1")
     p.add_argument("--crf", type=int, default=None)
     p.add_argument("--preset", default=None)
@@ -81,7 +84,8 @@ def run(args) -> int:
                               tile=tile, device=args.device, precision=args.precision, chunk=args.chunk,
                               codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
                               overwrite=args.overwrite, progress=not args.quiet and not args.json,
-                              backend=args.backend, resume=args.resume, segment=args.segment)
+                              backend=args.backend, resume=args.resume, segment=args.segment,
+                              compile=args.compile)
     except Interrupted as e:
         if getattr(e, "stuck", False):
             # A model call is still running in a worker thread: end now rather than wait for it.
