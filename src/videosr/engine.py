@@ -138,7 +138,8 @@ class Engine:
             # image models: one frame at a time. Batching frames does not make the convolutions faster
             # on a CPU, and keeps several 1080p float frames (25 MB each) out of cache: measured here,
             # bicubic x4 to 1080p costs 3 ms per frame alone and 14 ms per frame in batches of 4.
-            self.chunk = 1 if self.context == 0 else max(8, 2 * self.context)
+            # On CUDA, image models take 8 frames per call (a batch: the GPU needs the parallelism).
+            self.chunk = (8 if self.device.type == "cuda" else 1) if self.context == 0 else max(8, 2 * self.context)
         if self.chunk < 1:
             raise UsageError("chunk must be >= 1 frame")
         if isinstance(self.tile, str) and self.tile != "auto":
