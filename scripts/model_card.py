@@ -1,6 +1,7 @@
 """Write a model card, docs/models/NAME.md, from what training and evaluation recorded.
 
     .venv/bin/python scripts/model_card.py NAME --run runs/NAME [--eval FILE ...] [--note TEXT]
+        [--keep]   (first take the evaluations, their commands and the notes of the existing card)
 
 Reads the checkpoint's resolved config and step (runs/NAME/best.pt), the training log (runs/NAME/log.csv:
 validation PSNR against wall-clock time: the learning curve), the shipped weights' sha256, and the
@@ -45,6 +46,25 @@ def eval_rows(path: Path, name: str) -> list[dict]:
     return sorted(rows, key=lambda d: d["model"] != name)  # the card's model first, then what it was run with
 
 
+def existing_card(name: str) -> tuple[list[str], list[str], list[str]]:
+    """(eval JSON files, their commands, notes) of docs/models/NAME.md, for regenerating it."""
+    path = ROOT / "docs" / "models" / f"{name}.md"
+    evals, cmds, notes = [], [], []
+    if not path.exists():
+        return evals, cmds, notes
+    in_notes = False
+    for line in path.read_text().splitlines():
+        if line.startswith("`videosr eval ") and " --json " in line:
+            cmd = line.strip("`")
+            cmds.append(cmd)
+            evals.append(str(ROOT / cmd.split(" --json ")[1].split()[0]))
+        elif line.startswith("## "):
+            in_notes = line == "## Notes"
+        elif in_notes and line.startswith("* "):
+            notes.append(line[2:])
+    return evals, cmds, notes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
@@ -53,7 +73,11 @@ def main() -> None:
     ap.add_argument("--eval", action="append", default=[], help="`videosr eval --json` output (repeatable)")
     ap.add_argument("--command", action="append", default=[], help="the eval command that wrote each --eval")
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--keep", action="store_true", help="start from the existing card's evals, commands, notes")
     a = ap.parse_args()
+    if a.keep:
+        evals, cmds, notes = existing_card(a.name)
+        a.eval, a.command, a.note = evals + a.eval, cmds + a.command, notes + a.note
 
     from videosr.models import VARIANTS, create_model
     from videosr.models.flops import count_flops, count_params
@@ -95,12 +119,12 @@ def main() -> None:
         rows = eval_rows(Path(path), a.name)
         if cmd:
             lines += [f"`{cmd}`", ""]
-        lines += ["| model | degradation | " + " | ".join(rows[0]["clips"]) + " | mean PSNR-Y | mean SSIM-Y |",
-                  "|---|---|" + "---|" * len(rows[0]["clips"]) + "---|---|"]
+        lines += ["| model | degradation | precision | " + " | ".join(rows[0]["clips"]) + " | mean PSNR-Y | mean SSIM-Y |",
+                  "|---|---|---|" + "---|" * len(rows[0]["clips"]) + "---|---|"]
         for r in rows:
             clips = " | ".join(f"{c['psnr_y']:.2f}" for c in r["clips"].values())
-            lines.append(f"| {r['model']} | {r['degradation']} | {clips} | **{r['mean']['psnr_y']:.2f}** | "
-                         f"{r['mean']['ssim_y']:.4f} |")
+            lines.append(f"| {r['model']} | {r['degradation']} | {r.get('precision', 'fp32')} | {clips} | "
+                         f"**{r['mean']['psnr_y']:.2f}** ({r['mean']['psnr_y']:.4f}) | {r['mean']['ssim_y']:.4f} |")
         lines.append("")
     curve = learning_curve(run / "log.csv")
     if curve:
