@@ -4,6 +4,7 @@ Everything runs on a tiny model registered here and a tiny synthetic training se
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -415,3 +416,27 @@ def test_validate_uses_the_training_degradation():
     sr = degrade.quantize(degrade.upsample(lr, 2).clamp(0, 1))
     assert got["c"] == pytest.approx(float(metrics.psnr(sr, hr, 0, y_channel=True).mean()), abs=1e-6)
     assert got["c"] != pytest.approx(validate(bic, [("c", hr)], 2)["c"], abs=1e-3)
+
+
+def test_flow_loss_trains_the_flow_and_is_logged(tmp_path):
+    """loss.flow adds the recurrent model's photometric flow loss (logged in the "flow" column); a model
+    without a learned flow is refused."""
+    from videosr.errors import UsageError
+    from videosr.models import create_model
+    from videosr.train import train
+
+    cfg = tiny_config(tmp_path / "f", **{"model.name": "online-x4", "data.scale": 4, "data.patch": 16,
+                                         "model.kwargs.width": 8, "model.kwargs.blocks": 1,
+                                         "model.kwargs.flow_width": 8, "loss.flow": 1.0, "optim.steps": 3})
+    train(cfg, store=make_store(), quiet=True)
+    rows = list(csv.DictReader((tmp_path / "f" / "log.csv").open()))
+    assert [r["flow"] for r in rows if r["loss"]] and all(float(r["flow"]) > 0 for r in rows if r["loss"])
+    with pytest.raises(UsageError, match="learned flow"):
+        train(tiny_config(tmp_path / "g", **{"loss.flow": 1.0}), store=make_store(), quiet=True)
+    # the photometric term prefers the true motion: sup is ref moved 2 LR pixels (1 grid pixel) left
+    net = create_model("quality-x4", pretrained=False).train()
+    ref = torch.rand(1, 3, 32, 32)
+    sup = torch.roll(ref, shifts=-2, dims=-1)  # sup(x) = ref(x + 2): flow_warp(sup, -1 grid px) = ref
+    true = torch.zeros(1, 2, 16, 16)
+    true[:, 0] = -1.0
+    assert net._photometric(ref, sup, true) < 0.5 * net._photometric(ref, sup, torch.zeros_like(true))

@@ -69,6 +69,11 @@ class LossCfg:
     mse: float = 0.0
     ssim: float = 0.0  # weight of (1 - SSIM)
     charbonnier_eps: float = 1e-3
+    # photometric loss of a learned optical flow (recurrent models): the LR neighbour warped by the
+    # estimated flow against the frame, Charbonnier, + 0.1 x first-order smoothness. Without it the flow
+    # net gets only the SR loss's gradient through the warped hidden state, and it collapsed to a constant
+    # (benchmarks/flow_probe.py).
+    flow: float = 0.0
 
 
 @dataclass

@@ -292,6 +292,10 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
 
         load_weights(model, load_state_dict(cfg.model.init), source=cfg.model.init)
         say(f"initialised from {cfg.model.init}")
+    if cfg.loss.flow:
+        if not any(p.requires_grad for p in getattr(getattr(model, "flow", None), "parameters", list)()):
+            raise UsageError(f"loss.flow needs a recurrent model with a learned flow; {cfg.model.name} has none")
+        model.flow_loss_on = True  # its forward then leaves the photometric loss in model.flow_loss
     model = model.to(device).train()
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -352,7 +356,8 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         log_f = open(out / "log.csv", "a", newline="")
         log = csv.writer(log_f)
         if new:
-            log.writerow(["step", "time", "lr", "loss", "l1", "charbonnier", "mse", "ssim", "it_per_s", "val_psnr_y"])
+            log.writerow(["step", "time", "lr", "loss", "l1", "charbonnier", "mse", "ssim", "it_per_s", "val_psnr_y",
+                          "flow"])
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -392,6 +397,9 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 sr = net(lr_t)
             loss, parts = compute_loss(sr, hr_t, cfg.loss)
+            if cfg.loss.flow:  # the model's photometric flow loss of this forward (computed inside it, DDP-safe)
+                loss = loss + cfg.loss.flow * model.flow_loss
+                parts["flow"] = float(model.flow_loss.detach())
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.optim.clip > 0:
@@ -412,7 +420,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                     f"{ips:.2f} it/s | ETA {_fmt_eta((total - step) / ips if ips else math.inf)}")
                 log.writerow([step, f"{el:.1f}", f"{sched.get_last_lr()[0]:.3e}", f"{loss_v:.6f}",
                               *[f"{parts[k]:.6f}" if k in parts else "" for k in ("l1", "charbonnier", "mse", "ssim")],
-                              f"{ips:.3f}", ""])
+                              f"{ips:.3f}", "", f"{parts['flow']:.6f}" if "flow" in parts else ""])
                 log_f.flush()
                 if writer is not None:
                     writer.add_scalar("train/loss", loss_v, step)

@@ -152,6 +152,19 @@ class RecurrentVSR(nn.Module):
         self.conv_last = nn.Conv2d(up_channels, 3 * scale * scale, 3)
         self.register_buffer("base", upsample_weights("bilinear", scale, 1, 3), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
+        # training: set by the trainer when loss.flow > 0; forward then leaves the flow's photometric loss here
+        self.flow_loss_on = False
+        self.flow_loss: torch.Tensor | None = None
+
+    def _photometric(self, ref: torch.Tensor, sup: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+        """Charbonnier of flow_warp(sup, flow) - ref on the feature grid (frames averaged down to it), plus
+        0.1 x the mean absolute flow gradient (smoothness); ref, sup (N, 3, H2, W2), flow (N, 2, h', w')."""
+        grid = flow.shape[-2:]
+        r, s = _pool(ref.float(), self.down, grid), _pool(sup.float(), self.down, grid)  # (N, 3, h', w')
+        d = flow_warp(s, flow) - r
+        photo = torch.sqrt(d * d + 1e-6).mean()
+        smooth = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean() + (flow[..., 1:] - flow[..., :-1]).abs().mean()
+        return photo + 0.1 * smooth.float()
 
     def _propagate(self, x: torch.Tensor, need: tuple[int, int] | None = None
                    ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None]]:
@@ -177,11 +190,16 @@ class RecurrentVSR(nn.Module):
         zeros = feats.new_zeros(feats[:, 0].shape)  # (B, width, h', w')
         forward: list[torch.Tensor | None] = [None] * t
         backward: list[torch.Tensor | None] = [None] * t
+        track = self.flow_loss_on and self.training
+        self.flow_loss = x.new_zeros(()) if track else None
         # backward propagation over frames T-1 .. a
         if self.bidirectional:
             if t - 1 > a:  # flows warping hidden i+1 onto i, i in [a, T-1), all pairs in one batch
                 ref, sup = frames[:, a:-1].reshape(-1, c, H2, W2), frames[:, a + 1:].reshape(-1, c, H2, W2)
-                bwd_flow = self.flow(ref, sup).reshape(b, t - 1 - a, 2, *grid)  # (B, T-1-a, 2, h', w')
+                bwd_flow = self.flow(ref, sup)  # (B*(T-1-a), 2, h', w')
+                if track:
+                    self.flow_loss = self.flow_loss + 0.5 * self._photometric(ref, sup, bwd_flow)
+                bwd_flow = bwd_flow.reshape(b, t - 1 - a, 2, *grid)  # (B, T-1-a, 2, h', w')
             proj = self.backward_prop.project(feats[:, a:].flatten(0, 1)).reshape(b, t - a, *feats.shape[2:])
             hidden = zeros
             for i in range(t - 1, a - 1, -1):
@@ -194,7 +212,11 @@ class RecurrentVSR(nn.Module):
         # forward propagation over frames 0 .. z-1
         if z > 1:  # flows warping hidden i-1 onto i, i in [1, z)
             ref, sup = frames[:, 1:z].reshape(-1, c, H2, W2), frames[:, :z - 1].reshape(-1, c, H2, W2)
-            fwd_flow = self.flow(ref, sup).reshape(b, z - 1, 2, *grid)  # (B, z-1, 2, h', w')
+            fwd_flow = self.flow(ref, sup)  # (B*(z-1), 2, h', w')
+            if track:
+                self.flow_loss = self.flow_loss + (0.5 if self.bidirectional else 1.0) * self._photometric(
+                    ref, sup, fwd_flow)
+            fwd_flow = fwd_flow.reshape(b, z - 1, 2, *grid)  # (B, z-1, 2, h', w')
         proj = self.forward_prop.project(feats[:, :z].flatten(0, 1)).reshape(b, z, *feats.shape[2:])
         hidden = zeros
         for i in range(z):
