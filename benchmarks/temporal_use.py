@@ -7,7 +7,7 @@
 
 If ``video`` is not above ``single_frame``, the model gains nothing from time; if ``zero_flow`` equals
 ``video``, its alignment does nothing. Same protocol as `videosr eval` (MATLAB bicubic LR, 8-bit output,
-Y channel, no border crop, mean over frames then clips).
+Y channel, no border crop, mean over frames then clips; fp32 inference).
 
     .venv/bin/python benchmarks/temporal_use.py --model fast-x4 --model quality-x4 \
         --json benchmarks/results/temporal_use.json
@@ -45,9 +45,9 @@ def score(net, clips, mode: str) -> dict:
     for name, gt, lr in clips:
         with torch.inference_mode():
             if mode == "single_frame":
-                out = torch.cat([run_clip(net, lr[i:i + 1]) for i in range(len(lr))])
+                out = torch.cat([run_clip(net, lr[i:i + 1], precision="fp32") for i in range(len(lr))])
             else:
-                out = run_clip(net, lr)
+                out = run_clip(net, lr, precision="fp32")
         per[name] = float(psnr(quantize(out.float().clamp(0, 1)), gt).mean())
     return {"clips": per, "mean": sum(per.values()) / len(per)}
 

@@ -23,21 +23,31 @@ ROOT = Path(__file__).resolve().parent.parent
 def learning_curve(log: Path) -> list[tuple[int, float, float]]:
     """(step, hours, val PSNR-Y) rows of the training log."""
     rows = []
+    done, last = 0.0, 0.0  # the log's clock restarts at each --resume: hours are summed over the segments
     with open(log, newline="") as f:
         for r in csv.DictReader(f):
+            if r["time"]:
+                t = float(r["time"])
+                if t < last:
+                    done += last
+                last = t
             v = r.get("val_psnr_y") or ""
             if v and not v.startswith("bicubic"):
-                rows.append((int(r["step"]), float(r["time"]) / 3600, float(v)))
+                rows.append((int(r["step"]), (done + last) / 3600, float(v)))
     return rows
 
 
 def train_time(log: Path) -> tuple[int, float]:
-    step, t = 0, 0.0
+    """(last step, wall-clock seconds): the log's clock restarts at each --resume, so the segments add up."""
+    step, done, last = 0, 0.0, 0.0
     with open(log, newline="") as f:
         for r in csv.DictReader(f):
             if r["time"]:
-                step, t = max(step, int(r["step"])), max(t, float(r["time"]))
-    return step, t
+                t = float(r["time"])
+                if t < last:  # a resumed run's first row
+                    done += last
+                step, last = max(step, int(r["step"])), t
+    return step, done + last
 
 
 def eval_rows(path: Path, name: str) -> list[dict]:

@@ -177,7 +177,7 @@ def test_fast_model_plane_output_matches_rgb_path(tmp_path, monkeypatch):
     assert 10 * np.log10(255 ** 2 / mse) > 40
 
 
-@pytest.mark.parametrize("name", ["quality-x4", "online-x4"])
+@pytest.mark.parametrize("name", ["quality-x4", "online-x4", "quality-x4-full"])
 def test_recurrent_forward_planes_is_forward_in_yuv(name):
     from videosr.io._pixfmt import rgb_to_yuv
     from videosr.models import create_model

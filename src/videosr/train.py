@@ -195,7 +195,7 @@ def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int
         hr = hr[..., : hr.shape[-2] // m * m, : hr.shape[-1] // m * m]
         fn = degrade.bd_degrade if degradation == "BD" else degrade.bi_degrade
         lr = fn(hr, scale, quantize_lr=True)
-        sr = run_clip(model, lr.to(device)).float().cpu()
+        sr = run_clip(model, lr.to(device), precision="fp32").float().cpu()  # the protocol: fp32
         res[name] = float(metrics.psnr(degrade.quantize(sr.clamp(0, 1)), hr, crop_border, y_channel=True).mean())
     if res:
         res["mean"] = sum(res.values()) / len(res)

@@ -89,7 +89,7 @@ class ClassicalFlow(nn.Module):
         self.estimate, self.down = estimate_flow, down
 
     def forward(self, ref: torch.Tensor, sup: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
+        with torch.no_grad(), full_precision(ref):  # an iterative solver: float32 under bf16 autocast too
             flow = self.estimate(ref.float(), sup.float())  # (N, 2, H, W) in LR pixels
         h, w = -(-ref.shape[-2] // self.down), -(-ref.shape[-1] // self.down)
         return _pool(flow, self.down, (h, w)).to(ref.dtype) / self.down  # (N, 2, h', w') in grid pixels
@@ -314,6 +314,15 @@ for _v in [
                         "`videosr train configs/quality-x4.toml`"),
     Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 48, "blocks": 4},
             description="wider, deeper bidirectional model, about 3x quality-x4: offline use; " + _NOTE),
+    Variant(name="quality-x4-full", arch="recurrent", scale=4, kwargs={**_QUALITY, "down": 1, "flow": "classical"},
+            weights="quality-x4-full.safetensors",
+            sha256="9edb788ea1b0b11520058bea2d0c71cdfe248c81ed6d712893d2f967dbdbf77d",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="quality-x4-full.vid4.json", vid4_eval_bf16="quality-x4-full.vid4.bf16.json", precision="bf16",
+            card="docs/models/quality-x4-full.md",
+            description="quality-x4 propagating at the full LR resolution (down=1), aligned by the classical "
+                        "optical flow: about 3x its compute, for offline use; trained by "
+                        "`videosr train configs/quality-x4-full.toml`"),
     Variant(name="online-x4", arch="recurrent", scale=4,
             kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
             description="unidirectional (forward-only) recurrent model, causal: the cost of quality-x4 "
