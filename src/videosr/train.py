@@ -293,7 +293,8 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         load_weights(model, load_state_dict(cfg.model.init), source=cfg.model.init)
         say(f"initialised from {cfg.model.init}")
     if cfg.loss.flow:
-        if not any(p.requires_grad for p in getattr(getattr(model, "flow", None), "parameters", list)()):
+        flow = getattr(model, "flow", None)
+        if flow is None or not any(p.requires_grad for p in flow.parameters()):
             raise UsageError(f"loss.flow needs a recurrent model with a learned flow; {cfg.model.name} has none")
         model.flow_loss_on = True  # its forward then leaves the photometric loss in model.flow_loss
     model = model.to(device).train()

@@ -248,13 +248,10 @@ class RecurrentVSR(nn.Module):
         return y.reshape(b, t, c, s * h, s * w)  # (B, T, 3, sH, sW)
 
     def _base(self, lr: torch.Tensor, average: int = 1) -> torch.Tensor:
-        """(N, C, H2, W2) -> bilinear x``scale`` (torch's, align_corners=False; = the fixed input channels of
-        the exported graph's last conv) in float32 under autocast too: the base carries the image.
+        """(N, C, H2, W2) -> bilinear x``scale`` (torch's, align_corners=False; the exported graph folds the
+        same filter into its last conv) in float32 under autocast too: the base carries the image.
         ``average``: then the mean of each average x average block (4:2:0 chroma)."""
         with full_precision(lr):
-            if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-                y = F.interpolate(lr.float(), scale_factor=self.scale, mode="bilinear", align_corners=False)
-                return F.avg_pool2d(y, average) if average > 1 else y
             return upsample(lr.float(), self.scale, "linear", average=average)
 
     # -- 4:2:0 video planes (an inference path of the video pipeline) ------------------------------------------
