@@ -10,7 +10,7 @@ If ``video`` is not above ``single_frame``, the model gains nothing from time; i
 Y channel, no border crop, mean over frames then clips; fp32 inference).
 
     .venv/bin/python benchmarks/temporal_use.py --model fast-x4 --model quality-x4 \
-        --json benchmarks/results/temporal_use.json
+        --json benchmarks/results/temporal_use.json [--update: replace only these models' rows]
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--degradation", default="BI", choices=["BI", "BD"])
     ap.add_argument("--json", default=None)
+    ap.add_argument("--update", action="store_true",
+                    help="keep the --json file's rows of other models (same data and degradation)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     items, _ = find_clips(a.data)
@@ -89,6 +91,13 @@ def main() -> None:
         results.append(row)
     out = {"benchmark": "temporal_use", "data": a.data, "scale": 4, "degradation": a.degradation,
            "max_frames": a.max_frames, "models": results}
+    if a.json and a.update and Path(a.json).exists():
+        old = json.loads(Path(a.json).read_text())
+        same = {k: old.get(k) for k in ("data", "degradation", "max_frames")}
+        if same != {"data": a.data, "degradation": a.degradation, "max_frames": a.max_frames}:
+            raise SystemExit(f"--update: {a.json} was measured with {same}; rerun all its models instead")
+        fresh = {r["model"]: r for r in results}  # replace these models' rows in place, append the others
+        out["models"] = [fresh.pop(r["model"], r) for r in old["models"]] + list(fresh.values())
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")

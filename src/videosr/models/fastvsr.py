@@ -182,7 +182,7 @@ _FAST = {"frames": 3, "causal": False, "feat": 16, "width": 32, "blocks": 1, "do
 for _v in [
     Variant(name="fast-x4", arch="fastvsr", scale=4, kwargs=_FAST,
             weights="fast-x4.safetensors",
-            sha256="d587e377dd28795f700fcbfd2b4d423e0d9977097b4ca78d8eb20460b7b94b26",
+            sha256="5ef6c2e6ed0651651c4ab4e1f22888168db1ef58c526149bb4820d303861fcbd",
             training_data=TRAINING_DATA, degradation="BI", license="MIT",
             vid4_eval="fast-x4.vid4.json", vid4_eval_bf16="fast-x4.vid4.bf16.json", precision="bf16",
             card="docs/models/fast-x4.md",
@@ -204,6 +204,12 @@ for _v in [
             kwargs={**_FAST, "frames": 5, "width": 48, "blocks": 3, "out_kernel": 3, "residual": "bicubic"},
             description="5-frame model; not real-time on 2 cores; " + _FAST_NOTE),
     Variant(name="fast-x2", arch="fastvsr", scale=2, kwargs=_FAST,
-            description="x2 version of fast-x4; " + _FAST_NOTE),
+            weights="fast-x2.safetensors",
+            sha256="7599ffd9ff7c85a1fe7cff6a2f5a16df21d78fb1f2edf1ed5c30e8074126e7ce",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="fast-x2.vid4.json", vid4_eval_bf16="fast-x2.vid4.bf16.json", precision="bf16",
+            card="docs/models/fast-x2.md",
+            description="fast-x4's architecture at x2, real-time class; trained by "
+                        "`videosr train configs/fast-x2.toml`"),
 ]:
     register_variant(_v)
