@@ -205,7 +205,7 @@ for _v in [
             description="5-frame model; not real-time on 2 cores; " + _FAST_NOTE),
     Variant(name="fast-x2", arch="fastvsr", scale=2, kwargs=_FAST,
             weights="fast-x2.safetensors",
-            sha256="7599ffd9ff7c85a1fe7cff6a2f5a16df21d78fb1f2edf1ed5c30e8074126e7ce",
+            sha256="9b2c90679cce6c20fab351f3cb93439d520beef87c5c627e5fa8a8884a22d685",
             training_data=TRAINING_DATA, degradation="BI", license="MIT",
             vid4_eval="fast-x2.vid4.json", vid4_eval_bf16="fast-x2.vid4.bf16.json", precision="bf16",
             card="docs/models/fast-x2.md",
