@@ -320,6 +320,16 @@ for _v in [
             description="quality-x4 propagating at the full LR resolution (down=1), aligned by the classical "
                         "optical flow: about 3x its compute, for offline use; trained by "
                         "`videosr train configs/quality-x4-full.toml`"),
+    Variant(name="quality-x4-full-w48", arch="recurrent", scale=4,
+            kwargs={**_QUALITY, "down": 1, "flow": "classical", "width": 48},
+            weights="quality-x4-full-w48.safetensors",
+            sha256="a0a5b54bf6e54edf88f3fa0a0d5343cbcc0e6cc791509d3aa83782524b8e8cc5",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="quality-x4-full-w48.vid4.json", vid4_eval_bf16="quality-x4-full-w48.vid4.bf16.json",
+            precision="bf16",
+            card="docs/models/quality-x4-full-w48.md",
+            description="quality-x4-full at width 48: 2.2x its parameters and compute, the slowest and best; "
+                        "trained by `videosr train configs/quality-x4-full-w48.toml`"),
     Variant(name="online-x4", arch="recurrent", scale=4,
             kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
             description="unidirectional (forward-only) recurrent model, causal: the cost of quality-x4 "
