@@ -290,6 +290,9 @@ def test_validation_and_checkpoint_model(tmp_path):
     from videosr.models.registry import sha256_file
 
     assert sha == sha256_file(tmp_path / "w.safetensors")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask  # as any file we write
     w = load_file(str(tmp_path / "w.safetensors"))
     assert all(torch.equal(w[k], v) for k, v in sd.items())
     m2 = create_model("tiny-test-x2", pretrained=False, weights=tmp_path / "w.safetensors")

@@ -167,6 +167,9 @@ def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, qu
     meta = {"model": str(cfg["model"]["name"]), "step": str(ck.get("step")), "ema": str(bool(ema and ck.get("ema"))),
             "degradation": str(cfg["data"]["degradation"]), "scale": str(cfg["data"]["scale"])}
     save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; weights are meant to be shared
     os.replace(tmp, out)
     digest = sha256_file(out)
     if not quiet:
