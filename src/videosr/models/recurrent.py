@@ -330,6 +330,14 @@ for _v in [
             card="docs/models/quality-x4-full-w48.md",
             description="quality-x4-full at width 48: 2.2x its parameters and compute, the slowest and best; "
                         "trained by `videosr train configs/quality-x4-full-w48.toml`"),
+    Variant(name="quality-x2", arch="recurrent", scale=2, kwargs={**_QUALITY, "down": 1, "flow": "classical"},
+            weights="quality-x2.safetensors",
+            sha256="d9b00e05075f3826056f00a3e80935abd283c8f0a8f61a35eb46103b5ef38c6d",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="quality-x2.vid4.json", vid4_eval_bf16="quality-x2.vid4.bf16.json", precision="bf16",
+            card="docs/models/quality-x2.md",
+            description="quality-x4-full's design at x2: bidirectional recurrent at the full LR resolution, "
+                        "classical-flow alignment, for offline use; trained by `videosr train configs/quality-x2.toml`"),
     Variant(name="online-x4", arch="recurrent", scale=4,
             kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
             description="unidirectional (forward-only) recurrent model, causal: the cost of quality-x4 "
