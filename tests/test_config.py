@@ -102,3 +102,16 @@ def test_shipped_configs_parse(name):
     cfg = load_config(p)
     assert cfg.model.name == name and cfg.data.scale == 4 and cfg.data.degradation == "BI"
     assert 2e-4 <= cfg.optim.lr <= 5e-4
+
+
+def test_codec_section_and_val_crf():
+    cfg = load_config(None, ["data.codec.prob=0.5", "data.codec.crf=[20, 30]", "val.lr_crf=25"])
+    p = cfg.data.codec.params()
+    assert p.prob == 0.5 and p.crf == (20, 30) and cfg.val.lr_crf == 25
+    assert load_config(None).data.codec.params() is None  # off by default
+    with pytest.raises(UsageError, match="out of range"):
+        load_config(None, ["data.codec.prob=0.5", "data.codec.crf=[20, 70]"])
+    with pytest.raises(UsageError, match="preset"):
+        load_config(None, ["data.codec.prob=0.5", "data.codec.presets=[turbo]"])
+    with pytest.raises(UsageError, match="CRF"):
+        load_config(None, ["val.lr_crf=99"])

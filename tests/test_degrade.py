@@ -290,3 +290,49 @@ def test_upsample_linear_is_torch_bilinear():
     x = torch.rand(2, 3, 9, 14, generator=torch.Generator().manual_seed(0))
     ref = torch.nn.functional.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)
     assert torch.allclose(upsample(x, 4, "linear"), ref, atol=1e-6)
+
+
+# ---- compression in the loop ------------------------------------------------------------------------
+
+
+def test_video_compress_deterministic_presets_and_rate():
+    x = degrade.quantize(_clip(t=5, h=64, w=64, seed=3) + 0.05 * torch.rand(5, 3, 64, 64,
+                                                                             generator=torch.Generator().manual_seed(4)))
+    errs = []
+    for crf in (15, 35):
+        a = degrade.video_compress(x, "libx264", crf, preset="medium")
+        b = degrade.video_compress(x, "libx264", crf, preset="medium")
+        assert torch.equal(a, b) and a.shape == x.shape and a.dtype == torch.float32
+        errs.append(float((a - x).abs().mean()))
+    assert errs[1] > 1.2 * errs[0] > 0  # a higher CRF loses more (4:2:0 chroma costs both)
+    c = degrade.video_compress(x, "libx264", 35, preset="ultrafast")
+    assert not torch.equal(c, degrade.video_compress(x, "libx264", 35, preset="medium"))
+
+
+@pytest.mark.parametrize("codec,crf,preset,msg", [
+    ("h264", 25, None, "unknown LR codec"), ("libx264", 52, None, "out of range"),
+    ("libx264", -1, None, "out of range"), ("libx264", 25, "turbo", "unknown libx264 preset"),
+    ("libvpx-vp9", 64, None, "out of range")])
+def test_check_codec_errors(codec, crf, preset, msg):
+    with pytest.raises(UsageError, match=msg):
+        degrade.check_codec(codec, crf, preset)
+
+
+def test_codec_degrade_share_noise_and_determinism():
+    lr = degrade.quantize(torch.stack([_clip(t=3, h=32, w=32, seed=s) for s in range(8)]))  # (8, 3, 3, 32, 32)
+    p = degrade.CodecParams(prob=0.5, crf=(30, 30), presets=("veryfast",))
+    a, ra = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
+    b, rb = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
+    assert torch.equal(a, b) and ra == rb and a.shape == lr.shape
+    for i, r in enumerate(ra):  # encoded clips changed, the others are the clean LR
+        assert ("codec" in r) == (not torch.equal(a[i], lr[i]))
+        assert r.get("crf", 30) == 30
+    assert 0 < sum("codec" in r for r in ra) < 8
+    noisy = degrade.CodecParams(prob=0, noise_prob=1, noise_sigma=(6.0, 6.0))
+    y, r = degrade.codec_degrade(lr, torch.Generator().manual_seed(1), noisy, return_params=True)
+    assert all(x == {"noise": 6.0} for x in r)
+    assert 4 / 255 < float((y - lr).std()) < 8 / 255
+    with pytest.raises(UsageError, match="codec.prob"):
+        degrade.CodecParams(prob=1.5)
+    with pytest.raises(UsageError, match="out of range"):
+        degrade.CodecParams(crf=(10, 60))

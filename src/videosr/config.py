@@ -36,6 +36,31 @@ class ModelCfg:
 
 
 @dataclass
+class CodecCfg:
+    """Compression in the loop (videosr.degrade.codec_degrade): after the BI/BD degradation and 8-bit
+    rounding, a share ``prob`` of the clips is encoded as a video and decoded (0: off, clean LR only)."""
+
+    prob: float = 0.0  # share of clips encoded; the rest stay clean
+    codecs: list[str] = field(default_factory=lambda: ["libx264"])  # libx264 | libx265 | libvpx-vp9
+    crf: list[int] = field(default_factory=lambda: [15, 40])  # CRF uniform in [lo, hi]
+    presets: list[str] = field(default_factory=lambda: ["veryfast", "faster", "fast", "medium", "slow"])
+    noise_prob: float = 0.0  # Gaussian noise on the LR before encoding (low-light cameras)
+    noise_sigma: list[float] = field(default_factory=lambda: [1.0, 10.0])  # std range, 0..255 scale
+
+    def params(self):
+        """The :class:`videosr.degrade.CodecParams` of this section (validated), or None when off."""
+        from .degrade import CodecParams
+
+        if self.prob == 0 and self.noise_prob == 0:
+            return None
+        if len(self.crf) != 2 or len(self.noise_sigma) != 2:
+            raise UsageError("data.codec.crf and data.codec.noise_sigma need 2 values [lo, hi]")
+        return CodecParams(prob=self.prob, codecs=tuple(self.codecs), crf=(self.crf[0], self.crf[1]),
+                           presets=tuple(self.presets), noise_prob=self.noise_prob,
+                           noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]))
+
+
+@dataclass
 class DataCfg:
     root: str = "datasets/vsr"  # built by scripts/build_dataset.py
     degradation: str = "BI"  # BI (MATLAB bicubic), BD (Gaussian sigma 1.6 + subsample), realistic
@@ -48,6 +73,7 @@ class DataCfg:
     augment: bool = True  # flips, transposes, temporal reversal
     max_speed: float = 10.0  # synthetic camera pan speed on stills, HR px/frame (uniform in [0, max_speed])
     supersample: int = 2  # stills: warp at this multiple of the patch size, then downscale (1 = warp directly)
+    codec: CodecCfg = field(default_factory=CodecCfg)  # compression in the loop ([data.codec])
 
 
 @dataclass
@@ -83,6 +109,7 @@ class ValCfg:
     clips: list[str] = field(default_factory=lambda: ["calendar", "city", "foliage", "walk"])
     max_frames: int = 5  # frames per clip (from the start of the clip)
     crop_border: int = 0  # pixels cut on each side before PSNR-Y (video SR tables use 0)
+    lr_crf: int = 0  # > 0: validation LR also encoded with libx264 (medium) at this CRF, as `eval --lr-crf`
 
 
 @dataclass
@@ -116,6 +143,11 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.data.degradation not in ("BI", "BD", "realistic"):
             raise UsageError(f"data.degradation must be BI, BD or realistic, got {self.data.degradation!r}")
+        self.data.codec.params()  # ranges, codecs and presets checked
+        if self.val.lr_crf:
+            from .degrade import check_codec
+
+            check_codec("libx264", self.val.lr_crf, "medium")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise UsageError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.optim.name not in ("adam", "adamw"):

@@ -9,6 +9,8 @@
 * HR clips get flips, transposes and temporal reversal, then become LR with the chosen degradation (BI:
   MATLAB bicubic ``imresize(1/s)``; BD: Gaussian sigma 1.6 + subsampling; realistic:
   :func:`videosr.degrade.realistic_degrade`). BI/BD LR is rounded to 8 bits, as the test sets' LR is.
+  Then, optionally, compression in the loop (:func:`videosr.degrade.codec_degrade`): each LR clip encoded
+  as a video (x264 at a random CRF and preset, ...) and decoded, a share of clips left clean.
 
 Every batch is a pure function of ``(seed, rank, step)``: :meth:`TrainClips.batch_at` rebuilds any step,
 so a resumed run sees exactly the batches it would have seen, and ranks never overlap. Decoded images are
@@ -292,7 +294,7 @@ class TrainClips(IterableDataset):
     def __init__(self, store: ClipStore, *, scale: int = 4, patch: int = 64, frames: int = 7, batch: int = 8,
                  degradation: str = "BI", video_fraction: float = 0.3, augment: bool = True, seed: int = 0,
                  rank: int = 0, start_step: int = 0, motion: Motion | None = None,
-                 realistic_params: Any = None) -> None:
+                 realistic_params: Any = None, codec_params: Any = None) -> None:
         if degradation not in DEGRADATIONS:
             raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
         self.store, self.scale, self.patch, self.frames, self.batch = store, scale, patch, frames, batch
@@ -303,6 +305,7 @@ class TrainClips(IterableDataset):
         self.start_step = start_step
         self.motion = motion or Motion()
         self.realistic_params = realistic_params
+        self.codec_params = codec_params  # videosr.degrade.CodecParams: compression after the degradation
 
     def sample(self, rng: np.random.Generator) -> torch.Tensor:
         size = self.patch * self.scale
@@ -325,6 +328,10 @@ class TrainClips(IterableDataset):
         hr = torch.stack(clips)  # (B, T, C, H, W)
         gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
         lr = degrade_clip(hr, self.scale, self.degradation, gen, self.realistic_params)
+        if self.codec_params is not None:
+            from .degrade import codec_degrade
+
+            lr = codec_degrade(lr, gen, self.codec_params)
         return lr.contiguous(), hr
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -12,6 +12,8 @@ explicit ``torch.Generator`` and draw nothing from global state.
 * :func:`bd_degrade`: the "BD" protocol: 13x13 Gaussian blur (sigma 1.6), then every s-th pixel.
 * :func:`upsample`: fast integer-scale MATLAB-bicubic / lanczos3 upsampling (the ``bicubic`` and ``lanczos``
   models), separable per-phase filters instead of dense matrices.
+* :func:`video_compress`: a codec round trip (x264 / x265 / VP9 at a CRF, yuv420p, deterministic): the
+  compressed-LR evaluation protocol and :func:`codec_degrade`, compression in the training loop.
 * :func:`realistic_degrade`: random blur, downscale, noise, JPEG and H.264/H.265 for real-footage training.
 """
 
@@ -495,15 +497,40 @@ def jpeg_compress(x: torch.Tensor, quality: int) -> torch.Tensor:
     return (torch.stack(out).float() / 255).reshape(shape)
 
 
-def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fps: int = 25) -> torch.Tensor:
+VIDEO_CODECS = ("libx264", "libx265", "libvpx-vp9")
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+CRF_RANGE = {"libx264": (0, 51), "libx265": (0, 51), "libvpx-vp9": (0, 63)}
+
+
+def check_codec(codec: str, crf: int, preset: str | None = None) -> None:
+    """One clear UsageError for a codec / CRF / preset this module cannot encode with."""
+    if codec not in VIDEO_CODECS:
+        raise UsageError(f"unknown LR codec {codec!r} (use {', '.join(VIDEO_CODECS)})")
+    lo, hi = CRF_RANGE[codec]
+    if isinstance(crf, bool) or not isinstance(crf, int) or not lo <= crf <= hi:
+        raise UsageError(f"CRF {crf!r} is out of range for {codec} ({lo}..{hi})")
+    if preset is not None:
+        ok = X26X_PRESETS if codec != "libvpx-vp9" else tuple(str(i) for i in range(9))
+        if preset not in ok:
+            raise UsageError(f"unknown {codec} preset {preset!r} (use {', '.join(ok)})")
+
+
+def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fps: int = 25,
+                   preset: str | None = None, threads: int = 1) -> torch.Tensor:
     """Encode a clip (T, 3, H, W) [0, 1] with ``codec`` at ``crf`` (yuv420p, in memory) and decode it back.
 
-    Odd sizes, and sides under 16 px (x264) / 64 px (x265, which refuses or misbehaves on tiny frames:
+    The frames are rounded to 8 bits first (RGB -> yuv420p by FFmpeg's swscale, BT.601 limited range, as
+    ``ffmpeg -pix_fmt yuv420p`` does with RGB input). ``preset``: x264/x265 preset (default "medium" for
+    x264, "fast" for x265) or libvpx-vp9's ``cpu-used`` ("0".."8", default "4"). ``threads=1`` makes the
+    encoder deterministic: the same bytes on every run and machine of one FFmpeg build.
+
+    Odd sizes, and sides under 16 px (x264, vp9) / 64 px (x265, which refuses or misbehaves on tiny frames:
     non-deterministic output, heap corruption) are padded by edge replication for the encoder and
     cropped back. Returns float32.
     """
     import av
 
+    check_codec(codec, int(crf), preset)
     t, c, h, w = clip.shape
     least = 64 if codec == "libx265" else 16
     ph, pw = max(h % 2, least - h), max(w % 2, least - w)
@@ -514,9 +541,17 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
         st = out.add_stream(codec, rate=fps)
         st.width, st.height = w + pw, h + ph
         st.pix_fmt = "yuv420p"
-        opts = {"crf": str(int(crf)), "preset": "medium" if codec == "libx264" else "fast"}
+        st.codec_context.thread_count = int(threads)
+        if codec == "libvpx-vp9":
+            opts = {"crf": str(int(crf)), "b": "0", "deadline": "good", "cpu-used": preset or "4",
+                    "row-mt": "0", "auto-alt-ref": "1"}
+            st.bit_rate = 0
+        else:
+            opts = {"crf": str(int(crf)), "preset": preset or ("medium" if codec == "libx264" else "fast")}
+        if codec == "libx264":
+            opts["threads"] = str(int(threads))
         if codec == "libx265":
-            opts["x265-params"] = "log-level=error"
+            opts["x265-params"] = f"log-level=error:pools={int(threads)}:frame-threads={int(threads)}"
         st.options = opts
         for a in frames_u8:
             for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")):
@@ -532,6 +567,72 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
         raise RuntimeError(f"video_compress: {len(dec)} frames decoded for {t} encoded")
     y = torch.stack(dec).float() / 255
     return y[..., :h, :w]
+
+
+@dataclass(frozen=True)
+class CodecParams:
+    """Compression in the training loop (:func:`codec_degrade`): a share ``prob`` of the clips is encoded
+    with a codec drawn from ``codecs`` at a CRF uniform in ``crf`` (inclusive) and a preset from
+    ``presets`` (x264/x265 names; vp9 uses cpu-used 4); the rest stay clean (8-bit). Before encoding,
+    with probability ``noise_prob``, Gaussian noise of std uniform in ``noise_sigma`` (0..255 scale), per
+    channel, new for every frame (low-light cameras)."""
+
+    prob: float = 0.85
+    codecs: tuple[str, ...] = ("libx264",)
+    crf: tuple[int, int] = (15, 40)
+    presets: tuple[str, ...] = ("veryfast", "faster", "fast", "medium", "slow")
+    noise_prob: float = 0.0
+    noise_sigma: tuple[float, float] = (1.0, 10.0)
+
+    def __post_init__(self) -> None:
+        for name in ("prob", "noise_prob"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise UsageError(f"codec.{name} must be in [0, 1], got {v}")
+        if not self.codecs:
+            raise UsageError("codec.codecs is empty")
+        if len(self.crf) != 2 or self.crf[0] > self.crf[1]:
+            raise UsageError(f"codec.crf must be a range [lo, hi], got {list(self.crf)}")
+        if len(self.noise_sigma) != 2 or not 0 <= self.noise_sigma[0] <= self.noise_sigma[1]:
+            raise UsageError(f"codec.noise_sigma must be a range [lo, hi] >= 0, got {list(self.noise_sigma)}")
+        if not self.presets:
+            raise UsageError("codec.presets is empty")
+        for codec in self.codecs:
+            for crf in self.crf:
+                check_codec(codec, int(crf), None)
+            if codec != "libvpx-vp9":
+                for pr in self.presets:
+                    check_codec(codec, int(self.crf[0]), pr)
+
+
+def add_noise(x: torch.Tensor, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise of std ``sigma`` (0..255 scale) on [0, 1] data, per element, clamped to [0, 1]."""
+    return (x + torch.randn(x.shape, generator=generator) * (sigma / 255)).clamp_(0, 1)
+
+
+def codec_degrade(lr: torch.Tensor, generator: torch.Generator, params: CodecParams = CodecParams(),
+                  *, return_params: bool = False):
+    """Compression of 8-bit LR clips ``lr`` (..., T, 3, h, w) in [0, 1]: each clip (one per leading index)
+    draws its own recipe from ``params`` (see :class:`CodecParams`) and is encoded as a video, so there is
+    inter-frame coding. All randomness comes from ``generator``. Returns float32 [0, 1] (and the recipes)."""
+    lead = lr.shape[:-4]
+    clips = lr.reshape(-1, *lr.shape[-4:]).float()
+    out, drawn = [], []
+    p = params
+    for clip in clips:
+        rec: dict = {}
+        if _chance(generator, p.noise_prob):
+            rec["noise"] = _uniform(generator, *p.noise_sigma)
+            clip = quantize(add_noise(clip, rec["noise"], generator))
+        if _chance(generator, p.prob):
+            rec["codec"] = str(_choice(generator, p.codecs))
+            rec["crf"] = int(torch.randint(p.crf[0], p.crf[1] + 1, (), generator=generator))
+            rec["preset"] = None if rec["codec"] == "libvpx-vp9" else str(_choice(generator, p.presets))
+            clip = video_compress(clip, rec["codec"], rec["crf"], preset=rec["preset"])
+        out.append(clip)
+        drawn.append(rec)
+    y = torch.stack(out).reshape(*lead, *lr.shape[-4:])
+    return (y, drawn) if return_params else y
 
 
 def realistic_degrade(hr_clip: torch.Tensor, scale: int, generator: torch.Generator,

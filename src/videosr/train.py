@@ -184,9 +184,9 @@ def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, qu
 
 @torch.no_grad()
 def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int, crop_border: int = 0,
-             device: torch.device | str = "cpu", degradation: str = "BI") -> dict[str, float]:
+             device: torch.device | str = "cpu", degradation: str = "BI", lr_crf: int = 0) -> dict[str, float]:
     """Mean PSNR-Y (8-bit rounded output vs HR) per clip and overall; LR by ``degradation``: BI (MATLAB
-    bicubic) or BD (Gaussian blur + subsample), 8 bits."""
+    bicubic) or BD (Gaussian blur + subsample), 8 bits; ``lr_crf`` > 0: then x264 (medium) at that CRF."""
     from . import degrade, metrics
     from .engine import run_clip
 
@@ -198,6 +198,8 @@ def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int
         hr = hr[..., : hr.shape[-2] // m * m, : hr.shape[-1] // m * m]
         fn = degrade.bd_degrade if degradation == "BD" else degrade.bi_degrade
         lr = fn(hr, scale, quantize_lr=True)
+        if lr_crf:
+            lr = degrade.video_compress(lr, "libx264", lr_crf, preset="medium")
         sr = run_clip(model, lr.to(device), precision="fp32").float().cpu()  # the protocol: fp32
         res[name] = float(metrics.psnr(degrade.quantize(sr.clamp(0, 1)), hr, crop_border, y_channel=True).mean())
     if res:
@@ -342,7 +344,8 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                           batch=cfg.data.batch, degradation=cfg.data.degradation,
                           video_fraction=cfg.data.video_fraction, augment=cfg.data.augment, seed=cfg.seed,
                           rank=rank, start_step=step, motion=vdata.Motion(max_speed=cfg.data.max_speed,
-                                                                       supersample=cfg.data.supersample))
+                                                                       supersample=cfg.data.supersample),
+                          codec_params=cfg.data.codec.params())
     loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=cfg.data.workers,
                                          worker_init_fn=_worker_init if cfg.data.workers else None,
                                          pin_memory=cuda, prefetch_factor=2 if cfg.data.workers else None)
@@ -373,7 +376,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
 
             try:
                 bic = validate(create_model("bicubic", pretrained=False, scale=cfg.data.scale), val_clips,
-                               cfg.data.scale, cfg.val.crop_border, degradation=val_deg)
+                               cfg.data.scale, cfg.val.crop_border, degradation=val_deg, lr_crf=cfg.val.lr_crf)
                 say("bicubic PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in bic.items()))
                 log.writerow([0, 0, 0, "", "", "", "", "", "", f"bicubic:{bic['mean']:.4f}"])
             except Exception as e:  # noqa: BLE001 - the baseline line is informative only
@@ -436,7 +439,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                 stop = bool(flag.item())
             if val_clips and (step % cfg.val.every == 0 or step == total):
                 val = validate(ema if ema is not None else model, val_clips, cfg.data.scale, cfg.val.crop_border,
-                               device, degradation=val_deg)
+                               device, degradation=val_deg, lr_crf=cfg.val.lr_crf)
                 say(f"step {step}: val PSNR-Y " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
                 log.writerow([step, f"{time.perf_counter() - t0:.1f}", "", "", "", "", "", "", "",
                               f"{val['mean']:.4f}"])
