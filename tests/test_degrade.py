@@ -320,7 +320,7 @@ def test_check_codec_errors(codec, crf, preset, msg):
 
 def test_codec_degrade_share_noise_and_determinism():
     lr = degrade.quantize(torch.stack([_clip(t=3, h=32, w=32, seed=s) for s in range(8)]))  # (8, 3, 3, 32, 32)
-    p = degrade.CodecParams(prob=0.5, crf=(30, 30), presets=("veryfast",))
+    p = degrade.CodecParams(prob=0.5, crf=(30, 30), presets=("veryfast",), group=1)
     a, ra = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
     b, rb = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
     assert torch.equal(a, b) and ra == rb and a.shape == lr.shape
@@ -336,3 +336,15 @@ def test_codec_degrade_share_noise_and_determinism():
         degrade.CodecParams(prob=1.5)
     with pytest.raises(UsageError, match="out of range"):
         degrade.CodecParams(crf=(10, 60))
+
+
+@pytest.mark.parametrize("g", [1, 2, 3, 5])
+def test_codec_mosaic_roundtrip_and_groups(g):
+    x = torch.rand(g, 3, 3, 24, 40)
+    m, cols = degrade._tile(x, 8)
+    assert m.shape[-1] == cols * 56 and torch.equal(degrade._untile(m, g, cols, 24, 40, 8), x)
+    lr = degrade.quantize(torch.stack([_clip(t=3, h=32, w=32, seed=s) for s in range(6)]))
+    y, r = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), degrade.CodecParams(prob=1, group=g),
+                                 return_params=True)
+    assert len(r) == 6 and all(r[i] == r[i // g * g] for i in range(6))  # one recipe per group
+    assert all(not torch.equal(y[i], lr[i]) for i in range(6))

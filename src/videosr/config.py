@@ -46,6 +46,7 @@ class CodecCfg:
     presets: list[str] = field(default_factory=lambda: ["veryfast", "faster", "fast", "medium", "slow"])
     noise_prob: float = 0.0  # Gaussian noise on the LR before encoding (low-light cameras)
     noise_sigma: list[float] = field(default_factory=lambda: [1.0, 10.0])  # std range, 0..255 scale
+    group: int = 4  # clips encoded together as one mosaic video, sharing one recipe (encoder cost)
 
     def params(self):
         """The :class:`videosr.degrade.CodecParams` of this section (validated), or None when off."""
@@ -57,7 +58,7 @@ class CodecCfg:
             raise UsageError("data.codec.crf and data.codec.noise_sigma need 2 values [lo, hi]")
         return CodecParams(prob=self.prob, codecs=tuple(self.codecs), crf=(self.crf[0], self.crf[1]),
                            presets=tuple(self.presets), noise_prob=self.noise_prob,
-                           noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]))
+                           noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]), group=self.group)
 
 
 @dataclass
