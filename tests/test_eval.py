@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,145 @@ def test_video_files_as_clips_match_frame_folders(tmp_path, video_set):
     for name in a["clips"]:
         assert b["clips"][name]["frames"] == 3
         assert b["clips"][name]["psnr_y"] == pytest.approx(a["clips"][name]["psnr_y"], abs=1e-9)
+
+
+# ---- compressed LR (--lr-codec / --lr-crf / --lr-preset / --lr-noise) ---------------------------------
+
+
+def test_compressed_lr_is_deterministic_and_lossier_as_crf_rises(video_set):
+    from videosr.evaluate import LRRecipe, load_clip, make_lr
+
+    gt = load_clip(find_clips(video_set)[0][0])  # clipA, (3, 3, 42, 50)
+    rec = LRRecipe.make("BI", "libx264", 30)
+    a, b = make_lr(gt, 2, rec, "clipA"), make_lr(gt, 2, rec, "clipA")
+    assert a.shape == (3, 3, 21, 25) and a.dtype == torch.float32
+    assert torch.equal(a, b)  # same LR, bit for bit
+    assert torch.equal(a, (a * 255).round() / 255)  # on the 8-bit grid
+    clean = make_lr(gt, 2, LRRecipe.make("BI"), "clipA")
+    assert not torch.equal(a, clean) and (a - clean).abs().max() > 2 / 255
+
+    kw = dict(scale=2, temporal=False, progress=False)
+    runs = {crf: evaluate(["bicubic"], str(video_set), lr_codec="libx264", lr_crf=crf, **kw)[0] for crf in (10, 30, 45)}
+    again = evaluate(["bicubic"], str(video_set), lr_codec="libx264", lr_crf=30, **kw)[0]
+    assert again["clips"] == runs[30]["clips"]  # identical to the last digit
+    base = evaluate(["bicubic"], str(video_set), **kw)[0]["mean"]["psnr_y"]
+    p = [runs[c]["mean"]["psnr_y"] for c in (10, 30, 45)]
+    assert base > p[0] > p[1] > p[2], (base, p)
+    assert runs[30]["lr"] == {"degradation": "BI", "codec": "libx264", "crf": 30, "preset": "medium", "noise": 0,
+                              "fps": 25, "pix_fmt": "yuv420p"}
+
+
+def test_compressed_lr_other_codecs_and_bd(video_set):
+    kw = dict(scale=2, temporal=False, progress=False, clips=["clipA"])
+    base = evaluate(["bicubic"], str(video_set), degradation="BD", **kw)[0]
+    for codec, preset in (("libx265", "fast"), ("libvpx-vp9", "4")):
+        r = evaluate(["bicubic"], str(video_set), degradation="BD", lr_codec=codec, lr_crf=40, **kw)[0]
+        assert r["lr"]["codec"] == codec and r["lr"]["preset"] == preset and r["lr"]["degradation"] == "BD"
+        assert math.isfinite(r["mean"]["psnr_y"]) and r["mean"]["psnr_y"] != base["mean"]["psnr_y"]
+
+
+def test_lr_noise_is_seeded_per_clip(video_set):
+    from videosr.evaluate import LRRecipe, load_clip, make_lr, noise_seed
+
+    assert noise_seed("clipA") == noise_seed("clipA") != noise_seed("clipB")
+    gt = load_clip(find_clips(video_set)[0][0])
+    clean = make_lr(gt, 2, LRRecipe.make("BI"), "clipA")
+    noisy = make_lr(gt, 2, LRRecipe.make("BI", noise=5), "clipA")
+    assert torch.equal(noisy, make_lr(gt, 2, LRRecipe.make("BI", noise=5), "clipA"))
+    assert not torch.equal(noisy, make_lr(gt, 2, LRRecipe.make("BI", noise=5), "other"))
+    assert torch.equal(noisy, (noisy * 255).round() / 255)
+    assert 3 < float((noisy - clean).std()) * 255 < 7
+    both = make_lr(gt, 2, LRRecipe.make("BI", "libx264", 20, noise=5), "clipA")
+    assert torch.equal(both, make_lr(gt, 2, LRRecipe.make("BI", "libx264", 20, noise=5), "clipA"))
+    r = evaluate(["bicubic"], str(video_set), scale=2, lr_noise=2.5, temporal=False, progress=False)[0]
+    assert r["lr"] == {"degradation": "BI", "noise": 2.5}
+    assert "BI + noise 2.5" in format_table([r])
+
+
+def test_image_set_with_lr_codec(image_set):
+    """Each image is a one-frame clip; odd LR sizes (10x9, 11x8) go through x264's padding."""
+    clean = evaluate(["bicubic"], str(image_set), scale=4, progress=False)[0]
+    r = evaluate(["bicubic"], str(image_set), scale=4, lr_codec="libx264", lr_crf=35, progress=False)[0]
+    assert set(r["clips"]) == {"one", "two"} and all(c["frames"] == 1 for c in r["clips"].values())
+    for name in ("one", "two"):
+        assert 10 < r["clips"][name]["psnr_y"] < clean["clips"][name]["psnr_y"]
+
+
+def test_cli_compressed_lr_json_and_table(video_set, tmp_path, capsys):
+    out_json = tmp_path / "r.json"
+    rc = main(["eval", "--model", "bicubic", "--data", str(video_set), "--scale", "2", "--no-tof", "--quiet",
+               "--lr-codec", "libx264", "--lr-crf", "25", "--lr-preset", "fast", "--lr-noise", "1.5",
+               "--json", str(out_json)])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "bicubic (x2, BI + noise 1.5 + libx264 CRF 25 fast (yuv420p, 25 fps))"
+    doc = json.loads(out_json.read_text())
+    assert doc["degradation"] == "BI"
+    assert doc["lr"] == {"degradation": "BI", "codec": "libx264", "crf": 25, "preset": "fast", "noise": 1.5,
+                         "fps": 25, "pix_fmt": "yuv420p"}
+    assert main(["eval", "--model", "bicubic", "--data", str(video_set), "--scale", "2", "--no-tof", "--quiet",
+                 "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["lr"] == {"degradation": "BI"}
+    assert capsys.readouterr().out.splitlines()[0] == "bicubic (x2, BI)"
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--lr-codec", "libx999", "--lr-crf", "25"], "unknown LR codec 'libx999'"),
+    (["--lr-codec", "libx264", "--lr-crf", "52"], "CRF 52 is out of range for libx264 (0..51)"),
+    (["--lr-codec", "libvpx-vp9", "--lr-crf", "-1"], "out of range for libvpx-vp9 (0..63)"),
+    (["--lr-codec", "libx264", "--lr-crf", "twenty"], "--lr-crf must be an integer"),
+    (["--lr-codec", "libx264", "--lr-crf", "25", "--lr-preset", "fastest"], "unknown libx264 preset 'fastest'"),
+    (["--lr-crf", "25"], "--lr-crf needs --lr-codec"),
+    (["--lr-preset", "slow"], "--lr-preset needs --lr-codec"),
+    (["--lr-codec", "libx264"], "needs --lr-crf"),
+    (["--lr-noise", "-3"], "--lr-noise must be"),
+    (["--lr-noise", "lots"], "--lr-noise must be a number"),
+    (["--lr", "LRDIR", "--lr-codec", "libx264", "--lr-crf", "25"], "--lr-codec cannot be used with --lr"),
+])
+def test_cli_lr_option_errors_are_one_line_exit_2(image_set, capsys, monkeypatch, args, words):
+    import videosr.evaluate as ev
+
+    def no_models(*a, **k):
+        raise AssertionError("models must not be loaded before the options are checked")
+
+    monkeypatch.setattr(ev, "_load_model", no_models)
+    args = [str(image_set) if a == "LRDIR" else a for a in args]
+    rc = main(["eval", "--model", "bicubic", "--data", str(image_set), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and err.startswith("videosr: error: ") and words in err, err
+
+
+def test_lr_cache_on_disk(video_set, tmp_path):
+    cache = tmp_path / "cache"
+    kw = dict(scale=2, temporal=False, progress=False, lr_codec="libx264", lr_crf=28)
+    first = evaluate(["bicubic"], str(video_set), lr_cache=str(cache), **kw)[0]
+    files = sorted(cache.glob("*.npy"))
+    assert [f.name.split("-")[0] for f in files] == ["clipA", "clipB"]
+    a = np.load(files[0])
+    assert a.dtype == np.uint8 and a.shape == (3, 3, 21, 25)
+    # a second run reads the cache: the same figures, no new files; the cached LR is the LR made afresh
+    again = evaluate(["bicubic"], str(video_set), lr_cache=str(cache), **kw)[0]
+    assert again["clips"] == first["clips"] and sorted(cache.glob("*.npy")) == files
+    assert evaluate(["bicubic"], str(video_set), **kw)[0]["clips"] == first["clips"]
+    # another recipe, or a changed GT file, is another key
+    evaluate(["bicubic"], str(video_set), lr_cache=str(cache), **{**kw, "lr_crf": 29})
+    assert len(list(cache.glob("*.npy"))) == 4
+    frame = video_set / "clipA" / "f9.png"
+    os.utime(frame, ns=(frame.stat().st_atime_ns, frame.stat().st_mtime_ns + 10**9))
+    evaluate(["bicubic"], str(video_set), lr_cache=str(cache), clips=["clipA"], **kw)
+    assert len(list(cache.glob("*.npy"))) == 5
+    # a corrupt cache file is made again, not trusted
+    files[1].write_bytes(b"garbage")
+    assert evaluate(["bicubic"], str(video_set), lr_cache=str(cache), **kw)[0]["clips"]["clipB"] == \
+        first["clips"]["clipB"]
+    assert np.load(files[1]).shape == (3, 3, 21, 25)
+
+
+def test_lr_files_record_their_path(image_set, tmp_path):
+    lr_dir = tmp_path / "lr"
+    for name in ("one", "two"):
+        im = Image.open(image_set / f"{name}.png")
+        _save(lr_dir / f"{name}.png", np.asarray(im.resize((im.width // 4, im.height // 4), Image.BICUBIC)))
+    r = evaluate(["bicubic"], str(image_set), lr=str(lr_dir), scale=4, progress=False)[0]
+    assert r["lr"] == {"files": str(lr_dir)} and r["degradation"] == "LR files"
+    assert "(x4, LR files)" in format_table([r])

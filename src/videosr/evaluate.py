@@ -8,6 +8,9 @@ Protocol (docs/evaluation.md has the commands and the numbers it reproduces):
   made from the GT with the degradation and rounded to 8 bits like a saved LR image: BI = MATLAB
   bicubic ``imresize(1/s)`` (:func:`videosr.degrade.bi_degrade`, MATLAB's uint8 rounding), BD = 9x9
   Gaussian sigma 1.6 + every s-th pixel (:func:`videosr.degrade.bd_degrade`).
+* Compressed LR (:class:`LRRecipe`, ``--lr-codec/--lr-crf/--lr-preset/--lr-noise``): that LR, optional
+  seeded Gaussian noise (8 bits again), then a codec round trip as one yuv420p 25 fps video
+  (:func:`videosr.degrade.video_compress`, one encoder thread); recorded in each result's ``"lr"``.
 * The model's output is rounded to 8 bits before measuring. PSNR/SSIM on the BT.601 Y channel
   (:mod:`videosr.metrics`), ``crop_border`` pixels removed on each side: 0 for video sets, the scale
   for image sets, unless given.
@@ -17,6 +20,8 @@ Protocol (docs/evaluation.md has the commands and the numbers it reproduces):
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import re
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 
 from .degrade import bd_degrade, bi_degrade, quantize, upsample
-from .errors import InputError, UsageError
+from .errors import InputError, OutputError, UsageError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
@@ -143,10 +148,168 @@ def _find_lr(clip: Clip, lr_root: Path, scale: int, is_image_set: bool) -> Clip:
                      f"{stem}x{scale}.*, {stem}.*)")
 
 
-def _degrade(gt: torch.Tensor, scale: int, degradation: str) -> torch.Tensor:
+# --------------------------------------------------------------------------------------------------
+# LR made from the GT: degradation, optional noise, optional codec round trip
+# --------------------------------------------------------------------------------------------------
+
+LR_FPS = 25
+LR_PIX_FMT = "yuv420p"
+# the preset each codec gets when --lr-preset is not given (degrade.video_compress's defaults, recorded)
+DEFAULT_PRESETS = {"libx264": "medium", "libx265": "fast", "libvpx-vp9": "4"}
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LRRecipe:
+    """How the LR of the protocol is made from the (cropped) GT, in this order: ``degradation`` (BI or
+    BD), rounded to 8 bits; Gaussian noise of std ``noise`` (0..255 scale, seeded from the clip name,
+    :func:`noise_seed`), rounded to 8 bits again; a round trip through ``codec`` at ``crf`` / ``preset``
+    (yuv420p, 25 fps, BT.601 limited range, one encoder thread: :func:`videosr.degrade.video_compress`).
+    Build it with :meth:`make`, which validates and resolves the default preset."""
+
+    degradation: str = "BI"
+    codec: str | None = None
+    crf: int | None = None
+    preset: str | None = None
+    noise: float = 0.0
+
+    @classmethod
+    def make(cls, degradation: str = "BI", codec: str | None = None, crf: int | None = None,
+             preset: str | None = None, noise: float | None = None) -> "LRRecipe":
+        from .degrade import check_codec
+
+        degradation = str(degradation).upper()
+        if degradation not in DEGRADATIONS:
+            raise UsageError(f"unknown degradation {degradation!r} (use BI or BD)")
+        if codec is None:
+            if crf is not None:
+                raise UsageError("--lr-crf needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25)")
+            if preset is not None:
+                raise UsageError("--lr-preset needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25 "
+                                 "--lr-preset medium)")
+        else:
+            if crf is None:
+                raise UsageError(f"--lr-codec {codec} needs --lr-crf N (the quality: lower is better)")
+            check_codec(codec, crf, preset)
+            preset = preset if preset is not None else DEFAULT_PRESETS[codec]
+        noise = 0.0 if noise is None else noise
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) \
+                or not 0 <= noise <= 255:
+            raise UsageError(f"--lr-noise must be a standard deviation in 0..255 (8-bit levels), got {noise!r}")
+        return cls(degradation, codec, crf, preset, float(noise))
+
+    @property
+    def compressed(self) -> bool:
+        return self.codec is not None
+
+    def to_dict(self) -> dict:
+        """The JSON form: ``{"degradation"}`` for clean LR; with ``"noise"`` when there is noise; with
+        ``"codec", "crf", "preset", "noise", "fps", "pix_fmt"`` when the LR is compressed."""
+        d: dict = {"degradation": self.degradation}
+        if self.codec is not None:
+            d.update(codec=self.codec, crf=self.crf, preset=self.preset, noise=_num(self.noise), fps=LR_FPS,
+                     pix_fmt=LR_PIX_FMT)
+        elif self.noise:
+            d["noise"] = _num(self.noise)
+        return d
+
+    def describe(self) -> str:
+        """One line for the table header: ``BI``, ``BI + noise 5 + libx264 CRF 25 medium (yuv420p, 25 fps)``."""
+        parts = [self.degradation]
+        if self.noise:
+            parts.append(f"noise {_num(self.noise)}")
+        if self.codec is not None:
+            parts.append(f"{self.codec} CRF {self.crf} {self.preset} ({LR_PIX_FMT}, {LR_FPS} fps)")
+        return " + ".join(parts)
+
+
+def _num(v: float) -> int | float:
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def noise_seed(clip_name: str) -> int:
+    """The seed of a clip's LR noise: the first 8 bytes of SHA-256("videosr-lr-noise:" + name), 63 bits.
+    The same clip gets the same noise on every run and machine, and at every sigma (the same pattern,
+    scaled)."""
+    digest = hashlib.sha256(f"videosr-lr-noise:{clip_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2 ** 63 - 1)
+
+
+def _degrade(gt: torch.Tensor, scale: int, degradation: str, recipe: LRRecipe | None = None,
+             clip_name: str = "") -> torch.Tensor:
+    """The LR of ``gt`` (T, 3, H, W), H and W multiples of ``scale``: ``degradation`` rounded to 8 bits,
+    then (``recipe``) noise and the codec round trip. float32 in [0, 1], exactly on the 8-bit grid."""
+    from .degrade import add_noise, video_compress
+
     if degradation == "BI":
-        return bi_degrade(gt, scale, quantize_lr=True, matlab_uint8=True).float()
-    return bd_degrade(gt, scale, quantize_lr=True).float()
+        lr = bi_degrade(gt, scale, quantize_lr=True, matlab_uint8=True).float()
+    else:
+        lr = bd_degrade(gt, scale, quantize_lr=True).float()
+    if recipe is None:
+        return lr
+    if recipe.noise:
+        g = torch.Generator().manual_seed(noise_seed(clip_name))
+        lr = quantize(add_noise(lr, recipe.noise, g))
+    if recipe.codec is not None:
+        lr = video_compress(lr, recipe.codec, recipe.crf, fps=LR_FPS, preset=recipe.preset, threads=1)
+    return lr
+
+
+def make_lr(gt: torch.Tensor, scale: int, recipe: LRRecipe, clip_name: str) -> torch.Tensor:
+    """The protocol's LR for the GT clip ``gt`` (T, 3, H, W) [0, 1] named ``clip_name`` (the noise seed):
+    ``gt`` is cropped to a multiple of ``scale`` first. float32 (T, 3, H / s, W / s)."""
+    gt = gt[..., : gt.shape[-2] - gt.shape[-2] % scale, : gt.shape[-1] - gt.shape[-1] % scale]
+    return _degrade(gt, scale, recipe.degradation, recipe, clip_name)
+
+
+def _source_fingerprint(clip: Clip, max_frames: int | None) -> list:
+    """What the GT of ``clip`` is read from: (resolved path, size, mtime_ns) of each file, and max_frames."""
+    paths = (clip.frames[:max_frames] if max_frames else clip.frames) if clip.kind == "frames" else [clip.path]
+    out: list = [clip.kind, max_frames if clip.kind == "video" else None]
+    for p in paths:
+        st = os.stat(p)
+        out.append([str(Path(p).resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _lr_cache_path(cache_dir: Path, clip: Clip, max_frames: int | None, gt_shape: tuple, scale: int,
+                   recipe: LRRecipe) -> Path:
+    import av
+
+    key = {"v": _CACHE_VERSION, "source": _source_fingerprint(clip, max_frames), "gt_shape": list(gt_shape),
+           "scale": scale, "recipe": recipe.to_dict(), "noise_seed": noise_seed(clip.name) if recipe.noise else None,
+           "libavcodec": list(av.library_versions.get("libavcodec", ())), "av": av.__version__}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return cache_dir / f"{clip.name[:40]}-{digest}.npy"
+
+
+def _cached_lr(cache_dir: Path | None, clip: Clip, max_frames: int | None, gt: torch.Tensor, scale: int,
+               recipe: LRRecipe) -> torch.Tensor:
+    """The LR of ``clip`` (``gt`` already cropped), from ``cache_dir`` when there, else made (and stored).
+
+    The file is the LR as uint8 (T, 3, h, w) (lossless: the LR is on the 8-bit grid); its name hashes the
+    GT files' paths, sizes and mtimes, the frame count, the scale, the recipe and the PyAV/FFmpeg versions."""
+    if cache_dir is None:
+        return _degrade(gt, scale, recipe.degradation, recipe, clip.name)
+    path = _lr_cache_path(cache_dir, clip, max_frames, tuple(gt.shape), scale, recipe)
+    want = (gt.shape[0], gt.shape[1], gt.shape[2] // scale, gt.shape[3] // scale)
+    if path.is_file():
+        try:
+            a = np.load(path, allow_pickle=False)
+            if a.dtype == np.uint8 and a.shape == want:
+                return torch.from_numpy(a).float() / 255
+        except (OSError, ValueError):
+            pass  # unreadable or truncated: make it again
+    lr = _degrade(gt, scale, recipe.degradation, recipe, clip.name)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, (lr * 255).round().to(torch.uint8).numpy())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OutputError(f"--lr-cache {cache_dir}: cannot write {path.name}: {e.strerror or e}") from None
+    return lr
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,7 +332,9 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
              crop_border: int | None = None, weights: list[str | None] | None = None,
              save_images: str | None = None, max_frames: int | None = None, progress: bool = True,
              clips: list[str] | None = None, temporal: bool = True, threads: int | None = 1,
-             precision: str = "fp32", log: Callable[[str], None] | None = None) -> list[dict]:
+             precision: str = "fp32", log: Callable[[str], None] | None = None,
+             lr_codec: str | None = None, lr_crf: int | None = None, lr_preset: str | None = None,
+             lr_noise: float | None = None, lr_cache: str | os.PathLike | None = None) -> list[dict]:
     """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
 
     ``lr``: folder (or file) of LR inputs matching ``data``'s names; otherwise the LR is made from the
@@ -185,10 +350,18 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     this machine runs it fast); the protocol's figures are fp32, and comparing a model's bf16 and fp32
     figures is the accuracy guard for making bf16 a default (docs/evaluation.md).
 
-    Returns one dict per model: ``{"model", "scale", "degradation", "clips": {name: {"frames", "psnr_y",
-    "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``seconds`` is the model's
-    inference time summed over clips; ``tof`` is None for one-frame clips. ``"clip_seconds"`` holds the
-    per-clip inference times (not part of the JSON format).
+    Compressed LR (:class:`LRRecipe`): ``lr_codec`` ("libx264", "libx265", "libvpx-vp9") with ``lr_crf``
+    and ``lr_preset`` (x264 default "medium") makes the LR as the degradation rounded to 8 bits, then
+    (``lr_noise`` > 0) Gaussian noise of that std on the 0..255 scale, seeded from the clip name, rounded
+    again, then encoded as yuv420p at 25 fps and decoded; deterministic. The LR of a clip is made once
+    and shared by all ``models``; ``lr_cache``: also keep it on disk in that folder (``<clip>-<key>.npy``,
+    the key hashes the GT files' paths, sizes and mtimes, the scale and the recipe).
+
+    Returns one dict per model: ``{"model", "scale", "degradation", "lr", "clips": {name: {"frames",
+    "psnr_y", "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``lr`` is the LR
+    recipe (:meth:`LRRecipe.to_dict`, e.g. ``{"degradation": "BI"}``) or ``{"files": <lr path>}``;
+    ``seconds`` is the model's inference time summed over clips; ``tof`` is None for one-frame clips.
+    ``"clip_seconds"`` holds the per-clip inference times (not part of the JSON format).
     """
     if threads is not None and threads != torch.get_num_threads():
         if threads < 1:
@@ -198,7 +371,9 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         try:
             return evaluate(models, data, lr=lr, scale=scale, degradation=degradation, crop_border=crop_border,
                             weights=weights, save_images=save_images, max_frames=max_frames, progress=progress,
-                            clips=clips, temporal=temporal, threads=None, precision=precision, log=log)
+                            clips=clips, temporal=temporal, threads=None, precision=precision, log=log,
+                            lr_codec=lr_codec, lr_crf=lr_crf, lr_preset=lr_preset, lr_noise=lr_noise,
+                            lr_cache=lr_cache)
         finally:
             torch.set_num_threads(before)
     from .engine import run_clip
@@ -211,6 +386,12 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     degradation = degradation.upper()
     if degradation not in DEGRADATIONS:
         raise UsageError(f"unknown degradation {degradation!r} (use BI or BD)")
+    recipe = LRRecipe.make(degradation, lr_codec, lr_crf, lr_preset, lr_noise)
+    if lr is not None and (recipe.codec is not None or recipe.noise or lr_cache is not None):
+        given = [o for o, v in (("--lr-codec", lr_codec), ("--lr-noise", recipe.noise or None),
+                                ("--lr-cache", lr_cache)) if v is not None]
+        raise UsageError(f"{', '.join(given)} cannot be used with --lr: they make the LR from the GT "
+                         "(LR files are used as they are)")
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     if crop_border is not None and crop_border < 0:
@@ -239,12 +420,12 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
 
     nets = [_load_model(m, scale, weights[i] if weights else None) for i, m in enumerate(models)]
     labels = _unique_labels(models)
+    lr_doc = {"files": str(lr_root)} if lr_root is not None else recipe.to_dict()
     results = [{"model": labels[i], "scale": scale, "degradation": "LR files" if lr_root else degradation,
-                "precision": precision, "clips": {}, "mean": {}, "seconds": 0.0, "clip_seconds": {}}
+                "lr": dict(lr_doc), "precision": precision, "clips": {}, "mean": {}, "seconds": 0.0,
+                "clip_seconds": {}}
                for i in range(len(models))]
-    if lr_root is not None:
-        for r in results:
-            r["lr"] = str(lr_root)
+    cache_dir = Path(lr_cache).expanduser() if lr_cache is not None else None
     per_frame: dict[str, list[list[float]]] = {}
 
     for ci, clip in enumerate(items):
@@ -264,7 +445,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
             gt = gt[..., : gt.shape[-2] - gt.shape[-2] % scale, : gt.shape[-1] - gt.shape[-1] % scale]
             if gt.shape[-1] < scale or gt.shape[-2] < scale:
                 raise InputError(f"{clip.name}: smaller than the scale")
-            lr_clip = _degrade(gt, scale, degradation)
+            lr_clip = _cached_lr(cache_dir, clip, max_frames, gt, scale, recipe)  # once per clip, for all models
         t = gt.shape[0]
         gt_flows = clip_flows(gt) if (temporal and t > 1) else None
         view = _ComparisonView(clip.name, gt, lr_clip, scale, crop) if save_images else None
@@ -328,6 +509,15 @@ def to_json(results: list[dict]) -> dict | list[dict]:
     return docs[0] if len(docs) == 1 else docs
 
 
+def describe_lr(result: dict) -> str:
+    """The LR of a result in words: ``BI``, ``LR files``, ``BI + libx264 CRF 25 medium (yuv420p, 25 fps)``."""
+    lr = result.get("lr")
+    if not isinstance(lr, dict) or "degradation" not in lr:
+        return str(result.get("degradation", "?"))
+    rec = LRRecipe(lr["degradation"], lr.get("codec"), lr.get("crf"), lr.get("preset"), lr.get("noise") or 0.0)
+    return rec.describe()
+
+
 def format_table(results: list[dict]) -> str:
     """The results as a text table: clip, frames, PSNR-Y, SSIM-Y, tOF, seconds; a row group per model."""
     def f(v, fmt):
@@ -339,7 +529,7 @@ def format_table(results: list[dict]) -> str:
     head = f"{'clip':<{w}}  {'frames':>6}  {'PSNR-Y':>7}  {'SSIM-Y':>7}  {'tOF':>6}  {'seconds':>7}"
     lines = []
     for r in results:
-        lines.append(f"{r['model']} (x{r['scale']}, {r['degradation']})")
+        lines.append(f"{r['model']} (x{r['scale']}, {describe_lr(r)})")
         lines.append(head)
         lines.append("-" * len(head))
         secs = r.get("clip_seconds", {})

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from ..errors import OutputError
+from ..errors import OutputError, UsageError
 
 
 def register(sub) -> None:
@@ -27,6 +27,20 @@ def register(sub) -> None:
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     p.add_argument("--degradation", default="BI", choices=["BI", "BD", "bi", "bd"],
                    help="how LR is made from GT when --lr is not given (default BI)")
+    g = p.add_argument_group(
+        "compressed LR", "make the LR as people have video: the degradation rounded to 8 bits, optional noise, "
+        "then a codec round trip (yuv420p, 25 fps, one encoder thread: the same LR on every run)")
+    g.add_argument("--lr-codec", default=None, metavar="CODEC",
+                   help="encode the LR with libx264, libx265 or libvpx-vp9 and decode it (needs --lr-crf)")
+    g.add_argument("--lr-crf", default=None, metavar="N",
+                   help="the codec's CRF (x264/x265 0..51, vp9 0..63; higher: more compression)")
+    g.add_argument("--lr-preset", default=None, metavar="P",
+                   help="x264/x265 preset (default medium for x264, fast for x265) or vp9 cpu-used 0..8 (default 4)")
+    g.add_argument("--lr-noise", default=None, metavar="SIGMA",
+                   help="Gaussian noise of std SIGMA (8-bit levels, 0..255) on the LR before encoding, seeded per "
+                        "clip (low-light cameras); also works without --lr-codec")
+    g.add_argument("--lr-cache", default=None, metavar="DIR",
+                   help="keep the LR made per clip and recipe in DIR and reuse it on later runs")
     p.add_argument("--crop-border", type=int, default=None, metavar="N",
                    help="pixels ignored at each border (default: the scale for image sets, 0 for video sets)")
     p.add_argument("--clip", action="append", default=None, metavar="NAME", help="only this clip (repeatable)")
@@ -45,16 +59,28 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
+def _number(opt: str, value: str | None, kind):
+    if value is None:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"{opt} must be {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+
+
 def run(args) -> int:
     from ..evaluate import evaluate, format_table, to_json
 
     t0 = time.perf_counter()
+    lr_crf = _number("--lr-crf", args.lr_crf, int)
+    lr_noise = _number("--lr-noise", args.lr_noise, float)
     results = evaluate(
         list(args.model), args.data, lr=args.lr, scale=args.scale, degradation=args.degradation.upper(),
         crop_border=args.crop_border, weights=list(args.weights) if args.weights else None,
         save_images=args.save_images, max_frames=args.max_frames, progress=not args.quiet,
         clips=list(args.clip) if args.clip else None, temporal=not args.no_tof, threads=args.threads or None,
-        precision=args.precision,
+        precision=args.precision, lr_codec=args.lr_codec, lr_crf=lr_crf, lr_preset=args.lr_preset,
+        lr_noise=lr_noise, lr_cache=args.lr_cache,
     )
     sys.stdout.write(format_table(results))
     if args.json:
