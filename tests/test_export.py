@@ -149,7 +149,8 @@ def test_cli_export_then_upscale_with_onnxruntime(tmp_path) -> None:
                      "--backend", backend, "--precision", "fp32", "--quiet"]) == 0
         from PIL import Image
 
-        frames[backend] = np.stack([np.asarray(Image.open(dst / f)) for f in sorted(os.listdir(dst))])
+        pngs = sorted(f for f in os.listdir(dst) if f.endswith(".png"))  # not the .videosr-output marker
+        frames[backend] = np.stack([np.asarray(Image.open(dst / f)) for f in pngs])
     assert frames["torch"].shape == (6, 96, 128, 3)
     assert np.abs(frames["torch"].astype(int) - frames["onnxruntime"].astype(int)).max() <= 1
 

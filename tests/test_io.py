@@ -236,7 +236,7 @@ def test_png_folder_output(tmp_path):
     src = make_video(tmp_path / "a.mp4", frames=3)
     out = tmp_path / "pngs"
     transcode(src, str(out) + "/")
-    assert sorted(os.listdir(out)) == ["frame_000001.png", "frame_000002.png", "frame_000003.png"]
+    assert sorted(os.listdir(out)) == [".videosr-output", "frame_000001.png", "frame_000002.png", "frame_000003.png"]
     with open_input(str(out)) as r:
         assert (r.info.width, r.info.height, r.info.frames) == (128, 96, 3)
     with pytest.raises(OutputExistsError):
@@ -380,7 +380,7 @@ def test_exception_mid_write_leaves_nothing(tmp_path):
     src = make_video(tmp_path / "a.mp4", frames=10)
     existing = tmp_path / "exists.mp4"
     existing.write_bytes(b"keep me")
-    for out, ow in ((tmp_path / "new.mp4", False), (existing, True), (tmp_path / "pngdir", False)):
+    for out, ow in ((tmp_path / "new.mp4", False), (existing, True), (str(tmp_path / "pngdir") + os.sep, False)):
         with pytest.raises(RuntimeError):
             with open_input(src) as r, open_output(out, r.info, 128, 96, overwrite=ow) as w:
                 for f in r:
@@ -412,7 +412,7 @@ def test_enospc_becomes_disk_full(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ImageFolderWriter, "_write_file", staticmethod(full_png))
     with pytest.raises(DiskFullError):
-        transcode(src, tmp_path / "pngs/")
+        transcode(src, tmp_path / "pngs", format="png")
     assert not (tmp_path / "pngs").exists() and leftovers(tmp_path) == []
 
 

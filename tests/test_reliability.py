@@ -311,10 +311,10 @@ def test_full_disk_is_exit_6_and_leaves_nothing(tmp_path, good, monkeypatch, whe
     else:
         real = writer.ImageFolderWriter._write_file
         monkeypatch.setattr(writer.ImageFolderWriter, "_write_file", staticmethod(lambda n, d: enospc(n, d)))
-        out = tmp_path / "pngs/"
+        out = tmp_path / "pngs"
     src = tmp_path / "in.mp4"
     shutil.copy(good, src)
-    code, err = cli("upscale", str(src), str(out), *BICUBIC)
+    code, err = cli("upscale", str(src), str(out), *BICUBIC, *(["--format", "png"] if where == "png-folder" else []))
     assert_one_line_error(code, err, 6, "no space")
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 

@@ -45,7 +45,7 @@ def test_json_summary(tmp_path) -> None:
     code, stdout, stderr = run_cli("upscale", src, out, "--model", "lanczos", "--scale", "3", "--json")
     assert code == 0, stderr
     summary = json.loads(stdout)
-    assert set(summary) == {"input", "output", "model", "scale", "frames", "seconds", "fps"}
+    assert set(summary) == {"input", "output", "model", "reason", "scale", "frames", "seconds", "fps"}
     assert summary["frames"] == 5 and summary["scale"] == 3 and summary["model"] == "lanczos"
     assert summary["fps"] > 0
 
@@ -61,8 +61,8 @@ def test_png_folder_output_and_image_folder_input(tmp_path) -> None:
     folder = clips.make_images(tmp_path / "frames", ["f1.png", "f2.png", "f10.png"], width=16, height=12)
     out = tmp_path / "big"
     assert main(["upscale", str(folder), str(out) + os.sep, "--model", "bicubic", "--scale", "2", "--quiet"]) == 0
-    pngs = sorted(os.listdir(out))
-    assert len(pngs) == 3
+    pngs = sorted(n for n in os.listdir(out) if not n.startswith("."))  # .videosr-output: the folder is ours
+    assert len(pngs) == 3 and os.path.isfile(out / ".videosr-output")
     from PIL import Image
 
     assert Image.open(out / pngs[0]).size == (32, 24)

@@ -21,6 +21,13 @@ class InputError(VideosrError):
     exit_code = 3
 
 
+class InputChangedError(InputError):
+    """The input file changed (size, mtime, inode or content) since the resume state was made, or during
+    the run. The resume state is kept."""
+
+    exit_code = 3
+
+
 class NoVideoStreamError(InputError):
     exit_code = 3
 
@@ -36,7 +43,8 @@ class OutputExistsError(VideosrError):
 
 
 class OutputError(VideosrError):
-    """Output cannot be written (folder missing/unwritable, output is the input, ...)."""
+    """Output cannot be written (folder missing/unwritable, output is the input, or OUTPUT is not ours to
+    replace: a folder videosr did not write, a FIFO, socket or block device)."""
 
     exit_code = 5
 
@@ -53,6 +61,12 @@ class ModelError(VideosrError):
 
 class ResumeError(VideosrError):
     """Leftover state from an earlier run, or state that cannot be resumed."""
+
+    exit_code = 8
+
+
+class OutputBusyError(ResumeError):
+    """Another videosr process is writing the same OUTPUT (it holds ``.OUTPUT.videosr-lock``)."""
 
     exit_code = 8
 

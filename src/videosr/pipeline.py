@@ -9,12 +9,18 @@ Video file outputs are written as resumable segments (see :mod:`videosr.resume` 
 ``docs/reliability.md``): encoded packets of ``segment`` frames each, committed to a hidden state folder
 beside OUTPUT, joined into OUTPUT (stream copy, no re-encode) at the end, then the state is removed.
 An interrupted run keeps the state and ``--resume`` continues it; a failed run removes it (unless it
-was a ``--resume`` run). Other outputs (PNG folders, y4m/stdout) and stdin input are single-pass. Either
-way a failed run never leaves a file at OUTPUT.
+was a ``--resume`` run, or the input changed). Other outputs (PNG folders, y4m/stdout, /dev/null) and
+stdin input are single-pass. Either way a failed run never leaves a file at OUTPUT.
+
+Every run on a file or folder OUTPUT holds that output's lock (:mod:`videosr.lock`) from before it looks
+at the resume state until it is done, so two runs never write (or clean up) the same OUTPUT. Before the
+join, the segments must cover exactly the input's frames, the input must still be the file the state was
+made from, and the joined video must hold exactly that many frames.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import queue
@@ -26,7 +32,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .errors import Interrupted, ModelError, ResumeError, UsageError, VideosrError
+from .errors import InputChangedError, Interrupted, ModelError, OutputError, ResumeError, UsageError, VideosrError
 from .io import Frame
 from .progress import Progress
 
@@ -47,6 +53,36 @@ def default_model_name(scale: int) -> str:
     if trained:
         return max(trained, key=lambda v: v.vid4_psnr_y).name
     return "bicubic"
+
+
+def resolve_model(input, model: str | None, scale: int | None, quality: str = "auto",
+                  weights: str | None = None, sdir: str | None = None) -> tuple[str | None, str | None]:
+    """``--model auto`` (also ``None``, the default): the model for this input on this CPU and why
+    (:mod:`videosr.models.auto`); a resumed run keeps the model its state was made with. An explicit model
+    comes back as given, with no reason. ``quality`` (auto, fast, best) only applies to auto."""
+    from .models import auto
+
+    if quality not in auto.QUALITIES:
+        raise UsageError(f"unknown --quality {quality!r} (use {', '.join(auto.QUALITIES)})")
+    if model not in (None, "auto"):
+        if quality != "auto":
+            raise UsageError("--quality picks among the shipped models: use it with --model auto (the default), "
+                             "not with --model NAME")
+        return model, None
+    if weights is not None:
+        raise UsageError("--weights needs --model NAME (the architecture the weights are for)")
+    if scale is not None and scale not in SCALES:
+        raise UsageError(f"unsupported scale {scale} (use one of {', '.join(map(str, SCALES))})")
+    if sdir is not None and os.path.isdir(sdir):
+        from .models import VARIANTS
+        from .resume import State
+
+        kept = State.load(sdir).manifest.get("options", {}).get("model")
+        if kept in VARIANTS:
+            return kept, "the model of the run being resumed"
+    src = auto.probe_source(input) if isinstance(input, (str, os.PathLike)) else auto.probe_source("-")
+    choice = auto.choose(scale or 4, src, quality)
+    return choice.model, f"{choice.reason}; input: {src.note}"
 
 
 def load_model(model: str | None, scale: int | None, weights: str | None = None,
@@ -136,12 +172,21 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
             overwrite: bool = False, progress: bool = True, backend: str = "torch",
             resume: bool = False, segment: int | None = None, planes: bool = True, compile: bool = False,
-            on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "scale", "frames", "seconds", "fps"}``.
+            on_frame: Callable[[int], None] | None = None, format: str | None = None,
+            quality: str = "auto") -> dict[str, Any]:
+    """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "reason", "scale", "frames", "seconds",
+    "fps"}`` (``reason``: why ``--model auto`` took that model, else None).
 
-    INPUT: a video file, a folder of images, or ``-`` (y4m on stdin). OUTPUT: .mp4/.mkv/.mov/.webm,
-    a folder of PNGs, or ``-`` (y4m on stdout). Audio and subtitle streams, timestamps and colour
-    metadata are kept. The output appears only when complete.
+    ``model``: a registered name, a training checkpoint, or ``"auto"``/None: the best shipped model for this
+    input at >= 0.25x the floor on this CPU (``quality="fast"``: the fastest; ``"best"``: no speed bar),
+    see :mod:`videosr.models.auto`.
+
+    INPUT: a video file, a folder of images, or ``-`` (y4m on stdin). OUTPUT: .mp4/.mkv/.mov/.webm/.y4m,
+    a folder of PNGs (``format="png"``, a trailing ``/``, or a folder videosr wrote), ``/dev/null`` (or
+    another character device: the frames are discarded), or ``-`` (y4m on stdout). Audio and subtitle
+    streams, timestamps and colour metadata are kept. The output appears only when complete.
+    ``overwrite`` replaces only a regular file or a folder videosr wrote (never the input, a folder
+    videosr did not write, a FIFO, socket or device) and discards stale resume state of OUTPUT.
 
     Video file outputs from a file/folder input are resumable: ``resume=True`` continues the state an
     interrupted run left (or starts one); without it, leftover state raises :class:`ResumeError`.
@@ -153,24 +198,71 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     frames). False: always through RGB frames.
     KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) becomes :class:`Interrupted`.
     """
-    from .engine import Engine, set_threads
-    from .io import image_to_tensor, open_input, open_output
-    from .io.segments import output_format
+    from .io.writer import output_kind
+    from .lock import output_lock
 
     t0 = time.perf_counter()
-    segmented = output_format(output) is not None and isinstance(input, (str, os.PathLike)) and input != "-"
+    kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
+    file_input = isinstance(input, (str, os.PathLike)) and input != "-"
+    segmented = file_input and kind not in ("-", "null", "png", "yuv4mpegpipe")
     if resume and not segmented:
         raise UsageError("--resume needs an input file or folder and a video file output "
-                         "(.mp4/.mkv/.mov/.webm), not stdin, stdout, y4m or a PNG folder")
-    sdir = None
-    if segmented:
-        from .resume import leftover_error, state_dir
-
-        sdir = state_dir(output)
-        if os.path.lexists(sdir) and not resume:
-            raise leftover_error(sdir)
+                         "(.mp4/.mkv/.mov/.webm), not stdin, stdout, y4m, /dev/null or a PNG folder")
     if compile and backend != "torch":
         raise UsageError("--compile is for the torch backend")
+    writes = kind not in ("-", "null")
+    if writes and file_input:
+        _check_not_input(input, output, kind)
+    with output_lock(output) if writes else contextlib.nullcontext():
+        sdir = _state_dir(output, resume, overwrite) if segmented else None
+        model, reason = resolve_model(input, model, scale, quality, weights, sdir)
+        net, s, frames = _job(input, output, sdir, scale=scale, model=model, weights=weights, tile=tile,
+                              device=device, precision=precision, chunk=chunk, codec=codec, crf=crf,
+                              preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, progress=progress,
+                              backend=backend, resume=resume, segment=segment, planes=planes, compile=compile,
+                              on_frame=on_frame, format=format, header=f"model {model}: {reason}" if reason else None)
+    seconds = time.perf_counter() - t0
+    return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
+            "reason": reason, "scale": s, "frames": frames, "seconds": round(seconds, 3),
+            "fps": round(frames / seconds, 3) if seconds > 0 else None}
+
+
+def _check_not_input(input, output, kind: str) -> None:
+    """OUTPUT must not be INPUT (the same file or folder, also through links), nor a folder holding it."""
+    from .io.writer import _is_same_file
+
+    src, dst = os.fspath(input), os.fspath(output)
+    dst = dst.rstrip("/" + os.sep) or dst
+    if not os.path.exists(src):
+        return  # open_input says so
+    if _is_same_file(dst, src):
+        raise OutputError(f"{output}: output is the input")
+    if kind == "png" and os.path.isdir(dst):
+        top = os.path.realpath(dst)
+        if os.path.commonpath([os.path.realpath(src), top]) == top:
+            raise OutputError(f"{output}: the output folder holds the input {input}")
+
+
+def _state_dir(output, resume: bool, overwrite: bool) -> str:
+    """The resume state folder of OUTPUT (never a link). Leftover state without ``resume`` is an error,
+    or, with ``overwrite``, discarded (we hold the output's lock: no live run is using it)."""
+    from .resume import State, check_state_dir, leftover_error, state_dir
+
+    sdir = state_dir(output)
+    check_state_dir(sdir)
+    if os.path.lexists(sdir) and not resume:
+        if not overwrite:
+            raise leftover_error(sdir)
+        State(sdir, {}).remove()
+    return sdir
+
+
+def _job(input, output, sdir, *, scale, model, weights, tile, device, precision, chunk, codec, crf, preset,
+         pix_fmt, overwrite, progress, backend, resume, segment, planes, compile, on_frame, format, header):
+    """Decode, upscale and write (under the output's lock); returns (model, scale, frames written)."""
+    from .engine import Engine, set_threads
+    from .io import image_to_tensor, open_input, open_output
+
     set_threads()
     with open_input(input) as reader:
         info = reader.info
@@ -187,31 +279,28 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
                              f"is {MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)")
-        if segmented:
+        if sdir is not None:
             frames = _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output,
                                         codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
                                         backend=backend, tile=tile, resume=resume, segment=segment,
-                                        progress=progress, on_frame=on_frame, planes=planes)
-        else:
-            writer = open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset,
-                                 pix_fmt=pix_fmt, overwrite=overwrite)
-            try:
-                bar = Progress(info.frames, label="upscale", enabled=progress)
-                stage_engine, to_input = _plane_stages(net, engine, reader, getattr(writer, "pix_fmt", None),
-                                                       planes, image_to_tensor)
-                frames = _run_stages(reader, stage_engine, to_input, bar, on_frame,
-                                     write=lambda src, hr: writer.write(
-                                         Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index)))
-                writer.close()
-            except BaseException as e:
-                _abort(writer, getattr(e, "stuck_io", False))
-                if isinstance(e, KeyboardInterrupt):
-                    raise _interrupted(e, "interrupted") from None
-                raise
-    seconds = time.perf_counter() - t0
-    return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
-            "scale": s, "frames": frames, "seconds": round(seconds, 3),
-            "fps": round(frames / seconds, 3) if seconds > 0 else None}
+                                        progress=progress, on_frame=on_frame, planes=planes, header=header)
+            return net, s, frames
+        writer = open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset,
+                             pix_fmt=pix_fmt, overwrite=overwrite, format=format)
+        try:
+            bar = Progress(info.frames, label="upscale", enabled=progress, header=header)
+            stage_engine, to_input = _plane_stages(net, engine, reader, getattr(writer, "pix_fmt", None),
+                                                   planes, image_to_tensor)
+            frames = _run_stages(reader, stage_engine, to_input, bar, on_frame,
+                                 write=lambda src, hr: writer.write(
+                                     Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index)))
+            writer.close()
+        except BaseException as e:
+            _abort(writer, getattr(e, "stuck_io", False))
+            if isinstance(e, KeyboardInterrupt):
+                raise _interrupted(e, "interrupted") from None
+            raise
+    return net, s, frames
 
 
 class _PlaneResampler:
@@ -298,10 +387,10 @@ def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, 
 
 def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
                        preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame,
-                       planes) -> int:
+                       planes, header=None) -> int:
     from .io._pixfmt import choose_pix_fmt
-    from .io.segments import SegmentWriter, concat_segments, output_format, publish, quiet, resolve_codec
-    from .resume import State, input_fingerprint, sha256_file
+    from .io.segments import SegmentWriter, output_format, quiet, resolve_codec
+    from .resume import State, input_fingerprint
 
     info = reader.info
     s = engine.scale
@@ -322,11 +411,11 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
             st = None
         else:
             st.check(fp, opts, seg_len)
-            final = st.manifest.get("final")
-            if final and os.path.isfile(output) and os.path.getsize(output) == final["size"] \
-                    and sha256_file(output) == final["sha256"]:
-                st.remove()  # killed after the output was published, before the state was removed
-                return int(st.manifest["frames"])
+            if st.manifest["finished"]:
+                _check_plan(st, reader, input)
+                if _published(st, output):
+                    st.remove()  # killed after the output was published, before the state was removed
+                    return st.manifest["frames"]
     # Fail early on anything the output will refuse (exists, folder, codec/size/pix_fmt), as open_output does.
     open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                 overwrite=overwrite).abort()
@@ -343,9 +432,10 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     fmt = output_format(output)
     enc_crf, enc_preset = (None, None) if forced else (crf, preset)
     try:
-        done = st.done_frames
-        total = st.manifest["frames"] if st.manifest["finished"] else None
-        if total is None:
+        if st.manifest["finished"]:
+            total = st.manifest["frames"]  # _check_plan: the input has exactly these frames
+        else:
+            done = st.done_frames
             warm = max(0, done - engine.context)
             skipped = reader.skip(warm)
             _check_skipped(st, skipped, warm, input)
@@ -353,7 +443,7 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
                                 SegmentWriter, quiet)
             left = info.frames - done if info.frames and info.frames > done else None
             bar = Progress(left, label="upscale" if not done else f"upscale (resumed at frame {done})",
-                           enabled=progress)
+                           enabled=progress, header=header)
             try:
                 n = _run_stages(reader, stage_engine, to_input, bar, on_frame, write=sink.write,
                                 finish=sink.finish, first=warm, start=done, allow_empty=done > 0)
@@ -361,25 +451,84 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
                 if not getattr(e, "stuck_io", False):
                     sink.abort()  # else: its .part file stays in the state folder, removed on resume
                 raise
-            total = done + n
+            total = done + n  # the input was read to its end
             st.finish(total)
-        tmp = os.path.join(sdir, "final.part" + os.path.splitext(output)[1].lower())
-        with quiet():
-            concat_segments(st.segment_files(), output, info, out_w, out_h, codec=enc_codec, crf=enc_crf,
-                            preset=enc_preset, pix_fmt=pix_fmt, tmp=tmp)
-        st.manifest["final"] = {"size": os.path.getsize(tmp), "sha256": sha256_file(tmp)}
-        st.save()
-        publish(tmp, output, overwrite)
+        _join(st, input, output, info, out_w, out_h, codec=enc_codec, crf=enc_crf, preset=enc_preset,
+              pix_fmt=pix_fmt, overwrite=overwrite, total=total)
     except KeyboardInterrupt as e:
         raise _interrupted(e, f"interrupted; rerun with --resume to continue (state kept in {sdir})") from None
     except BaseException as e:
-        if resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
+        if isinstance(e, InputChangedError):
+            pass  # the state is still good for the original input; the message says it was kept
+        elif resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
             e.args = (f"{e}; resume state kept in {sdir}: rerun with --resume to continue",)
         elif not resume:
             st.remove()
         raise
     st.remove()
     return total
+
+
+def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fmt, overwrite: bool,
+          total: int) -> None:
+    """Join the segments into OUTPUT once they cover exactly the input's ``total`` frames, the input is
+    still the file the state was made from (its audio is copied by path now), and the joined video holds
+    ``total`` frames."""
+    from .io.segments import concat_segments, publish, quiet
+    from .resume import input_fingerprint, sha256_file
+
+    st.check_complete(total)
+    st.check_input(input_fingerprint(input))
+    tmp = os.path.join(st.dir, "final.part" + os.path.splitext(output)[1].lower())
+    with quiet():
+        n = concat_segments(st.segment_files(), output, info, w, h, codec=codec, crf=crf, preset=preset,
+                            pix_fmt=pix_fmt, tmp=tmp, expect=st.segment_expect())
+    try:
+        if n != total:
+            raise ResumeError(f"{output}: the joined video has {n} frames, not the input's {total}; delete "
+                              f"{st.dir} and start again")
+        st.check_input(input_fingerprint(input))  # not replaced while its audio was being copied
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    st.manifest["final"] = {"size": os.path.getsize(tmp), "sha256": sha256_file(tmp)}
+    st.save()
+    publish(tmp, output, overwrite)
+
+
+def _check_plan(st, reader, input) -> None:
+    """A finished state is joined without running the model: the input must have exactly the frames its
+    segments cover, with the recorded timestamps (decoded and discarded here)."""
+    done = st.done_frames
+    _check_skipped(st, reader.skip(done), done, input)
+    if reader.skip(1):
+        raise ResumeError(f"resume state at {st.dir} says the job finished at frame {done}, but {input} has "
+                          f"more frames; delete it and start again")
+
+
+def _published(st, output) -> bool:
+    """OUTPUT is the file this state joined (its recorded size and sha256) with the job's frame count."""
+    from .resume import sha256_file
+
+    final = st.manifest.get("final")
+    if not final or not os.path.isfile(output) or os.path.getsize(output) != final["size"] \
+            or sha256_file(output) != final["sha256"]:
+        return False
+    n = _video_packets(output)
+    if n != st.manifest["frames"]:
+        raise ResumeError(f"{output}: has {n} frames, not the {st.manifest['frames']} its resume state "
+                          f"records; delete {st.dir} and start again")
+    return True
+
+
+def _video_packets(path: str) -> int:
+    import av
+
+    try:
+        with av.open(path) as c:
+            return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+    except (av.error.FFmpegError, IndexError, OSError):
+        return -1
 
 
 def _check_skipped(st, skipped: list[int], warm: int, input) -> None:
@@ -408,10 +557,13 @@ class _SegmentSink:
     def write(self, src: Frame, hr: torch.Tensor) -> None:
         i = src.index
         if self.cur is None:
+            if i % self.seg_len:
+                raise ResumeError(f"resume state at {self.st.dir}: its last segment is short (ends at frame {i}) "
+                                  f"but the input goes on; delete it and start again")
             number = i // self.seg_len
             with self.quiet():
                 w = self.writer_cls(self.st.segment_path(number), self.fmt, self.info, self.w, self.h,
-                                    last_pts=self.last_pts, **self.kw)
+                                    last_pts=self.last_pts, tag={"job": self.st.job, "start": i}, **self.kw)
             with self.lock:
                 self.cur = w
             self.start, self.first_pts = i, src.pts

@@ -18,7 +18,7 @@ class Progress:
     """Redraws one line on a terminal; prints a line every ``interval`` seconds otherwise."""
 
     def __init__(self, total: int | None, label: str = "", enabled: bool = True,
-                 stream: TextIO | None = None, interval: float | None = None) -> None:
+                 stream: TextIO | None = None, interval: float | None = None, header: str | None = None) -> None:
         self.total = total if total and total > 0 else None
         self.label = label
         self.enabled = enabled
@@ -29,6 +29,7 @@ class Progress:
         self.start = time.perf_counter()
         self._last = 0.0
         self._width = 0
+        self.header = header  # one line printed above the first progress line (e.g. which model and why)
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -51,6 +52,9 @@ class Progress:
         return f"{head}{self.done} frames  {fps:6.2f} fps  elapsed {_fmt_time(elapsed)}"
 
     def _draw(self, now: float) -> None:
+        if self.header:
+            self.stream.write(self.header + "\n")
+            self.header = None
         text = self.line(now)
         if self.tty:
             pad = max(0, self._width - len(text))

@@ -1,12 +1,17 @@
 """Resume state for `videosr upscale`: a hidden folder beside the output, ``.OUTPUT.videosr-resume/``.
 
 It holds committed segment files (``seg_000000.vsrseg`` ...; see :mod:`videosr.io.segments`) and
-``manifest.json``: what was being made (input fingerprint, every option that changes the output, the
-model and a hash of its weights) and which segments are done (frame range, first/last pts, size,
-sha256). The manifest is replaced atomically (write temp, fsync, rename, fsync the folder); a segment
-counts as done only once the manifest lists it, and it is listed only after its file was fsynced and
-renamed into place. Anything else in the folder (``*.part``, a half-written final file) is debris of an
-interrupted run and is deleted when the run resumes.
+``manifest.json``: what was being made (input identity, every option that changes the output, the
+model and a hash of its weights, a random job id that every segment file of the job carries) and which
+segments are done (frame range, first/last pts, size, sha256). The manifest is replaced atomically
+(write temp, fsync, rename, fsync the folder); a segment counts as done only once the manifest lists
+it, and it is listed only after its file was fsynced and renamed into place. Anything else in the folder
+(``*.part``, a half-written final file) is debris of an interrupted run and is deleted when the run
+resumes.
+
+Nothing in the folder is trusted: a loaded manifest is checked for types, ranges, plain segment names
+(``seg_NNNNNN.vsrseg``, nothing else) and contiguous coverage from frame 0 (:func:`manifest_problem`);
+the folder is never used through a symbolic link.
 """
 
 from __future__ import annotations
@@ -14,17 +19,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
+import stat
 from typing import Any
 
 import torch
 
-from .errors import ResumeError
+from .errors import InputChangedError, ResumeError
 from .io.segments import fsync_dir
 
-VERSION = 1
+VERSION = 2  # 2: input inode and last MiB, job id in manifest and segments, checked manifests
 MANIFEST = "manifest.json"
-HEAD_BYTES = 4 << 20  # the input fingerprint hashes the first 4 MiB (plus size and mtime)
+EDGE_BYTES = 1 << 20  # the input identity hashes the first and the last MiB (plus size, mtime, inode)
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 def state_dir(output: str) -> str:
@@ -37,9 +46,18 @@ def leftover_error(sdir: str) -> ResumeError:
                        f"it, or delete it")
 
 
+def check_state_dir(sdir: str) -> None:
+    """The state folder is used only as a real folder: never through a symbolic link."""
+    if os.path.islink(sdir):
+        raise ResumeError(f"{sdir}: the resume state folder is a symbolic link; videosr does not follow it: "
+                          f"delete the link and start again")
+    if os.path.lexists(sdir) and not os.path.isdir(sdir):
+        raise ResumeError(f"{sdir}: the resume state is not a folder; delete it and start again")
+
+
 def input_fingerprint(path: str) -> dict[str, Any]:
-    """Identity of the input: absolute path, size, mtime and a hash of its first MiBs.
-    An image folder: its file names, sizes and mtimes."""
+    """Identity of the input: absolute path, size, mtime, inode and a sha256 of its first and last MiB.
+    An image folder: its inode and its file names, sizes and mtimes."""
     path = os.path.abspath(path)
     st = os.stat(path)
     h = hashlib.sha256()
@@ -47,10 +65,83 @@ def input_fingerprint(path: str) -> dict[str, Any]:
         for name in sorted(os.listdir(path)):
             s = os.stat(os.path.join(path, name))
             h.update(f"{name}\0{s.st_size}\0{s.st_mtime_ns}\n".encode())
-        return {"path": path, "folder": True, "listing_sha256": h.hexdigest()}
+        return {"path": path, "folder": True, "inode": st.st_ino, "listing_sha256": h.hexdigest()}
     with open(path, "rb") as f:
-        h.update(f.read(HEAD_BYTES))
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_sha256": h.hexdigest()}
+        head = hashlib.sha256(f.read(EDGE_BYTES)).hexdigest()
+        f.seek(max(0, os.fstat(f.fileno()).st_size - EDGE_BYTES))
+        tail = hashlib.sha256(f.read(EDGE_BYTES)).hexdigest()
+    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
+            "head_sha256": head, "tail_sha256": tail}
+
+
+def input_changed(old: dict, now: dict) -> list[str]:
+    """What differs between two identities of the same input path (empty: unchanged)."""
+    return [k for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k)]
+
+
+def changed_error(path: str, changed: list[str], sdir: str) -> InputChangedError:
+    return InputChangedError(f"{path}: the input changed since the resume state was made ({', '.join(changed)}); "
+                             f"state kept in {sdir}: restore the input and rerun with --resume, or delete it")
+
+
+def segment_name(number: int) -> str:
+    return f"seg_{number:06d}.vsrseg"
+
+
+def _int(v, lo: int = 0) -> bool:
+    return type(v) is int and v >= lo
+
+
+def _pts(v) -> bool:
+    return v is None or type(v) is int
+
+
+def _sha(v) -> bool:
+    return isinstance(v, str) and len(v) == 64 and _HEX.fullmatch(v) is not None
+
+
+def _segment_problem(i: int, seg, start: int, seg_len: int, last: bool) -> str | None:
+    if not isinstance(seg, dict):
+        return f"segment entry {i} is not an object"
+    if seg.get("file") != segment_name(i):
+        return f"segment entry {i} names {seg.get('file')!r}, not {segment_name(i)}"
+    if not all(_int(seg.get(k)) for k in ("start", "end", "size")) or not _sha(seg.get("sha256")):
+        return f"segment entry {i} has a bad start, end, size or sha256"
+    if not all(k in seg and _pts(seg[k]) for k in ("first_pts", "last_pts", "out_last_pts")):
+        return f"segment entry {i} has bad timestamps"
+    if seg["start"] != start:
+        return f"segment entry {i} starts at frame {seg['start']}, not {start} (entries missing, repeated or moved)"
+    n = seg["end"] - seg["start"]
+    if not (1 <= n <= seg_len) or (n < seg_len and not last):
+        return f"segment entry {i} holds {n} frames, not {seg_len}"
+    return None
+
+
+def manifest_problem(m: dict) -> str | None:
+    """What is wrong with a manifest (types, ranges, segment names, contiguous coverage), or None."""
+    if not isinstance(m.get("input"), dict) or not isinstance(m.get("options"), dict):
+        return "input or options is not an object"
+    if not (isinstance(m.get("job"), str) and len(m["job"]) == 16 and _HEX.fullmatch(m["job"])):
+        return "bad job id"
+    seg_len, segs = m.get("segment_frames"), m.get("segments")
+    if not _int(seg_len, 1) or not isinstance(segs, list):
+        return "bad segment_frames or segments"
+    end = 0
+    for i, seg in enumerate(segs):
+        problem = _segment_problem(i, seg, end, seg_len, i == len(segs) - 1)
+        if problem:
+            return problem
+        end = seg["end"]
+    finished, frames, final = m.get("finished"), m.get("frames"), m.get("final")
+    if not isinstance(finished, bool):
+        return "bad finished flag"
+    if finished and (frames != end or not _int(frames, 1)):
+        return f"finished with frames {frames!r}, but the segments cover {end}"
+    if not finished and (frames is not None or final is not None):
+        return "frames or final set on an unfinished job"
+    if final is not None and not (isinstance(final, dict) and _int(final.get("size")) and _sha(final.get("sha256"))):
+        return "bad final record"
+    return None
 
 
 def model_fingerprint(net) -> str | None:
@@ -93,7 +184,7 @@ class State:
     def create(cls, sdir: str, input_fp: dict, options: dict, segment_frames: int) -> "State":
         os.mkdir(sdir)
         fsync_dir(os.path.dirname(sdir))
-        st = cls(sdir, {"version": VERSION, "input": input_fp, "options": options,
+        st = cls(sdir, {"version": VERSION, "job": secrets.token_hex(8), "input": input_fp, "options": options,
                         "segment_frames": segment_frames, "segments": [], "finished": False,
                         "frames": None, "final": None})
         st.save()
@@ -101,19 +192,24 @@ class State:
 
     @classmethod
     def load(cls, sdir: str) -> "State":
+        check_state_dir(sdir)
         path = os.path.join(sdir, MANIFEST)
         try:
-            with open(path) as f:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with open(fd) as f:
                 m = json.load(f)
         except FileNotFoundError:
             m = None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:
             raise ResumeError(f"{path}: unreadable resume manifest ({e}); delete {sdir} and start again") from None
         if m is None:
             # killed between mkdir and the first manifest write: nothing was done yet
             return cls(sdir, {})
         if not isinstance(m, dict) or m.get("version") != VERSION:
             raise ResumeError(f"{path}: resume state from another videosr version; delete {sdir} and start again")
+        problem = manifest_problem(m)
+        if problem:
+            raise ResumeError(f"{path}: damaged resume manifest ({problem}); delete {sdir} and start again")
         return cls(sdir, m)
 
     def save(self) -> None:
@@ -121,13 +217,13 @@ class State:
 
     # ----------------------------------------------------------------------------- checking
     def check(self, input_fp: dict, options: dict, segment_frames: int) -> None:
-        """Raise ResumeError naming what differs between this state and the run asked for now."""
+        """Raise ResumeError naming what differs between this state and the run asked for now (another input
+        path, other options), or InputChangedError when the same input path now holds another file."""
         m = self.manifest
         diffs = []
         old_in = m.get("input", {})
-        for k in sorted(set(old_in) | set(input_fp)):
-            if old_in.get(k) != input_fp.get(k):
-                diffs.append(f"input {k}" if k != "head_sha256" else "input content")
+        if old_in.get("path") != input_fp.get("path"):
+            diffs.append("input path")
         old_opt = m.get("options", {})
         for k in sorted(set(old_opt) | set(options)):
             if old_opt.get(k) != options.get(k):
@@ -137,9 +233,30 @@ class State:
         if diffs:
             raise ResumeError(f"resume state at {self.dir} was made for a different job: "
                               + ", ".join(diffs[:6]) + "; rerun the original command with --resume, or delete it")
+        self.check_input(input_fp)
+
+    def check_input(self, input_fp: dict) -> None:
+        """The input must be the very file (or folder) the state was made from."""
+        changed = input_changed(self.manifest.get("input", {}), input_fp)
+        if changed:
+            raise changed_error(input_fp.get("path", "input"), changed, self.dir)
+
+    def check_complete(self, frames: int) -> None:
+        """Before the join: the segments cover frames 0 .. ``frames`` - 1, contiguously, nothing else."""
+        problem = manifest_problem(self.manifest)
+        if problem is None and self.done_frames != frames:
+            problem = f"the segments cover {self.done_frames} frames, the input has {frames}"
+        if problem:
+            raise ResumeError(f"resume state at {self.dir}: {problem}; delete it and start again")
+
+    def segment_expect(self) -> list[dict]:
+        """Per listed segment, what its file must hold (see videosr.io.segments.concat_segments)."""
+        return [{"tag": {"job": self.manifest["job"], "start": s["start"]}, "frames": s["end"] - s["start"]}
+                for s in self.manifest["segments"]]
 
     def verify_segments(self) -> None:
         """Every listed segment must exist with its recorded size and hash; unlisted files are removed."""
+        check_state_dir(self.dir)
         listed = {s["file"] for s in self.manifest.get("segments", [])}
         for name in os.listdir(self.dir):
             if name == MANIFEST or name in listed:
@@ -155,10 +272,13 @@ class State:
         for s in self.manifest.get("segments", []):
             p = os.path.join(self.dir, s["file"])
             try:
-                size = os.path.getsize(p)
+                st = os.lstat(p)
             except OSError:
                 raise ResumeError(f"resume state at {self.dir} is missing {s['file']}; delete it and start again") from None
-            if size != s["size"] or sha256_file(p) != s["sha256"]:
+            if not stat.S_ISREG(st.st_mode):
+                raise ResumeError(f"resume state at {self.dir}: {s['file']} is not a regular file; delete it and "
+                                  f"start again")
+            if st.st_size != s["size"] or sha256_file(p) != s["sha256"]:
                 raise ResumeError(f"resume state at {self.dir}: {s['file']} is damaged; delete it and start again")
 
     # ----------------------------------------------------------------------------- progress
@@ -172,8 +292,12 @@ class State:
         segs = self.manifest.get("segments", [])
         return segs[-1]["out_last_pts"] if segs else None
 
+    @property
+    def job(self) -> str:
+        return self.manifest["job"]
+
     def segment_path(self, number: int) -> str:
-        return os.path.join(self.dir, f"seg_{number:06d}.vsrseg")
+        return os.path.join(self.dir, segment_name(number))
 
     def commit(self, record: dict) -> None:
         """List a finished segment (``file, start, end, first_pts, last_pts, out_last_pts, size, sha256``)."""
@@ -189,6 +313,8 @@ class State:
         return [os.path.join(self.dir, s["file"]) for s in self.manifest["segments"]]
 
     def remove(self) -> None:
+        if os.path.islink(self.dir):  # never delete through a link (refused at load; a link may appear since)
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
         fsync_dir(os.path.dirname(self.dir))
 

@@ -25,13 +25,18 @@ def _tile(value: str) -> int | str:
 def register(sub) -> None:
     p = sub.add_parser("upscale", help="upscale a video (audio, subtitles, timing and colour kept)",
                        description="Upscale INPUT (video file, image folder, or - for y4m on stdin) to "
-                                   "OUTPUT (.mp4/.mkv/.mov/.webm, a folder of PNGs, or - for y4m on stdout).")
+                                   "OUTPUT (.mp4/.mkv/.mov/.webm/.y4m, a folder of PNGs with --format png, "
+                                   "/dev/null to discard, or - for y4m on stdout).")
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--scale", type=int, default=None, help="2, 3 or 4 (default: the model's, else 4)")
-    p.add_argument("--model", default=None,
-                   help="registered model name (see `videosr models`) or a training checkpoint path "
-                        "(default: the best shipped video model for the scale)")
+    p.add_argument("--model", default="auto",
+                   help="registered model name (see `videosr models`), a training checkpoint path, or auto "
+                        "(default): the best shipped model for this input (clean or compressed, measured from "
+                        "its bitstream) among those running at >= 0.25x a plain FFmpeg upscale on this CPU")
+    p.add_argument("--quality", default="auto", choices=["auto", "fast", "best"],
+                   help="with --model auto: auto (default: the speed bar above), fast (the fastest trained "
+                        "model) or best (the best measured for this input, however slow)")
     p.add_argument("--weights", default=None, help="third-party weights for --model (.pth or .safetensors)")
     p.add_argument("--tile", default=None, help="LR tile size in pixels, or 'auto' (default: whole frames)")
     p.add_argument("--chunk", type=int, default=None, help="frames per temporal chunk (default: by model)")
@@ -46,7 +51,12 @@ def register(sub) -> None:
     p.add_argument("--crf", type=int, default=None)
     p.add_argument("--preset", default=None)
     p.add_argument("--pix-fmt", default=None)
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--format", choices=["png"], default=None,
+                   help="write OUTPUT as a folder of PNGs (needed unless OUTPUT ends with / or is a folder "
+                        "videosr wrote)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT if it is a regular file or a folder videosr wrote (never the input, another "
+                        "folder or a device), and discard stale resume state of OUTPUT")
     p.add_argument("--resume", action="store_true",
                    help="continue the run an interruption (Ctrl-C, SIGTERM, crash, power loss) left in "
                         ".OUTPUT.videosr-resume/ beside OUTPUT, or start a resumable run")
@@ -85,7 +95,7 @@ def run(args) -> int:
                               codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
                               overwrite=args.overwrite, progress=not args.quiet and not args.json,
                               backend=args.backend, resume=args.resume, segment=args.segment,
-                              compile=args.compile)
+                              compile=args.compile, format=args.format, quality=args.quality)
     except Interrupted as e:
         if getattr(e, "stuck", False):
             # A model call is still running in a worker thread: end now rather than wait for it.

@@ -7,13 +7,14 @@ container rewrites something (NUT shifts the first timestamps to make dts non-ne
 to milliseconds, MP4 rescales and adds edit lists), and the final output must carry the same timestamps
 an uninterrupted run would. Layout (little endian)::
 
-    b"VSRSEG1\\n"  u32 n  n bytes of JSON header {codec, width, height, pix_fmt, time_base, extradata}
+    b"VSRSEG1\\n"  u32 n  n bytes of JSON header {codec, width, height, pix_fmt, time_base, extradata, job, start}
     per packet:   u8 flags (1 key, 2 has pts, 4 has dts)  i64 pts  i64 dts  i64 duration  u32 size  data
     b"VSREND1\\n"  u64 packet count
 
 :class:`SegmentWriter` is a :class:`~videosr.io.writer.VideoWriter` whose encoder is configured for the
 final container (same flags, options and therefore the same extradata) but whose packets go to a
-segment file; ``close()`` flushes the encoder, writes the trailer, fsyncs and renames ``X.part`` to
+segment file (its header also holds a ``tag``: the resume job's id and the segment's first frame, which
+the join checks); ``close()`` flushes the encoder, writes the trailer, fsyncs and renames ``X.part`` to
 ``X``. :func:`concat_segments` opens the final output like ``open_output`` would, checks that every
 segment carries the same extradata as its encoder, muxes the packets (no re-encoding) interleaved with
 the source's audio/subtitle packets (stream copy) and moves the file into place atomically.
@@ -33,7 +34,7 @@ from typing import Iterator
 
 import av
 
-from ..errors import OutputError, VideosrError
+from ..errors import OutputError, ResumeError, VideosrError
 from . import writer as _w
 from ._types import VideoInfo
 
@@ -73,12 +74,15 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def output_format(path: str) -> str | None:
-    """The container format a video file output uses, or None (folder, stdout, y4m, unknown)."""
-    if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-" or _w._is_folder_target(os.fspath(path)):
+def output_format(path: str, format: str | None = None) -> str | None:
+    """The container format a video file output uses, or None (folder, stdout, device, y4m, unknown)."""
+    if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
         return None
-    fmt = _w.CONTAINERS.get(os.path.splitext(os.fspath(path))[1].lower())
-    return None if fmt in (None, "yuv4mpegpipe") else fmt
+    try:
+        kind = _w.output_kind(path, format)
+    except VideosrError:
+        return None
+    return None if kind in ("-", "null", "png", "yuv4mpegpipe") else kind
 
 
 def resolve_codec(path: str, codec: str, info: VideoInfo) -> tuple[str, bool]:
@@ -94,7 +98,8 @@ class SegmentWriter(_w.VideoWriter):
     previous segment, so timestamp repair continues across segments exactly as in a single pass."""
 
     def __init__(self, path: str, fmt: str, info: VideoInfo, width: int, height: int, *, codec: str,
-                 crf=None, preset=None, pix_fmt=None, threads: int = 0, last_pts: int | None = None):
+                 crf=None, preset=None, pix_fmt=None, threads: int = 0, last_pts: int | None = None,
+                 tag: dict | None = None):
         self.seg_path = path
         self._part = path + ".part"
         self._fh = None
@@ -114,7 +119,7 @@ class SegmentWriter(_w.VideoWriter):
         header = {
             "codec": cc.name, "width": width, "height": height, "pix_fmt": self.pix_fmt,
             "time_base": [tb.numerator, tb.denominator],
-            "extradata": bytes(cc.extradata or b"").hex(),
+            "extradata": bytes(cc.extradata or b"").hex(), **(tag or {}),
         }
         self._put(MAGIC)
         raw = json.dumps(header, sort_keys=True).encode()
@@ -194,6 +199,9 @@ def read_segment(path: str) -> tuple[dict, Iterator[tuple[int, int | None, int |
             raise OutputError(f"{path}: not a videosr segment file")
         (n,) = struct.unpack("<I", fh.read(4))
         header = json.loads(fh.read(n))
+        tb = header.get("time_base") if isinstance(header, dict) else None
+        if not (isinstance(tb, list) and len(tb) == 2 and all(type(x) is int and x > 0 for x in tb)):
+            raise ValueError("no valid time base")
     except (struct.error, ValueError) as e:
         fh.close()
         raise OutputError(f"{path}: damaged segment header ({e})") from None
@@ -225,10 +233,26 @@ def read_segment(path: str) -> tuple[dict, Iterator[tuple[int, int | None, int |
     return header, packets()
 
 
+def _check_segment(path: str, header: dict, expect: dict | None, packets: int | None = None) -> None:
+    """``expect``: ``{"tag": {...}, "frames": n}``: the header must carry the tag, the file n packets
+    (one per frame). Else the resume state is damaged or mixed up (ResumeError)."""
+    if expect is None:
+        return
+    for k, v in expect["tag"].items():
+        if header.get(k) != v:
+            raise ResumeError(f"{path}: segment of another job or another place ({k} {header.get(k)!r}, not "
+                              f"{v!r}); the resume state is damaged: delete it and start again")
+    if packets is not None and packets != expect["frames"]:
+        raise ResumeError(f"{path}: segment holds {packets} frames, not {expect['frames']}; the resume state is "
+                          f"damaged: delete it and start again")
+
+
 def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, height: int, *,
-                    codec: str, crf=None, preset=None, pix_fmt=None, tmp: str, threads: int = 0) -> int:
+                    codec: str, crf=None, preset=None, pix_fmt=None, tmp: str, threads: int = 0,
+                    expect: list[dict] | None = None) -> int:
     """Mux the packets of ``paths`` (in order) into the file ``tmp``, in the container ``output`` names,
     with the source's audio/subtitle streams copied; fsync it. Returns the number of video packets.
+    ``expect``: per path, what :func:`_check_segment` verifies (tag and frame count).
     ``tmp`` is removed if anything fails; the caller moves it into place with :func:`publish`."""
     fmt = output_format(output)
     if fmt is None:
@@ -251,8 +275,11 @@ def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, 
         vs = w._vs
         want = bytes(vs.codec_context.extradata or b"").hex()
         last_dts = None
-        for path in paths:
+        for k, path in enumerate(paths):
             header, pkts = read_segment(path)
+            seg_expect = expect[k] if expect is not None else None
+            _check_segment(path, header, seg_expect)
+            seg_packets = 0
             if header.get("extradata", "") != want:
                 raise OutputError(f"{path}: encoded with different codec settings than {output} "
                                   f"(extradata differs); delete the resume state and start again")
@@ -270,6 +297,8 @@ def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, 
                 p.stream = vs
                 w._mux_video([p])
                 n += 1
+                seg_packets += 1
+            _check_segment(path, header, seg_expect, seg_packets)
         w.close()
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -293,3 +322,4 @@ def publish(tmp: str, output: str, overwrite: bool) -> None:
     except OSError as e:
         raise _w._mapped_error(e, output) from None
     fsync_dir(os.path.dirname(os.path.abspath(output)))
+    _w.sweep_temps(output)

@@ -2,10 +2,17 @@
 stdout (``"-"``).
 
 Atomicity: files are written to a hidden temp file beside the output
-(``.NAME.videosr-tmp-XXXXXXXX.ext``) and moved into place by ``close()``; ``abort()`` (and leaving
-the ``with`` block with an exception) removes it. An existing output is never touched unless
-``overwrite=True`` (and then only at the final rename). PNG folders go to a hidden temp folder
-that is renamed into place.
+(``.NAME.videosr-tmp-PID-XXXXXXXX.ext``) and moved into place by ``close()``; ``abort()`` (and leaving
+the ``with`` block with an exception) removes it. A successful ``close()`` also removes temp files of
+the same output name that a killed run left (those whose PID is no longer running). An existing output
+is never touched unless ``overwrite=True`` (and then only at the final rename). PNG folders go to a
+hidden temp folder that is renamed into place once complete, holding a marker file (``.videosr-output``).
+
+Nothing that is not ours is destroyed: ``overwrite`` replaces only a regular file, a symbolic link (the
+link, not its target) or a folder holding the marker; never a folder videosr did not write, a FIFO, a
+socket, a block device or the input. A character device (``/dev/null``) as output discards the frames.
+A path whose kind is unclear (no known extension) is refused unless ``format="png"`` is given, the path
+ends with ``/``, or it is a folder videosr wrote (see :func:`output_kind`).
 
 Codec defaults (``crf``/``preset``/``pix_fmt`` of ``None``):
 
@@ -31,6 +38,7 @@ import errno
 import os
 import secrets
 import shutil
+import stat
 import sys
 from fractions import Fraction
 
@@ -60,6 +68,9 @@ CODEC_DEFAULTS = {
 }
 CODECS = tuple(CODEC_DEFAULTS)
 MIN_SIZE = {"libx265": 16, "libsvtav1": 4}
+OUTPUT_FORMATS = ("png",)  # --format: what a path without a video extension is written as
+MARKER = ".videosr-output"  # in a PNG output folder: "videosr wrote this folder" (overwrite may replace it)
+_SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISBLK, "block device"))
 
 
 def _mapped_error(e: BaseException, path: str) -> VideosrError:
@@ -75,10 +86,109 @@ def _mapped_error(e: BaseException, path: str) -> VideosrError:
     return OutputError(f"{path}: cannot write output ({msg})")
 
 
-def _temp_path(final: str, suffix: str) -> str:
+def _temp_prefix(final: str) -> tuple[str, str]:
     d, base = os.path.split(os.path.abspath(final))
-    base = base.rstrip("/") or "output"
-    return os.path.join(d, f".{base}.videosr-tmp-{secrets.token_hex(4)}{suffix}")
+    return d, f".{base.rstrip('/') or 'output'}.videosr-tmp-"
+
+
+def _temp_path(final: str, suffix: str) -> str:
+    d, prefix = _temp_prefix(final)
+    return os.path.join(d, f"{prefix}{os.getpid()}-{secrets.token_hex(4)}{suffix}")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists
+        return True
+    return True
+
+
+def _remove_entry(path: str) -> None:
+    """Remove a file, link or folder (a folder's links are removed, never followed)."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def sweep_temps(final: str) -> None:
+    """Remove the temp files and folders of ``final`` that a killed run left behind: those named after a
+    process that is no longer running (a live run's temp files are left alone)."""
+    d, prefix = _temp_prefix(final)
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            _remove_entry(os.path.join(d, name))
+
+
+def is_ours(path: str) -> bool:
+    """A folder videosr wrote (it holds the marker file); a symbolic link is never ours."""
+    return os.path.isdir(path) and not os.path.islink(path) and os.path.isfile(os.path.join(path, MARKER))
+
+
+def _bare(path: str) -> str:
+    return path.rstrip("/" + os.sep) or path
+
+
+def output_kind(path, format: str | None = None) -> str:
+    """What OUTPUT is: ``"-"`` (y4m on stdout), ``"null"`` (a character device such as /dev/null: the
+    output is discarded), ``"png"`` (a folder of PNGs) or a container from CONTAINERS. A folder needs
+    ``format="png"``, a trailing ``/``, or an existing folder videosr wrote; a name without a known
+    extension is otherwise a UsageError. A FIFO, socket or block device is an OutputError."""
+    if format is not None and format not in OUTPUT_FORMATS:
+        raise UsageError(f"unknown --format {format!r} (use {', '.join(OUTPUT_FORMATS)})")
+    path = os.fspath(path)
+    if path == "-":
+        return "-"
+    bare = _bare(path)
+    try:
+        mode = os.stat(bare).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISCHR(mode):
+        return "null"
+    for test, what in _SPECIAL:
+        if test(mode):
+            raise OutputError(f"{bare}: is a {what}; videosr writes only regular files and folders "
+                              f"(use - for y4m on stdout)")
+    if format == "png" or path.endswith(("/", os.sep)) or is_ours(bare):
+        return "png"
+    ext = os.path.splitext(path)[1].lower()
+    if ext in CONTAINERS:
+        return CONTAINERS[ext]
+    raise UsageError(f"{path}: unknown output type {ext or '(no extension)'}; name a video file "
+                     f"({' '.join(CONTAINERS)}), - for y4m on stdout, or add --format png for a folder of PNGs")
+
+
+def _check_replaceable(final: str, overwrite: bool) -> None:
+    """An existing ``final`` may be replaced (with ``overwrite``) only when it is a regular file, a symbolic
+    link (the link goes, not its target) or a folder videosr wrote; an empty folder is simply filled."""
+    try:
+        st = os.lstat(final)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if not os.listdir(final):
+            return
+        if not is_ours(final):
+            raise OutputError(f"{final}: is a folder videosr did not write (no {MARKER} file in it); not "
+                              f"replacing it, even with --overwrite: choose another OUTPUT")
+    elif not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        raise OutputError(f"{final}: is not a regular file; not replacing it, even with --overwrite")
+    if not overwrite:
+        raise OutputExistsError(f"{final}: output already exists (use --overwrite)")
 
 
 def _is_same_file(a: str, b: str | None) -> bool:
@@ -381,6 +491,7 @@ class VideoWriter(_Atomic):
             if self.tmp:
                 _publish(self.tmp, self.final, self.overwrite)
                 self.tmp = None
+                sweep_temps(self.final)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
@@ -469,26 +580,29 @@ class ImageFolderWriter(_Atomic):
             fh.write(data)
 
     def close(self) -> None:
+        """Mark the complete folder as ours, then move it into place (replacing only what
+        :func:`_check_replaceable` allows, checked again now) and sweep a killed run's leftovers."""
         if self._closed:
             return
         self._closed = True
         try:
             final = self.final
+            self._write_file(os.path.join(self.tmp, MARKER),
+                             b"written by videosr: --overwrite may replace this folder\n")
             old = None
             if os.path.lexists(final):
-                empty_dir = os.path.isdir(final) and not os.path.islink(final) and not os.listdir(final)
-                if not empty_dir:
-                    if not self.overwrite:
-                        raise OutputExistsError(f"{final}: output appeared while writing; not overwriting it")
+                try:
+                    _check_replaceable(final, self.overwrite)
+                except OutputExistsError:
+                    raise OutputExistsError(f"{final}: output appeared while writing; not overwriting it") from None
+                if os.path.islink(final) or not os.path.isdir(final) or os.listdir(final):
                     old = _temp_path(final, ".old")
                     os.rename(final, old)
             os.replace(self.tmp, final)
             self.tmp = None
             if old:
-                if os.path.isdir(old) and not os.path.islink(old):
-                    shutil.rmtree(old, ignore_errors=True)
-                else:
-                    os.unlink(old)
+                _remove_entry(old)
+            sweep_temps(final)
         except BaseException as e:
             self.abort()
             if isinstance(e, OSError):
@@ -502,20 +616,40 @@ class ImageFolderWriter(_Atomic):
             self.tmp = None
 
 
-def _is_folder_target(path: str) -> bool:
-    if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        return True
-    return os.path.splitext(os.path.basename(path))[1] == ""
+class NullWriter(_Atomic):
+    """OUTPUT is a character device (``/dev/null``): frames are counted and discarded; nothing is opened,
+    written or replaced, as other Unix tools do with /dev/null."""
+
+    pix_fmt = None
+    tmp = None
+
+    def __init__(self, path: str):
+        self.path = self.final = path
+        self.frames_written = 0
+        self._closed = False
+
+    def write(self, frame: Frame) -> None:
+        if self._closed:
+            raise OutputError(f"{self.path}: write after close")
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._closed = True
+
+    def abort(self) -> None:
+        self._closed = True
 
 
 def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = "libx264",
                 crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
-                overwrite: bool = False, threads: int = 0, copy_streams: bool = True):
+                overwrite: bool = False, threads: int = 0, copy_streams: bool = True, format: str | None = None):
     """Open an atomic, streaming writer for frames of ``width`` x ``height``.
 
-    ``path``: a file whose extension picks the container (.mp4 .m4v .mkv .mov .webm .y4m); a folder
-    (trailing ``/``, no extension, or an existing folder) for PNGs; ``"-"`` for y4m on stdout; or a
-    writable binary file object (y4m). ``threads``: encoder threads, 0 = automatic.
+    ``path``: a file whose extension picks the container (.mp4 .m4v .mkv .mov .webm .y4m); a folder of
+    PNGs (``format="png"``, a trailing ``/``, or a folder videosr wrote); a character device such as
+    /dev/null (frames discarded); ``"-"`` for y4m on stdout; or a writable binary file object (y4m).
+    See :func:`output_kind` and the module docstring for what ``overwrite`` may replace.
+    ``threads``: encoder threads, 0 = automatic.
     Audio/subtitle streams of ``info.source`` are stream-copied unless ``copy_streams=False``."""
     if width <= 0 or height <= 0:
         raise UsageError(f"invalid output size {width}x{height}")
@@ -530,25 +664,22 @@ def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = 
                            preset=None, pix_fmt=pix_fmt, threads=threads, final=None, tmp=None,
                            overwrite=True, copy_streams=False)
     path = os.fspath(path)
-    if _is_same_file(path.rstrip("/") or path, info.source):
+    kind = output_kind(path, format)
+    if kind == "null":
+        return NullWriter(path)
+    if _is_same_file(_bare(path), info.source):
         raise OutputError(f"{path}: output is the input file")
-    if _is_folder_target(path):
-        final = path.rstrip("/" + os.sep) or path
+    if kind == "png":
+        final = _bare(path)
         _check_folder(final)
-        if os.path.lexists(final):
-            empty_dir = os.path.isdir(final) and not os.path.islink(final) and not os.listdir(final)
-            if not empty_dir and not overwrite:
-                raise OutputExistsError(f"{final}: output already exists (use overwrite)")
+        _check_replaceable(final, overwrite)
         return ImageFolderWriter(final, width, height, overwrite=overwrite, deep=info.bit_depth > 8)
     ext = os.path.splitext(path)[1].lower()
-    fmt = CONTAINERS.get(ext)
-    if fmt is None:
-        raise UsageError(f"{path}: unsupported output type {ext!r}; use one of {', '.join(CONTAINERS)} or a folder")
+    fmt = kind
     _check_folder(path)
     if os.path.isdir(path):
         raise OutputError(f"{path}: is a folder")
-    if os.path.lexists(path) and not overwrite:
-        raise OutputExistsError(f"{path}: output already exists (use overwrite)")
+    _check_replaceable(path, overwrite)
     if fmt == "webm" and codec not in ("libvpx-vp9", "libsvtav1"):
         new = "libsvtav1" if info.bit_depth > 8 else "libvpx-vp9"
         warn(f".webm cannot hold {codec}; using {new}")
