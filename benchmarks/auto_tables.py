@@ -6,12 +6,16 @@
   compressed/, written by benchmarks/compressed_eval.py), the x264 CRF -> bits-per-pixel curve and the bits
   of x265 / VP9 relative to x264 (benchmarks/results/input_quality.json).
 
-    .venv/bin/python benchmarks/auto_tables.py
+    .venv/bin/python benchmarks/auto_tables.py          # add --doc to rewrite docs/models.md's decision table
+
+``--doc`` also writes, between markers in docs/models.md, what ``--model auto`` picks at x4 for each CPU kind,
+input quality and ``--quality``, computed by ``videosr.models.auto.choose`` from the tables just written.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,10 +57,49 @@ def quality() -> dict:
     return out
 
 
+DOC = ROOT / "docs" / "models.md"
+BEGIN, END = "<!-- auto-table:begin -->", "<!-- auto-table:end -->"
+
+
+def decision_table(scale: int = 4) -> str:
+    """What ``--model auto`` picks, from the package's tables (run after writing them)."""
+    from videosr.models import auto
+
+    auto._table.cache_clear()
+    inputs = [("clean (lossless)", None), ("~CRF 15", 15.0), ("~CRF 25", 25.0), ("~CRF 35", 35.0)]
+    lines = ["| CPU | input | `--quality auto` (default) | `--quality best` | `--quality fast` |", "|---|---|---|---|---|"]
+    for kind in ("amx", "no-amx"):
+        for label, crf in inputs:
+            src = auto.Source("h264", None, crf, label)
+            cells = []
+            for q in ("auto", "best", "fast"):
+                c = auto.choose(scale, src, quality=q, kind=kind)
+                v = auto.VARIANTS.get(c.model)
+                psnr = auto.expected_psnr(v, src) if v is not None else None
+                frac = auto.speed(v, kind) if v is not None else None
+                extra = ", ".join(x for x in (f"{psnr:.2f} dB" if psnr else "", f"{frac:.2f}x" if frac else "") if x)
+                cells.append(f"{c.model} ({extra})" if extra else c.model)
+            lines.append(f"| {kind} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_doc(table: str) -> None:
+    text = DOC.read_text()
+    i, j = text.find(BEGIN), text.find(END)
+    if i < 0 or j < 0:
+        raise SystemExit(f"markers {BEGIN} / {END} not found in {DOC}")
+    DOC.write_text(text[: i + len(BEGIN)] + "\n" + table + text[j:])
+    print(f"wrote the decision table in {DOC}")
+
+
 def main() -> None:
     for name, table in (("speed.json", speed()), ("quality.json", quality())):
         (OUT / name).write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
         print(f"wrote {OUT / name}")
+    table = decision_table()
+    print(table)
+    if "--doc" in sys.argv[1:]:
+        write_doc(table)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,9 @@ def choose(scale: int, src: Source | None = None, quality: str = "auto", kind: s
                               f"{_frac(fast[v.name])})")
     pool = cands
     bar = ""
-    if quality == "auto":
+    if quality == "auto" and all(f is None for f in fast.values()):
+        bar = f" (no x{scale} speed measured on this CPU kind, {kind}: speed not weighed)"
+    elif quality == "auto":
         pool = [v for v in cands if (fast[v.name] or 0) >= MIN_FLOOR_FRACTION]
         bar = f" among models at >= {MIN_FLOOR_FRACTION}x the floor on this CPU ({kind})"
         if not pool:
