@@ -348,3 +348,16 @@ def test_codec_mosaic_roundtrip_and_groups(g):
                                  return_params=True)
     assert len(r) == 6 and all(r[i] == r[i // g * g] for i in range(6))  # one recipe per group
     assert all(not torch.equal(y[i], lr[i]) for i in range(6))
+
+
+def test_realistic_degradation_of_a_training_batch_draws_per_clip():
+    """data.degrade_clip gets a whole batch (B, T, C, H, W) from TrainClips: each clip is degraded as a clip
+    (one draw each, in order from the one generator), the same as degrading the clips one by one."""
+    from videosr.data import degrade_clip
+
+    hr = torch.rand(3, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    lr = degrade_clip(hr, 4, "realistic", torch.Generator().manual_seed(5))
+    assert lr.shape == (3, 2, 3, 8, 8)
+    g = torch.Generator().manual_seed(5)
+    one_by_one = torch.stack([degrade.realistic_degrade(c, 4, g) for c in hr]).clamp(0, 1)
+    assert torch.equal(lr, one_by_one)

@@ -7,11 +7,14 @@
 Every key is checked against the dataclass fields: an unknown key, or a value of the wrong type, is a
 :class:`~videosr.errors.UsageError` naming the key. Override values are parsed with the field's type
 (int, float, bool, str, list of those); ``model.kwargs`` is free-form (values parsed as TOML literals).
+Each field declares its constraint (``_f(4e-4, Range(0, 1, lo_open=True))``: lr in (0, 1]; ``OneOf``, ``Items``,
+``NonEmpty``); :meth:`TrainConfig.validate` checks them all, plus finite numbers everywhere.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,87 @@ except ModuleNotFoundError:  # Python 3.10
         tomllib = None  # type: ignore[assignment]
 
 
+# --------------------------------------------------------------------------------------------------
+# value constraints: declared on the fields (``_f``), checked by TrainConfig.validate
+# --------------------------------------------------------------------------------------------------
+
+
+def _num(v: float) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number in [lo, hi] (an end open with ``lo_open`` / ``hi_open``; None: unbounded)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def describe(self) -> str:
+        if self.lo is not None and self.hi is not None:
+            return (f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
+                    f"{')' if self.hi_open else ']'}")
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
+        return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"  # type: ignore[arg-type]
+
+    def error(self, v: Any) -> str | None:
+        lo_bad = self.lo is not None and (v <= self.lo if self.lo_open else v < self.lo)
+        hi_bad = self.hi is not None and (v >= self.hi if self.hi_open else v > self.hi)
+        return f"must be {self.describe()}" if lo_bad or hi_bad else None
+
+
+@dataclass(frozen=True)
+class OneOf:
+    values: tuple[Any, ...]
+
+    def describe(self) -> str:
+        return f"one of {', '.join(map(str, self.values))}"
+
+    def error(self, v: Any) -> str | None:
+        return None if v in self.values else f"must be {self.describe()}"
+
+
+@dataclass(frozen=True)
+class NonEmpty:
+    def error(self, v: Any) -> str | None:
+        return None if len(v) else "must not be empty"
+
+
+@dataclass(frozen=True)
+class Items:
+    """A list: ``n`` values exactly (None: any number, at least one), each meeting ``item``; ``ordered``: a
+    range [lo, hi] with lo <= hi."""
+
+    item: Any = None
+    n: int | None = None
+    ordered: bool = False
+
+    def error(self, v: list) -> str | None:
+        if self.n is not None and len(v) != self.n:
+            return f"needs {self.n} values" + (" [lo, hi]" if self.ordered else "")
+        if not v:
+            return "must not be empty"
+        if self.item is not None and any(self.item.error(x) for x in v):
+            return f"values must each be {self.item.describe()}"
+        if self.ordered and v[0] > v[1]:
+            return "must be a range [lo, hi] with lo <= hi"
+        return None
+
+
+def _f(default: Any = dataclasses.MISSING, check: Any = None, factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with a constraint (checked by :meth:`TrainConfig.validate`)."""
+    return field(default=default, default_factory=factory, metadata={"check": check})
+
+
+_POS = Range(1)  # an integer >= 1
+_NONNEG = Range(0)
+_UNIT = Range(0, 1)  # a probability, a share
+_INT_MAX = 2 ** 63 - 1  # what TOML can hold (and torch / numpy seeds accept)
+
+
 @dataclass
 class ModelCfg:
     name: str = "fast-x4"  # a registered variant (videosr.models.list_models())
@@ -40,82 +124,89 @@ class CodecCfg:
     """Compression in the loop (videosr.degrade.codec_degrade): after the BI/BD degradation and 8-bit
     rounding, a share ``prob`` of the clips is encoded as a video and decoded (0: off, clean LR only)."""
 
-    prob: float = 0.0  # share of clips encoded; the rest stay clean
-    codecs: list[str] = field(default_factory=lambda: ["libx264"])  # libx264 | libx265 | libvpx-vp9
-    crf: list[int] = field(default_factory=lambda: [15, 40])  # CRF uniform in [lo, hi]
-    presets: list[str] = field(default_factory=lambda: ["veryfast", "faster", "fast", "medium", "slow"])
-    noise_prob: float = 0.0  # Gaussian noise on the LR before encoding (low-light cameras)
-    noise_sigma: list[float] = field(default_factory=lambda: [1.0, 10.0])  # std range, 0..255 scale
-    group: int = 4  # clips encoded together as one mosaic video, sharing one recipe (encoder cost)
+    prob: float = _f(0.0, _UNIT)  # share of clips encoded; the rest stay clean
+    codecs: list[str] = _f(check=Items(), factory=lambda: ["libx264"])  # libx264 | libx265 | libvpx-vp9
+    crf: list[int] = _f(check=Items(_NONNEG, 2, ordered=True), factory=lambda: [15, 40])  # CRF uniform in [lo, hi]
+    presets: list[str] = _f(check=Items(), factory=lambda: ["veryfast", "faster", "fast", "medium", "slow"])
+    noise_prob: float = _f(0.0, _UNIT)  # Gaussian noise on the LR before encoding (low-light cameras)
+    noise_sigma: list[float] = _f(check=Items(_NONNEG, 2, ordered=True), factory=lambda: [1.0, 10.0])  # std, 0..255
+    group: int = _f(4, _POS)  # clips encoded together as one mosaic video, sharing one recipe (encoder cost)
 
     def params(self):
         """The :class:`videosr.degrade.CodecParams` of this section (validated), or None when off."""
-        from .degrade import CodecParams
-
         if self.prob == 0 and self.noise_prob == 0:
             return None
+        return self._params()
+
+    def _params(self):
+        """CodecParams even when off: codecs, CRF ranges per codec and presets checked."""
+        from .degrade import CodecParams
+
         if len(self.crf) != 2 or len(self.noise_sigma) != 2:
             raise UsageError("data.codec.crf and data.codec.noise_sigma need 2 values [lo, hi]")
-        return CodecParams(prob=self.prob, codecs=tuple(self.codecs), crf=(self.crf[0], self.crf[1]),
-                           presets=tuple(self.presets), noise_prob=self.noise_prob,
-                           noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]), group=self.group)
+        try:
+            return CodecParams(prob=self.prob, codecs=tuple(self.codecs), crf=(self.crf[0], self.crf[1]),
+                               presets=tuple(self.presets), noise_prob=self.noise_prob,
+                               noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]), group=self.group)
+        except UsageError as e:
+            raise UsageError(f"data.codec: {e}") from None
 
 
 @dataclass
 class DataCfg:
-    root: str = "datasets/vsr"  # built by scripts/build_dataset.py
-    degradation: str = "BI"  # BI (MATLAB bicubic), BD (Gaussian sigma 1.6 + subsample), realistic
-    scale: int = 4
-    patch: int = 64  # LR patch size (HR patch = patch * scale)
-    frames: int = 7  # clip length T
-    batch: int = 8  # per process
-    video_fraction: float = 0.3  # share of clips cut from real videos (the rest: synthetic motion on stills)
-    workers: int = 1  # DataLoader workers (0: generate in the training process)
+    root: str = _f("datasets/vsr", NonEmpty())  # built by scripts/build_dataset.py
+    degradation: str = _f("BI", OneOf(("BI", "BD", "realistic")))  # BI (MATLAB bicubic), BD (Gaussian 1.6), realistic
+    scale: int = _f(4, OneOf((2, 3, 4)))
+    patch: int = _f(64, _POS)  # LR patch size (HR patch = patch * scale)
+    frames: int = _f(7, _POS)  # clip length T
+    batch: int = _f(8, _POS)  # per process
+    video_fraction: float = _f(0.3, _UNIT)  # share of clips cut from real videos (the rest: motion on stills)
+    workers: int = _f(1, _NONNEG)  # DataLoader workers (0: generate in the training process)
     augment: bool = True  # flips, transposes, temporal reversal
-    max_speed: float = 10.0  # synthetic camera pan speed on stills, HR px/frame (uniform in [0, max_speed])
-    supersample: int = 2  # stills: warp at this multiple of the patch size, then downscale (1 = warp directly)
+    max_speed: float = _f(10.0, _NONNEG)  # synthetic pan speed on stills, HR px/frame (uniform in [0, max_speed])
+    supersample: int = _f(2, _POS)  # stills: warp at this multiple of the patch size, then downscale (1: directly)
     codec: CodecCfg = field(default_factory=CodecCfg)  # compression in the loop ([data.codec])
 
 
 @dataclass
 class OptimCfg:
-    name: str = "adamw"  # adam | adamw
-    lr: float = 4e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
-    weight_decay: float = 0.0
-    warmup: int = 200  # linear warm-up steps
-    steps: int = 10000  # total steps (cosine decay to min_lr_ratio * lr)
-    min_lr_ratio: float = 0.01
-    clip: float = 1.0  # gradient-norm clipping (0: off)
+    name: str = _f("adamw", OneOf(("adam", "adamw")))
+    lr: float = _f(4e-4, Range(0, 1, lo_open=True))  # an Adam step moves each weight by about lr
+    betas: list[float] = _f(check=Items(Range(0, 1, hi_open=True), 2), factory=lambda: [0.9, 0.99])
+    weight_decay: float = _f(0.0, _NONNEG)
+    warmup: int = _f(200, _NONNEG)  # linear warm-up steps
+    steps: int = _f(10000, _POS)  # total steps (cosine decay to min_lr_ratio * lr)
+    min_lr_ratio: float = _f(0.01, _UNIT)
+    clip: float = _f(1.0, _NONNEG)  # gradient-norm clipping (0: off)
 
 
 @dataclass
 class LossCfg:
-    l1: float = 0.0
-    charbonnier: float = 1.0
-    mse: float = 0.0
-    ssim: float = 0.0  # weight of (1 - SSIM)
-    charbonnier_eps: float = 1e-3
+    l1: float = _f(0.0, _NONNEG)
+    charbonnier: float = _f(1.0, _NONNEG)
+    mse: float = _f(0.0, _NONNEG)
+    ssim: float = _f(0.0, _NONNEG)  # weight of (1 - SSIM)
+    charbonnier_eps: float = _f(1e-3, Range(0, 1, lo_open=True))  # pixels are in [0, 1]
     # photometric loss of a learned optical flow (recurrent models): the LR neighbour warped by the
     # estimated flow against the frame, Charbonnier, + 0.1 x first-order smoothness. Without it the flow
     # net gets only the SR loss's gradient through the warped hidden state, and it collapsed to a constant
     # (benchmarks/flow_probe.py).
-    flow: float = 0.0
+    flow: float = _f(0.0, _NONNEG)
 
 
 @dataclass
 class ValCfg:
-    every: int = 500  # steps (0: no validation)
-    data: str = "../shared/data/Vid4/GT"  # folders of PNG frames; skipped when absent
+    every: int = _f(500, _NONNEG)  # steps (0: no validation)
+    data: str = "../shared/data/Vid4/GT"  # folders of PNG frames; skipped (with a warning) when absent
     clips: list[str] = field(default_factory=lambda: ["calendar", "city", "foliage", "walk"])
-    max_frames: int = 5  # frames per clip (from the start of the clip)
-    crop_border: int = 0  # pixels cut on each side before PSNR-Y (video SR tables use 0)
-    lr_crf: int = 0  # > 0: validation LR also encoded with libx264 (medium) at this CRF, as `eval --lr-crf`
+    max_frames: int = _f(5, _POS)  # frames per clip (from the start of the clip)
+    crop_border: int = _f(0, _NONNEG)  # pixels cut on each side before PSNR-Y (video SR tables use 0)
+    lr_crf: int = _f(0, _NONNEG)  # > 0: validation LR also encoded with libx264 (medium) at this CRF (eval --lr-crf)
 
 
 @dataclass
 class CkptCfg:
-    every: int = 500  # steps (a checkpoint is also written at the end and on Ctrl-C)
+    every: int = _f(500, _POS)  # steps (a checkpoint is also written at the end and on Ctrl-C)
 
 
 @dataclass
@@ -126,13 +217,13 @@ class TrainConfig:
     loss: LossCfg = field(default_factory=LossCfg)
     val: ValCfg = field(default_factory=ValCfg)
     ckpt: CkptCfg = field(default_factory=CkptCfg)
-    ema: float = 0.999  # EMA decay of the weights (0: off)
-    out_dir: str = "runs/train"
-    precision: str = "bf16"  # fp32 | bf16 (CPU autocast) | fp16 (CUDA AMP); bf16 on CUDA too
+    ema: float = _f(0.999, Range(0, 1, hi_open=True))  # EMA decay of the weights (0: off)
+    out_dir: str = _f("runs/train", NonEmpty())
+    precision: str = _f("bf16", OneOf(("fp32", "bf16", "fp16")))  # fp16: CUDA AMP; bf16: CPU autocast, CUDA too
     channels_last: bool = True
-    seed: int = 0
-    log_every: int = 20
-    threads: int = 0  # torch.set_num_threads (0: leave as is)
+    seed: int = _f(0, _NONNEG)
+    log_every: int = _f(20, _POS)
+    threads: int = _f(0, _NONNEG)  # torch.set_num_threads (0: leave as is)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -142,29 +233,44 @@ class TrainConfig:
         return _build(cls, d, "")
 
     def validate(self) -> "TrainConfig":
-        if self.data.degradation not in ("BI", "BD", "realistic"):
-            raise UsageError(f"data.degradation must be BI, BD or realistic, got {self.data.degradation!r}")
-        self.data.codec.params()  # ranges, codecs and presets checked
+        """Check every value against its field's type and declared constraint (numbers finite, ranges,
+        choices), then the rules between fields; the first violation is a UsageError naming the key."""
+        _check_tree(self, "")
+        self.data.codec._params()  # codecs, CRF ranges per codec and presets (checked even when off)
         if self.val.lr_crf:
             from .degrade import check_codec
 
-            check_codec("libx264", self.val.lr_crf, "medium")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise UsageError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
-        if self.optim.name not in ("adam", "adamw"):
-            raise UsageError(f"optim.name must be adam or adamw, got {self.optim.name!r}")
-        if len(self.optim.betas) != 2:
-            raise UsageError(f"optim.betas needs 2 values, got {self.optim.betas}")
-        for key, v in (("data.scale", self.data.scale), ("data.patch", self.data.patch),
-                       ("data.frames", self.data.frames), ("data.batch", self.data.batch),
-                       ("optim.steps", self.optim.steps)):
-            if v < 1:
-                raise UsageError(f"{key} must be >= 1, got {v}")
-        if not 0 <= self.ema < 1:
-            raise UsageError(f"ema must be in [0, 1), got {self.ema}")
+            try:
+                check_codec("libx264", self.val.lr_crf, "medium")
+            except UsageError as e:
+                raise UsageError(f"val.lr_crf: {e}") from None
         if sum((self.loss.l1, self.loss.charbonnier, self.loss.mse, self.loss.ssim)) <= 0:
             raise UsageError("the loss weights (loss.l1, loss.charbonnier, loss.mse, loss.ssim) are all zero")
         return self
+
+
+def _check_tree(node: Any, prefix: str) -> None:
+    """Walk a config dataclass: types (a TrainConfig can be built in code, not only from TOML), finite
+    numbers, and each field's declared ``check``."""
+    hints = _hints(type(node))
+    for f in dataclasses.fields(node):
+        key, v, tp = prefix + f.name, getattr(node, f.name), hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(v, tp):
+                raise UsageError(f"config key {key!r} must be a table")
+            _check_tree(v, key + ".")
+            continue
+        v = _check(tp, v, key)  # type (ints accepted as floats, and stored as such)
+        setattr(node, f.name, v)
+        for x in (v if isinstance(v, list) else [v]):
+            if isinstance(x, float) and not math.isfinite(x):
+                raise UsageError(f"{key} must be a finite number, got {v!r}")
+            if isinstance(x, int) and not -_INT_MAX <= x <= _INT_MAX:
+                raise UsageError(f"{key} is too large, got {v!r}")
+        check = f.metadata.get("check")
+        err = check.error(v) if check is not None else None
+        if err:
+            raise UsageError(f"{key} {err}, got {v!r}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -274,7 +274,13 @@ def degrade_clip(hr: torch.Tensor, scale: int, degradation: str, generator: torc
         fn = getattr(degrade, "realistic_degrade", None)
         if fn is None:
             raise UsageError("degradation 'realistic' needs videosr.degrade.realistic_degrade (not in this build)")
-        return fn(hr, scale, generator, params).clamp_(0, 1)
+        params = params if params is not None else degrade.RealisticParams()
+        if hr.ndim == 4:
+            return fn(hr, scale, generator, params).clamp_(0, 1)
+        # a batch (..., T, C, H, W): one draw per clip, in order, from the one generator
+        clips = hr.reshape(-1, *hr.shape[-4:])
+        lr = torch.stack([fn(c, scale, generator, params) for c in clips])
+        return lr.reshape(*hr.shape[:-4], *lr.shape[-4:]).clamp_(0, 1)
     raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
 
 

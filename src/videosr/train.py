@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import errno
 import math
 import os
 import signal
@@ -36,7 +37,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
-from .errors import ModelError, ResumeError, UsageError
+from .errors import DiskFullError, InputError, ModelError, OutputError, ResumeError, UsageError
+
+
+class DivergedError(UsageError):
+    """The loss (or the weights) became NaN or infinite: the hyperparameters (lr, warm-up, precision) do not
+    fit. Exit 2; the last checkpoint written before is kept."""
 
 # --------------------------------------------------------------------------------------------------
 # losses
@@ -112,27 +118,68 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # torch.save reports failed writes as RuntimeError
+        tmp.unlink(missing_ok=True)
+        msg = (getattr(e, "strerror", None) or str(e)).splitlines()[0]
+        if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e):
+            raise DiskFullError(f"disk full writing checkpoint {path} (the previous one is kept)") from None
+        raise OutputError(f"cannot write checkpoint {path}: {msg}") from None
 
 
-def _load_ckpt(path: str | Path) -> dict[str, Any]:
+def _load_ckpt(path: str | Path, error: type = ModelError) -> dict[str, Any]:
+    """A training checkpoint's dict; any problem is one line of ``error`` (ModelError for export and
+    load_checkpoint_model, ResumeError for --resume)."""
+    import pickle
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
-        raise ModelError(f"checkpoint not found: {path}")
+        raise error(f"checkpoint not found: {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise error(f"checkpoint {path} is empty (0 bytes): corrupt or truncated")
     try:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    except (PermissionError, IsADirectoryError) as e:  # (other OSErrors: a truncated archive gives EINVAL)
+        raise error(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - corrupt / foreign file
-        raise ModelError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
-    if not isinstance(ck, dict) or "config" not in ck or "model" not in ck:
-        raise ModelError(f"{path} is not a videosr training checkpoint (no config/model)")
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end
+            raise error(f"checkpoint {path} is corrupt or truncated ({size} bytes; not a readable PyTorch "
+                        f"checkpoint)") from None
+        if isinstance(e, pickle.UnpicklingError):
+            raise error(f"checkpoint {path} holds Python objects other than tensors and plain data: refused "
+                        f"(checkpoints are read with weights_only)") from None
+        detail = str(e).splitlines()[0][:200] if str(e) else ""
+        raise error(f"checkpoint {path} is corrupt: {type(e).__name__}" + (f": {detail}" if detail else "")) from None
+    if not isinstance(ck, dict) or not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict):
+        raise error(f"{path} is not a videosr training checkpoint (no config/model)")
     return ck
+
+
+def _finite(*modules: nn.Module | None) -> bool:
+    """Whether every parameter and buffer of the given modules is finite (no NaN / inf)."""
+    for m in modules:
+        if m is not None and not all(bool(torch.isfinite(t).all()) for t in (*m.parameters(), *m.buffers())
+                                     if t.is_floating_point()):
+            return False
+    return True
+
+
+def _sd_finite(sd: dict[str, Any]) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in sd.values() if torch.is_tensor(v) and v.is_floating_point())
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     from .models import create_model
 
-    model = create_model(cfg.model.name, pretrained=False, **cfg.model.kwargs)
+    try:
+        model = create_model(cfg.model.name, pretrained=False, **cfg.model.kwargs)
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as e:  # a kwarg the architecture rejects
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"model.kwargs {cfg.model.kwargs} do not fit model {cfg.model.name}: {msg}") from None
     if getattr(model, "scale", cfg.data.scale) != cfg.data.scale:
         raise UsageError(f"model {cfg.model.name} is x{model.scale} but data.scale is {cfg.data.scale}")
     return model
@@ -142,8 +189,11 @@ def load_checkpoint_model(path: str | Path, ema: bool = True) -> nn.Module:
     """Rebuild the model a checkpoint was trained with (from its stored config) and load its EMA weights
     (``ema=False``: the raw weights). Returns the model in eval mode on the CPU."""
     ck = _load_ckpt(path)
-    cfg = TrainConfig.from_dict(ck["config"])
-    model = build_model(cfg)
+    try:
+        cfg = TrainConfig.from_dict(ck["config"])
+        model = build_model(cfg)
+    except UsageError as e:
+        raise ModelError(f"{path}: its stored config does not build a model: {e}") from None
     sd = ck["ema"] if ema and ck.get("ema") else ck["model"]
     from .models.registry import load_weights
 
@@ -160,17 +210,35 @@ def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, qu
 
     ck = _load_ckpt(checkpoint)
     sd = ck["ema"] if ema and ck.get("ema") else ck["model"]
+    if not all(torch.is_tensor(v) for v in sd.values()):
+        raise ModelError(f"{checkpoint}: its weights are not all tensors (not a videosr training checkpoint)")
+    if not _sd_finite(sd):
+        raise ModelError(f"{checkpoint} holds non-finite (NaN/inf) weights: a diverged run; not exported")
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise OutputError(f"{out} is a folder: give the .safetensors file to write")
     tmp = out.with_name(out.name + ".tmp")
     cfg = ck["config"]
-    meta = {"model": str(cfg["model"]["name"]), "step": str(ck.get("step")), "ema": str(bool(ema and ck.get("ema"))),
-            "degradation": str(cfg["data"]["degradation"]), "scale": str(cfg["data"]["scale"])}
-    save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; weights are meant to be shared
-    os.replace(tmp, out)
+
+    def get(section: str, key: str) -> str:
+        return str(cfg.get(section, {}).get(key, "")) if isinstance(cfg.get(section), dict) else ""
+
+    meta = {"model": get("model", "name"), "step": str(ck.get("step")), "ema": str(bool(ema and ck.get("ema"))),
+            "degradation": get("data", "degradation"), "scale": get("data", "scale")}
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; weights are meant to be shared
+        os.replace(tmp, out)
+    except Exception as e:  # noqa: BLE001 - OSError, or safetensors' own error for a failed write
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        msg = (getattr(e, "strerror", None) or str(e) or type(e).__name__).splitlines()[0]
+        if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in msg:
+            raise DiskFullError(f"disk full writing {out}") from None
+        raise OutputError(f"cannot write {out}: {msg}") from None
     digest = sha256_file(out)
     if not quiet:
         print(f"{out}: sha256 {digest}")
@@ -253,6 +321,103 @@ def _fmt_eta(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
+def _check_store(store: Any, cfg: TrainConfig) -> None:
+    """The training set can give clips of the configured size: every photo holds an HR patch (a photo is
+    drawn by area), or, without photos, some video run holds the clip."""
+    size = cfg.data.patch * cfg.data.scale  # (an empty set is refused by ClipStore itself)
+    usable = any(c.shape[0] >= cfg.data.frames and min(c.shape[1:3]) >= size for c in store.clips)
+    if store.stills and (cfg.data.video_fraction < 1 or not usable):
+        side = min(min(s.shape[:2]) for s in store.stills)
+        if side < size:
+            raise UsageError(f"data.patch {cfg.data.patch} x data.scale {cfg.data.scale} = {size} px HR patches do "
+                             f"not fit the training set's smallest photo ({side} px side): data.patch must be "
+                             f"<= {side // cfg.data.scale}")
+    elif not store.stills and not usable:
+        raise UsageError(f"no video run of the training set holds data.frames {cfg.data.frames} frames of "
+                         f"{size}x{size} px (data.patch {cfg.data.patch} x data.scale {cfg.data.scale})")
+
+
+# --resume with a config that differs from the checkpoint's: every changed key is reported, and either
+# refused (it defines what the checkpoint holds) or applied from the resumed step on, with what that means.
+RESUME_REFUSED = {
+    "model.name": "the checkpoint holds weights of its own model",
+    "model.kwargs": "the checkpoint holds weights of its own architecture",
+    "data.scale": "the checkpoint's model is trained for its own scale",
+    "optim.name": "the checkpoint holds the state of its own optimizer",
+}
+_SCHEDULE = "the schedule is recomputed at the resumed step"
+_BATCHES = "batches from here on differ from an uninterrupted run"
+_BEST = "validation changed: the best val PSNR restarts (best.pt is replaced at the next validation)"
+RESUME_APPLIED = {  # key or section prefix -> what applying it means (anything else: applied as is)
+    "model.init": "ignored: --resume restores the checkpoint's own weights",
+    "optim.lr": "the schedule continues with the new peak lr",
+    "optim.steps": _SCHEDULE + " (a longer run: a warm restart of the cosine)",
+    "optim.warmup": _SCHEDULE,
+    "optim.min_lr_ratio": _SCHEDULE,
+    "optim.betas": "set in the optimizer",
+    "optim.weight_decay": "set in the optimizer",
+    "seed": _BATCHES,
+    "data.degradation": _BATCHES + "; " + _BEST,
+    "data.workers": "",
+    "data.root": "the training set is read from there (if it holds other images, " + _BATCHES + ")",
+    "data.": _BATCHES,
+    "val.every": "",
+    "val.": _BEST,
+    "ema": "new decay from here on",
+    "out_dir": "the run folder moved",
+}
+RESUME_RESETS_BEST = ("data.degradation", "val.data", "val.clips", "val.max_frames", "val.crop_border", "val.lr_crf")
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and f"{prefix}{k}" != "model.kwargs":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def resume_changes(stored: dict[str, Any], cfg: TrainConfig) -> list[tuple[str, Any, Any]]:
+    """(key, checkpoint value, current value) for every config key that differs; a key the checkpoint's
+    config lacks (older version) counts as its default."""
+    old, new, default = _flatten(stored), _flatten(cfg.to_dict()), _flatten(TrainConfig().to_dict())
+    diff = [(k, old.get(k, default.get(k)), v) for k, v in new.items() if old.get(k, default.get(k)) != v]
+    diff += [(k, v, _GONE) for k, v in old.items() if k not in new]
+    return diff
+
+
+_GONE = object()  # resume_changes: the checkpoint's key is not a config key any more
+
+
+def _resume_plan(stored: dict[str, Any], cfg: TrainConfig, step: int, path: Path) -> tuple[list[str], bool]:
+    """Lines that report each changed key, and whether the best val PSNR restarts; ResumeError listing
+    every refused change."""
+    diff = resume_changes(stored, cfg)
+    refused = [f"{k} changed {o!r} -> {n!r} ({RESUME_REFUSED[k]})" for k, o, n in diff
+               if k in RESUME_REFUSED and n is not _GONE]
+    if cfg.optim.steps < step:
+        refused.append(f"optim.steps {cfg.optim.steps} is below the checkpoint's step {step}")
+    if refused:
+        raise ResumeError(f"cannot --resume {path}: " + "; ".join(refused) + "; put the value back, or train into "
+                          f"a new out_dir (model.init = {path} starts from its weights)")
+    lines = []
+    for k, o, n in diff:
+        note = RESUME_APPLIED.get(k)
+        if note is None:
+            note = next((v for p, v in RESUME_APPLIED.items() if p.endswith(".") and k.startswith(p)), "")
+        if k == "ema" and (o == 0) != (n == 0):
+            note = "EMA on: it starts from the resumed weights" if n else "EMA off: the checkpoint's EMA is dropped"
+        if n is _GONE:
+            lines.append(f"resume: {k} = {o!r} in the checkpoint is no longer a config key (ignored)")
+        elif note.startswith("ignored"):
+            lines.append(f"resume: {k} changed {o!r} -> {n!r} ({note})")
+        else:
+            lines.append(f"resume: {k} changed {o!r} -> {n!r} (applied{': ' + note if note else ''})")
+    return lines, any(k in RESUME_RESETS_BEST for k, _, _ in diff)
+
+
 def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: int | None = None,
           quiet: bool = False) -> dict[str, Any]:
     """Train ``config``; returns {"step", "loss", "val", "best", "out_dir"}.
@@ -286,8 +451,23 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                           f"or choose another out_dir")
     if resume and not last.exists():
         raise ResumeError(f"nothing to resume: {last} does not exist")
+    ck: dict[str, Any] = {}
+    reset_best = False
+    if resume:  # read and compare before building anything: a refused change fails at once
+        ck = _load_ckpt(last, ResumeError)
+        for key, kind in (("optimizer", dict), ("scheduler", dict), ("step", int), ("rng", dict)):
+            if not isinstance(ck.get(key), kind) or isinstance(ck.get(key), bool):
+                raise ResumeError(f"{last} is not a resumable training checkpoint (no valid {key!r})")
+        if not _sd_finite(ck["model"]) or (isinstance(ck.get("ema"), dict) and not _sd_finite(ck["ema"])):
+            raise ResumeError(f"{last} holds non-finite (NaN/inf) weights: a diverged run cannot be resumed")
+        changes, reset_best = _resume_plan(ck["config"], cfg, ck["step"], last)
+        for line in changes:
+            say(line)
     if master:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create out_dir {out}: {e.strerror or e}") from None
 
     # ---- model, EMA, optimizer, schedule
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
@@ -306,6 +486,8 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema > 0 else None
+    if not any(p.requires_grad for p in model.parameters()):
+        raise UsageError(f"model {cfg.model.name} has no trainable parameters")
     opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                   weight_decay=cfg.optim.weight_decay)
@@ -317,19 +499,41 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype is torch.float16)
     step, best = 0, -math.inf
     if resume:
-        ck = _load_ckpt(last)
-        model.load_state_dict(ck["model"])
-        if ema is not None and ck.get("ema"):
-            ema.load_state_dict(ck["ema"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if ck.get("scaler"):
-            scaler.load_state_dict(ck["scaler"])
-        step, best = int(ck["step"]), float(ck.get("best", -math.inf))
-        rng = ck["rng"]  # rank 0's generator states (training draws no random numbers from them: data
-        torch.set_rng_state(rng["torch"][0])  # batches are seeded per step, see videosr.data)
-        if cuda and rng.get("cuda"):
-            torch.cuda.set_rng_state(rng["cuda"][0], device)
+        from .models.registry import load_weights
+
+        try:
+            load_weights(model, ck["model"], source=str(last))
+            if ema is not None:  # EMA turned on since: it starts from the resumed weights
+                load_weights(ema, ck["ema"] if ck.get("ema") else ck["model"], source=f"{last} (EMA)")
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            if ck.get("scaler"):
+                scaler.load_state_dict(ck["scaler"])
+            step, best = ck["step"], float(ck.get("best", -math.inf))
+            rng = ck["rng"]  # rank 0's generator states (training draws no random numbers from them: data
+            torch.set_rng_state(rng["torch"][0])  # batches are seeded per step, see videosr.data)
+            if cuda and rng.get("cuda"):
+                torch.cuda.set_rng_state(rng["cuda"][0], device)
+        except ModelError as e:
+            raise ResumeError(str(e)) from None
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a damaged or edited state
+            detail = str(e).splitlines()[0][:200] if str(e) else ""
+            raise ResumeError(f"{last} cannot be resumed (damaged optimizer / scheduler / RNG state): "
+                              f"{type(e).__name__}" + (f": {detail}" if detail else "")) from None
+        if reset_best:
+            best = -math.inf
+        # the optimizer's hyperparameters come back from the checkpoint: put the current ones in (a change
+        # was reported above), and the peak lr under the (possibly changed) schedule at this step
+        for g in opt.param_groups:
+            g["betas"], g["weight_decay"] = tuple(cfg.optim.betas), cfg.optim.weight_decay
+        if any(g.get("initial_lr") != cfg.optim.lr for g in opt.param_groups):
+            for g in opt.param_groups:
+                g["initial_lr"] = cfg.optim.lr
+            sched.base_lrs = [cfg.optim.lr] * len(opt.param_groups)
+        f = lr_factor(sched.last_epoch, cfg.optim.warmup, cfg.optim.steps, cfg.optim.min_lr_ratio)
+        for g in opt.param_groups:
+            g["lr"] = cfg.optim.lr * f
+        sched._last_lr = [g["lr"] for g in opt.param_groups]  # what get_last_lr() reports
         say(f"resumed {last} at step {step}")
     net = model
     if world > 1:
@@ -339,7 +543,14 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         f"precision {cfg.precision}")
 
     # ---- data
-    store = store if store is not None else vdata.ClipStore.load(cfg.data.root)
+    if store is None:
+        try:
+            store = vdata.ClipStore.load(cfg.data.root)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # damaged manifest or image
+            detail = str(e).splitlines()[0][:200] if str(e) else ""
+            raise InputError(f"training set {cfg.data.root} (data.root) is damaged: {type(e).__name__}"
+                             + (f": {detail}" if detail else "")) from None
+    _check_store(store, cfg)
     ds = vdata.TrainClips(store, scale=cfg.data.scale, patch=cfg.data.patch, frames=cfg.data.frames,
                           batch=cfg.data.batch, degradation=cfg.data.degradation,
                           video_fraction=cfg.data.video_fraction, augment=cfg.data.augment, seed=cfg.seed,
@@ -351,8 +562,17 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                                          pin_memory=cuda, prefetch_factor=2 if cfg.data.workers else None)
     val_clips = vdata.load_val_clips(cfg.val.data, cfg.val.clips, cfg.val.max_frames) if (
         master and cfg.val.every) else []
-    if master and cfg.val.every and not val_clips:
-        say(f"validation skipped: no clips under {cfg.val.data}")
+    if master and cfg.val.every:  # a visible warning (also when quiet): without validation no best.pt
+        missing = [c for c in cfg.val.clips if c not in {name for name, _ in val_clips}]
+        if not val_clips:
+            why = "not found" if not Path(cfg.val.data).is_dir() else (
+                f"holds none of the clips {', '.join(cfg.val.clips)}" if cfg.val.clips else "val.clips is empty")
+            print(f"videosr train: warning: validation data {cfg.val.data} (val.data) {why}: training runs without "
+                  f"validation and writes no best.pt (point val.data at Vid4/GT-like clip folders, or set "
+                  f"val.every = 0)", file=sys.stderr, flush=True)
+        elif missing:
+            print(f"videosr train: warning: val.clips not found under {cfg.val.data}: {', '.join(missing)} "
+                  f"(validating on {', '.join(n for n, _ in val_clips)})", file=sys.stderr, flush=True)
     val_deg = cfg.data.degradation if cfg.data.degradation in ("BI", "BD") else "BI"  # validation LR
 
     # ---- logging
@@ -382,7 +602,11 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             except Exception as e:  # noqa: BLE001 - the baseline line is informative only
                 say(f"(bicubic baseline unavailable: {e})")
 
+    kept = {"step": step if resume else None}  # the step of the checkpoint last.pt holds
+
     def save(path: Path) -> None:
+        if path == last:
+            kept["step"] = step
         if not master:
             return
         _atomic_save({"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
@@ -394,9 +618,11 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     # ---- loop
     total = cfg.optim.steps
     stop_at = min(total, step + max_steps) if max_steps is not None else total
+    if step >= total:
+        say(f"nothing to train: the run is at step {step} = optim.steps (raise optim.steps to extend it)")
     it = iter(loader)
     t0, s0, loss_v, parts = time.perf_counter(), step, float("nan"), {}
-    interrupted = False
+    interrupted, diverged = False, ""
     with _Stop() as stopper:
         while step < stop_at:
             lr_t, hr_t = next(it)
@@ -407,18 +633,33 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             if cfg.loss.flow:  # the model's photometric flow loss of this forward (computed inside it, DDP-safe)
                 loss = loss + cfg.loss.flow * model.flow_loss
                 parts["flow"] = float(model.flow_loss.detach())
+            loss_v = float(loss.detach())
+            bad = not math.isfinite(loss_v)  # stop before this step updates anything
+            if world > 1:  # all ranks agree (one rank alone leaving would hang the others)
+                flag = torch.tensor([float(bad)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                bad = bool(flag.item())
+            if bad:
+                diverged = f"the loss is {loss_v:g} at step {step + 1}" if not math.isfinite(loss_v) else (
+                    f"the loss is not finite on another rank at step {step + 1}")
+                break
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.optim.clip > 0:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip)
-            scaler.step(opt)
+            try:
+                scaler.step(opt)
+            except RuntimeError as e:  # a step size beyond float32 ("cannot be converted ... without overflow")
+                if "overflow" not in str(e):
+                    raise
+                diverged = f"the optimizer step overflowed at step {step + 1}"
+                break
             scaler.update()
             sched.step()
             step += 1
             if ema is not None:
                 ema_update(ema, model, min(cfg.ema, (1 + step) / (10 + step)))
-            loss_v = float(loss.detach())
             # -- log, validate, checkpoint (rank 0), agree on stopping (all ranks)
             if master and (step % cfg.log_every == 0 or step == stop_at):
                 el = time.perf_counter() - t0
@@ -437,7 +678,12 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                 flag = torch.tensor([float(stop)], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 stop = bool(flag.item())
-            if val_clips and (step % cfg.val.every == 0 or step == total):
+            due_val = bool(cfg.val.every) and (step % cfg.val.every == 0 or step == total)
+            due_save = stop or step % cfg.ckpt.every == 0 or step == stop_at
+            if (due_val or due_save) and not _finite(model, ema):  # the same on every rank: identical weights
+                diverged = f"the weights became NaN/inf at step {step}"
+                break
+            if val_clips and due_val:
                 val = validate(ema if ema is not None else model, val_clips, cfg.data.scale, cfg.val.crop_border,
                                device, degradation=val_deg, lr_crf=cfg.val.lr_crf)
                 say(f"step {step}: val PSNR-Y " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
@@ -449,7 +695,7 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                 if val["mean"] > best:
                     best = val["mean"]
                     save(out / "best.pt")
-            if stop or step % cfg.ckpt.every == 0 or step == stop_at:
+            if due_save:
                 save(last)
             if stop:
                 interrupted = True
@@ -460,6 +706,12 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         writer.close()
     if world > 1:
         dist.barrier()
+    if diverged:
+        where = (f"{last} (step {kept['step']}) is kept: --resume with the new value continues from it"
+                 if kept["step"] is not None else "no checkpoint was written")
+        hint = ("not finite before any update of this run: check the loss weights (loss.*), model.kwargs and "
+                "precision" if step == s0 else "lower optim.lr, or raise optim.warmup, or use precision = fp32")
+        raise DivergedError(f"training diverged: {diverged} (lr {sched.get_last_lr()[0]:.2e}); {hint}; {where}")
     if interrupted:
         say(f"saved {last} at step {step}; continue with --resume")
         from .errors import Interrupted

@@ -11,7 +11,10 @@ def register(sub) -> None:
         description="Train a registered model on the set built by scripts/build_dataset.py. Multi-process: "
                     "torchrun --nproc_per_node N -m videosr train CONFIG.toml")
     p.add_argument("config", nargs="?", help="TOML config (configs/fast-x4.toml, configs/quality-x4.toml)")
-    p.add_argument("--resume", action="store_true", help="continue the run in the config's out_dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in the config's out_dir; each config key changed since its checkpoint "
+                        "is reported and applied (lr, steps, data, validation, ...) or refused (model, scale, "
+                        "optimizer)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, dotted (e.g. --set optim.lr=3e-4 --set data.batch=8); repeatable")
     p.add_argument("--max-steps", type=int, default=None, metavar="N",
