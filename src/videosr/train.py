@@ -132,7 +132,6 @@ def _atomic_save(obj: Any, path: Path) -> None:
 def _load_ckpt(path: str | Path, error: type = ModelError) -> dict[str, Any]:
     """A training checkpoint's dict; any problem is one line of ``error`` (ModelError for export and
     load_checkpoint_model, ResumeError for --resume)."""
-    import pickle
     import zipfile
 
     path = Path(path)
@@ -149,7 +148,7 @@ def _load_ckpt(path: str | Path, error: type = ModelError) -> dict[str, Any]:
         if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end
             raise error(f"checkpoint {path} is corrupt or truncated ({size} bytes; not a readable PyTorch "
                         f"checkpoint)") from None
-        if isinstance(e, pickle.UnpicklingError):
+        if type(e).__name__ == "UnpicklingError":  # weights_only refused an object (no pickle import here)
             raise error(f"checkpoint {path} holds Python objects other than tensors and plain data: refused "
                         f"(checkpoints are read with weights_only)") from None
         detail = str(e).splitlines()[0][:200] if str(e) else ""
