@@ -136,7 +136,8 @@ def test_rgb_to_yuv_matches_swscale(cs, rng):
 
 @pytest.mark.parametrize("name", ["fast-x4", "fast-x4-large", "fast-x2"])
 def test_fastvsr_forward_planes_is_forward_in_yuv(name):
-    """forward_planes = forward, then the colour matrix and a 2x2 chroma average, on the kept frames."""
+    """forward_planes = forward clamped to [0, 1] (as the RGB output path clamps), then the colour matrix and a
+    2x2 chroma average, on the kept frames (random weights and frames: many outputs leave [0, 1])."""
     from videosr.io._pixfmt import rgb_to_yuv
     from videosr.models import create_model
 
@@ -149,6 +150,8 @@ def test_fastvsr_forward_planes_is_forward_in_yuv(name):
     with torch.no_grad():
         rgb = net(x)[0, 1:4]  # (3, 3, sH, sW)
         y, u, v = (p[0] for p in net.forward_planes(x, m, keep=(1, 4)))
+    assert ((rgb < 0) | (rgb > 1)).any()  # the clamp is exercised
+    rgb = rgb.clamp(0, 1)
     yuv = torch.einsum("ij,tjhw->tihw", m[:, :3], rgb) + m[:, 3].view(1, 3, 1, 1)
     s = net.scale
     assert y.shape == (3, 13 * s, 22 * s) and u.shape == v.shape == (3, 13 * s // 2, 11 * s)
@@ -187,7 +190,7 @@ def test_recurrent_forward_planes_is_forward_in_yuv(name):
     x = torch.rand(1, 6, 3, 11, 14)
     m = torch.tensor(rgb_to_yuv(None, None))
     with torch.no_grad():
-        rgb = net(x)[0, 2:5]  # (3, 3, sH, sW)
+        rgb = net(x)[0, 2:5].clamp(0, 1)  # (3, 3, sH, sW), clamped as the RGB output path clamps
         y, u, v = (p[0] for p in net.forward_planes(x, m, keep=(2, 5)))
     yuv = torch.einsum("ij,tjhw->tihw", m[:, :3], rgb) + m[:, 3].view(1, 3, 1, 1)
     assert y.shape == (3, 44, 56) and u.shape == v.shape == (3, 22, 28)

@@ -567,7 +567,9 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
                    preset: str | None = None, threads: int = 1) -> torch.Tensor:
     """Encode a clip (T, 3, H, W) [0, 1] with ``codec`` at ``crf`` (yuv420p, in memory) and decode it back.
 
-    The frames are rounded to 8 bits first (RGB -> yuv420p by FFmpeg's swscale, BT.601 limited range, as
+    The frames are rounded to 8 bits first (RGB -> yuv420p by FFmpeg's swscale, BT.601 limited range, with the
+    same exact-rounding conversions as videosr's reader and writer, ``io.SWS_FROM_RGB`` / ``io.SWS_TO_RGB``;
+    FFmpeg's defaults decode about 1.1 levels dark), otherwise as
     ``ffmpeg -pix_fmt yuv420p`` does with RGB input). ``preset``: x264/x265 preset (default "medium" for
     x264, "fast" for x265) or libvpx-vp9's ``cpu-used`` ("0".."8", default "4"). ``threads=1`` makes the
     encoder deterministic: the same bytes on every run and machine of one FFmpeg build (with glibc's heap
@@ -578,6 +580,8 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
     cropped back. Returns float32.
     """
     import av
+
+    from .io import SWS_FROM_RGB, SWS_TO_RGB
 
     check_codec(codec, int(crf), preset)
     t, c, h, w = clip.shape
@@ -603,7 +607,9 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
             opts["x265-params"] = f"log-level=error:pools={int(threads)}:frame-threads={int(threads)}"
         st.options = opts
         for a in frames_u8:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(a), format="rgb24")
+            vf = vf.reformat(format="yuv420p", interpolation=SWS_FROM_RGB)  # 2x2-average chroma, exact rounding
+            for pkt in st.encode(vf):
                 out.mux(pkt)
         for pkt in st.encode():
             out.mux(pkt)
@@ -611,7 +617,7 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
     dec = []
     with av.open(buf, "r") as inp:
         for fr in inp.decode(video=0):
-            dec.append(torch.from_numpy(fr.to_ndarray(format="rgb24")).permute(2, 0, 1))
+            dec.append(torch.from_numpy(fr.to_ndarray(format="rgb24", interpolation=SWS_TO_RGB)).permute(2, 0, 1))
     if len(dec) != t:
         raise RuntimeError(f"video_compress: {len(dec)} frames decoded for {t} encoded")
     y = torch.stack(dec).float() / 255

@@ -8,6 +8,7 @@ See ``reader`` and ``writer`` module docstrings for formats, defaults and error 
 
 from __future__ import annotations
 
+from ._pixfmt import SWS_FROM_RGB, SWS_TO_RGB
 from ._streams import IOWarning
 from ._types import Frame, VideoInfo
 from .convert import image_to_tensor, tensor_to_image
@@ -21,6 +22,8 @@ __all__ = [
     "IOWarning",
     "ImageFolderReader",
     "ImageFolderWriter",
+    "SWS_FROM_RGB",
+    "SWS_TO_RGB",
     "VideoInfo",
     "VideoReader",
     "VideoWriter",

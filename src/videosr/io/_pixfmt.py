@@ -39,6 +39,29 @@ def chroma(pix_fmt: str) -> str:
     return "444"  # rgb/gbr/pal formats
 
 
+def _sws_flags(algorithm: str, *flags: str):
+    """A swscale ``interpolation`` for PyAV's ``reformat``: the algorithm with ``flags`` or'ed in (the algorithm
+    alone on a PyAV without the flag names)."""
+    from av.video.reformatter import Interpolation
+
+    out = getattr(Interpolation, algorithm)
+    for f in flags:
+        if not hasattr(Interpolation, f):
+            return out
+        out |= getattr(Interpolation, f)
+    return out
+
+
+# The swscale conversions between RGB and YUV. Without ACCURATE_RND and full-resolution chroma, swscale's
+# YUV -> RGB fast path is biased: decoding the sample clip (4:2:0 BT.709) it gave RGB a mean 1.1 code values
+# below the exact inverse of the matrix (every network model's input, and so its output, 1.1 Y levels
+# darker than the source); with these flags +0.01. RGB -> YUV: Y was already exact; AREA + full-resolution
+# input chroma makes 4:2:0 chroma the 2x2 average of each block (to 0.51 code values; swscale's default
+# filter was up to 2.8 off it), as the models' planes output computes it (tests/test_colour.py).
+SWS_TO_RGB = _sws_flags("BILINEAR", "ACCURATE_RND", "FULL_CHR_H_INT")
+SWS_FROM_RGB = _sws_flags("AREA", "ACCURATE_RND", "FULL_CHR_H_INP")
+
+
 def sws_colorspace(cs: int | None) -> int | None:
     """An AVColorSpace usable as a swscale matrix, else None (swscale default)."""
     return cs if cs in _SWS_COLORSPACES else None

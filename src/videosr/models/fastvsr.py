@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..degrade import upsample
-from .layers import (ResidualBlock, add_planes, bicubic_upsample_conv, full_precision, rgb_to_yuv_image,
-                     upsample_weights, yuv420_fold)
+from .layers import (ResidualBlock, add_planes, bicubic_upsample_conv, clamp_cells, full_precision,
+                     rgb_to_yuv_image, upsample_weights, yuv420_fold)
 from .registry import Variant, register_arch, register_variant
 
 
@@ -143,13 +143,16 @@ class FastVSR(nn.Module):
     def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, 3, H, W) RGB in [0, 1] -> the output as 4:2:0 video planes, for the video pipeline:
-        Y (B, T', sH, sW), U and V (B, T', sH/2, sW/2), in [0, 1] code units (unclamped).
+        Y (B, T', sH, sW), U and V (B, T', sH/2, sW/2), in [0, 1] code units, float32.
 
-        The same maths as ``forward`` followed by ``rgb_to_yuv`` ((3, 4): the affine matrix of the video's
-        colour space and range) and a 2x2 average of the chroma, but the colour matrix and the average are
-        folded into the reconstruction conv (half the output channels of the RGB tail), the bicubic base is
-        taken of the LR frame's Y, U and V, and the learned sub-pixels are added into the base planes
-        straight from the conv's output: no RGB frame and no pixel-shuffled copy at the output size.
+        The same maths as ``forward``, clamped to [0, 1] as the RGB output path clamps it, followed by
+        ``rgb_to_yuv`` ((3, 4): the affine matrix of the video's colour space and range) and a 2x2 average of
+        the chroma, but the colour matrix and the average are folded into the reconstruction conv (half the
+        output channels of the RGB tail), the bicubic base is taken of the LR frame's Y, U and V, and the
+        learned sub-pixels are added into the base planes straight from the conv's output: no RGB frame and no
+        pixel-shuffled copy at the output size. The clamp is per RGB pixel, which 4:2:0 planes cannot see, so
+        each trunk cell's RGB is bounded (on the trunk grid): the few cells that may leave [0, 1] are rebuilt
+        in RGB, clamped and converted (``layers.clamp_cells``).
         ``keep = (a, b)``: reconstruct only frames a..b-1 of the clip
         (T' = b - a; the others are context for the window)."""
         if not self.supports_planes:
@@ -158,8 +161,9 @@ class FastVSR(nn.Module):
         d, s, r, P = self.down, self.scale, self.out_kernel // 2, self.scale * self.down
         a, z = keep if keep is not None else (0, t)
         y, _, _ = self._features(x, (a, z))  # (B*T', width, h', w')
+        y = F.pad(y, (r, r, r, r)) if r else y
         w1, bias = self._plane_weights(rgb_to_yuv)
-        out = F.conv2d(F.pad(y, (r, r, r, r)) if r else y, w1.to(y.dtype), bias.to(y.dtype))  # (N, P*P*3/2, h', w')
+        out = F.conv2d(y, w1.to(y.dtype), bias.to(y.dtype))  # (N, P*P*3/2, h', w')
         # the bicubic base of the current frames' Y, U, V (the filter commutes with the colour matrix),
         # chroma averaged 2x2 as 4:2:0 subsamples it
         cur = x[:, a:z].reshape(-1, c, h, w)  # (N, 3, H, W), N = B*T'
@@ -167,6 +171,10 @@ class FastVSR(nn.Module):
         ys = self._base(yuv[:, :1])[:, 0]  # (N, s*H2, s*W2)
         uvs = self._base(yuv[:, 1:], average=2)  # (N, 2, s*H2/2, s*W2/2)
         add_planes(out, ys, uvs[:, 0], uvs[:, 1], P)  # + the learned sub-pixels, in place
+        # the RGB output's clamp: cells that may leave [0, 1] (bounds of the base from the padded LR frame)
+        ph, pw = -h % d, -w % d
+        lr = F.pad(cur, (0, pw, 0, ph), mode="replicate") if (ph or pw) else cur  # what _base upsamples
+        clamp_cells((ys, uvs[:, 0], uvs[:, 1]), y, self.to_rgb, lr, "cubic", s, d, rgb_to_yuv)
         ys, uvs = ys[:, : s * h, : s * w], uvs[..., : s * h // 2, : s * w // 2]  # odd LR sizes: crop
         tk = z - a
         return (ys.reshape(b, tk, *ys.shape[-2:]), uvs[:, 0].reshape(b, tk, *uvs.shape[-2:]),

@@ -25,8 +25,8 @@ from torch import nn
 from ..degrade import upsample
 from ..errors import ModelError
 from .fastvsr import TRAINING_DATA
-from .layers import (ResidualBlock, add_planes, flow_warp, full_precision, rgb_to_yuv_image, upsample_weights,
-                     yuv420_fold)
+from .layers import (ResidualBlock, add_planes, clamp_cells, flow_warp, full_precision, rgb_to_yuv_image,
+                     upsample_weights, yuv420_fold)
 from .registry import Variant, register_arch, register_variant
 
 
@@ -234,9 +234,26 @@ class RecurrentVSR(nn.Module):
             y = self.act(self.fuse(torch.cat([bwd, fwd], dim=1)))  # (N, width, h', w')
         return self.act(F.pixel_shuffle(self.upconv(y), self.down))  # (N, up_channels, H2, W2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep: tuple[int, int] | None = None) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, T, 3, sH, sW); with ``keep = (a, b)`` only frames a..b-1, (B, b-a, 3, sH, sW):
+        each direction propagates only over the frames that feed them and they are reconstructed one at a time
+        (the inference engine keeps a chunk's core: its context frames' full-size outputs, and the batch of all
+        of them at once, were most of a chunk's memory; benchmarks/peak_memory.py, entries before-rgb-path and
+        after-rgb-path). Without ``keep`` (training) all frames in one batch."""
         b, t, c, h, w = x.shape
         s = self.scale
+        if keep is not None:
+            a, z = keep
+            lr, forward, backward = self._propagate(x, need=(a, z))
+            lr = lr.reshape(b, t, *lr.shape[1:])  # (B, T, 3, H2, W2)
+            out = None
+            for k, i in enumerate(range(a, z)):
+                y = self._upsample_features(forward[i], backward[i])  # type: ignore[arg-type]  (B, up, H2, W2)
+                y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s) + self._base(lr[:, i])
+                if out is None:  # written in place: no second copy of the kept frames (torch.stack)
+                    out = y.new_empty((b, z - a, c, s * h, s * w))
+                out[:, k] = y[..., : s * h, : s * w]  # (B, 3, sH, sW)
+            return out if out is not None else x.new_empty((b, 0, c, s * h, s * w))
         lr, forward, backward = self._propagate(x)
         # reconstruction, all frames in one batch
         y = self._upsample_features(torch.stack(forward, dim=1).flatten(0, 1),  # type: ignore[arg-type]
@@ -262,14 +279,18 @@ class RecurrentVSR(nn.Module):
     def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, 3, H, W) RGB in [0, 1] -> the output as 4:2:0 video planes: Y (B, T', sH, sW), U and V
-        (B, T', sH/2, sW/2), in [0, 1] code units (unclamped), for frames ``keep = (a, b)`` (default all).
+        (B, T', sH/2, sW/2), in [0, 1] code units, float32, for frames ``keep = (a, b)`` (default all).
 
-        ``forward`` followed by ``rgb_to_yuv`` ((3, 4) affine map of the video's colour space and range) and
-        a 2x2 chroma average, with both folded into the last conv (half its output channels, no RGB frame at
-        the output size); the bilinear base is taken of the LR frame's Y, U, V (a per-channel filter commutes
-        with the matrix) and the learned sub-pixels are added into it in place. Each direction propagates only over the frames that feed the kept ones (forward from the
-        clip's start, backward from its end); only the kept frames are reconstructed, one at a time, so the
-        clip's context frames cost no reconstruction and memory stays at one output frame."""
+        ``forward``, clamped to [0, 1] as the RGB output path clamps it, followed by ``rgb_to_yuv`` ((3, 4)
+        affine map of the video's colour space and range) and a 2x2 chroma average, with the matrix and the
+        average folded into the last conv (half its output channels, no RGB frame at the output size); the
+        bilinear base is taken of the LR frame's Y, U, V (a per-channel filter commutes with the matrix) and
+        the learned sub-pixels are added into it in place. The clamp is per RGB pixel, which 4:2:0 planes
+        cannot see, so the RGB of each LR pixel's s x s outputs is bounded (on the LR grid): the few that may
+        leave [0, 1] are rebuilt in RGB, clamped and converted (``layers.clamp_cells``). Each direction
+        propagates only over the frames that feed the kept ones (forward from the clip's start, backward from
+        its end); only the kept frames are reconstructed, one at a time, so the clip's context frames cost no
+        reconstruction and memory stays at one output frame."""
         if not self.supports_planes:
             raise NotImplementedError("4:2:0 planes need an even scale")
         b, t, c, h, w = x.shape
@@ -285,12 +306,13 @@ class RecurrentVSR(nn.Module):
         bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64)).float().to(dev)
         planes: list[list[torch.Tensor]] = [[], [], []]
         for i in range(a, z):
-            y = self._upsample_features(forward[i], backward[i])  # (B, up_channels, H2, W2)
-            out = F.conv2d(F.pad(y, (1, 1, 1, 1)), wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
+            y = F.pad(self._upsample_features(forward[i], backward[i]), (1, 1, 1, 1))  # (B, up_channels, H2+2, W2+2)
+            out = F.conv2d(y, wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
             yuv = rgb_to_yuv_image(lr[:, i], rgb_to_yuv)  # (B, 3, H2, W2): the base commutes with the matrix
             yy = self._base(yuv[:, :1])[:, 0]  # (B, s*H2, s*W2): the bilinear base of Y
             uv = self._base(yuv[:, 1:], average=2)  # (B, 2, s*H2/2, s*W2/2): of U, V, 4:2:0
             add_planes(out, yy, uv[:, 0], uv[:, 1], s)
+            clamp_cells((yy, uv[:, 0], uv[:, 1]), y, self.conv_last, lr[:, i], "linear", s, 1, rgb_to_yuv)  # the clamp
             for k, p in enumerate((yy[:, : s * h, : s * w], uv[:, 0, : s * h // 2, : s * w // 2],
                                    uv[:, 1, : s * h // 2, : s * w // 2])):
                 planes[k].append(p)
