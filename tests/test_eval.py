@@ -374,3 +374,84 @@ def test_lr_files_record_their_path(image_set, tmp_path):
     r = evaluate(["bicubic"], str(image_set), lr=str(lr_dir), scale=4, progress=False)[0]
     assert r["lr"] == {"files": str(lr_dir)} and r["degradation"] == "LR files"
     assert "(x4, LR files)" in format_table([r])
+
+
+# ---- --lr pairing by name (issue 19 item 4) -----------------------------------------------------------
+
+
+def _lr_like(gt_root: Path, lr_root: Path, scale: int) -> None:
+    """LR files for every GT image under gt_root: the protocol's BI LR (8 bits) saved as PNG, same names."""
+    from videosr.evaluate import LRRecipe, _read_image, make_lr
+
+    for f in sorted(gt_root.rglob("*.png")):
+        lr = make_lr(_read_image(f)[None], scale, LRRecipe.make("BI"), f.stem)[0]
+        _save(lr_root / f.relative_to(gt_root), (lr * 255).round().byte().permute(1, 2, 0).numpy())
+
+
+def test_lr_frames_are_paired_by_name_not_position(video_set, tmp_path, capsys):
+    lr = tmp_path / "lr"
+    _lr_like(video_set, lr, 2)
+    kw = dict(scale=2, temporal=False, progress=False)
+    made = evaluate(["bicubic"], str(video_set), **kw)[0]
+    files = evaluate(["bicubic"], str(video_set), lr=str(lr), **kw)[0]
+    for name in ("clipA", "clipB"):  # the same LR, read from files: the same figures
+        assert files["clips"][name]["psnr_y"] == pytest.approx(made["clips"][name]["psnr_y"], abs=1e-9)
+    # a stray extra LR frame (sorted first) used to shift every pair (exit 0, lower PSNR); now it is an error naming it
+    (lr / "clipA" / "f8.png").write_bytes((lr / "clipA" / "f9.png").read_bytes())
+    with pytest.raises(InputError, match=r"clipA.*only in LR: f8.*paired by name"):
+        evaluate(["bicubic"], str(video_set), lr=str(lr), **kw)
+    # a missing one too, listed with the extra one, first differences only
+    (lr / "clipA" / "f10.png").unlink()
+    with pytest.raises(InputError, match=r"missing in LR: f10; only in LR: f8"):
+        evaluate(["bicubic"], str(video_set), lr=str(lr), **kw)
+    rc = main(["eval", "--model", "bicubic", "--data", str(video_set), "--lr", str(lr), "--scale", "2",
+               "--no-tof", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 3 and len(err.splitlines()) == 1 and "missing in LR: f10" in err and "Traceback" not in err
+    # renamed frames (different numbering) are not silently paired by position
+    (lr / "clipA" / "f8.png").rename(lr / "clipA" / "f10.png")
+    (lr / "clipB" / "f11.png").rename(lr / "clipB" / "f011.png")
+    with pytest.raises(InputError, match=r"clipB.*missing in LR: f11; only in LR: f011"):
+        evaluate(["bicubic"], str(video_set), lr=str(lr), **kw)
+
+
+def test_lr_frames_named_with_scale_suffix_and_other_extension(video_set, tmp_path):
+    lr = tmp_path / "lr"
+    _lr_like(video_set, lr, 2)
+    base = evaluate(["bicubic"], str(video_set), lr=str(lr), scale=2, temporal=False, progress=False)[0]
+    for f in sorted(lr.rglob("*.png")):  # f9.png -> f9x2.bmp (lossless)
+        Image.open(f).save(f.with_name(f"{f.stem}x2.bmp"))
+        f.unlink()
+    r = evaluate(["bicubic"], str(video_set), lr=str(lr), scale=2, temporal=False, progress=False)[0]
+    assert r["clips"] == base["clips"]
+    # two LR files for one GT frame: ambiguous, an error
+    Image.open(lr / "clipA" / "f9x2.bmp").save(lr / "clipA" / "f9.png")
+    with pytest.raises(InputError, match=r"both stand for the frame 'f9'"):
+        evaluate(["bicubic"], str(video_set), lr=str(lr), scale=2, temporal=False, progress=False)
+
+
+def test_lr_must_mirror_data_structure(image_set, tmp_path, capsys):
+    lr = tmp_path / "lr"
+    _lr_like(image_set, lr, 4)
+    for f in lr.glob("*.png"):
+        f.rename(f.with_name(f"{f.stem}x4.png"))  # Set5 style: babyx4.png
+    ok = evaluate(["bicubic"], str(image_set), lr=str(lr), scale=4, progress=False)[0]
+    assert set(ok["clips"]) == {"one", "two"}
+    # one LR file for a folder of GT images used to score every image against it
+    rc = main(["eval", "--model", "bicubic", "--data", str(image_set), "--lr", str(lr / "onex4.png"),
+               "--scale", "4", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "must be a folder of the same structure" in err and len(err.splitlines()) == 1
+    # an extra LR image: the names differ (no --clip): an error listing it
+    (lr / "threex4.png").write_bytes((lr / "onex4.png").read_bytes())
+    with pytest.raises(InputError, match=r"only in LR: three"):
+        evaluate(["bicubic"], str(image_set), lr=str(lr), scale=4, progress=False)
+    # with --clip only the chosen clips need LR
+    r = evaluate(["bicubic"], str(image_set), lr=str(lr), scale=4, clips=["one"], progress=False)[0]
+    assert r["clips"]["one"] == ok["clips"]["one"]
+    (lr / "onex4.png").unlink()
+    with pytest.raises(InputError, match=r"missing in LR: one"):
+        evaluate(["bicubic"], str(image_set), lr=str(lr), scale=4, clips=["one"], progress=False)
+    # a single GT file takes a single LR file
+    single = evaluate(["bicubic"], str(image_set / "two.png"), lr=str(lr / "twox4.png"), scale=4, progress=False)[0]
+    assert single["clips"]["two"] == ok["clips"]["two"]

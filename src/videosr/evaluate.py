@@ -4,7 +4,7 @@ Protocol (docs/evaluation.md has the commands and the numbers it reproduces):
 
 * Data: a folder of clips (each a sub-folder of frames in natural sort order, e.g. Vid4/GT), a folder
   of images (each a one-frame clip, e.g. Set5/HR), video files (each a clip), or one video file.
-* GT is cropped (bottom/right) to a multiple of the scale. LR is read from ``lr`` (matching names) or
+* GT is cropped (bottom/right) to a multiple of the scale. LR is read from ``lr`` (paired by name) or
   made from the GT with the degradation and rounded to 8 bits like a saved LR image: BI = MATLAB
   bicubic ``imresize(1/s)`` (:func:`videosr.degrade.bi_degrade`, MATLAB's uint8 rounding), BD = 9x9
   Gaussian sigma 1.6 + every s-th pixel (:func:`videosr.degrade.bd_degrade`).
@@ -124,28 +124,90 @@ def load_clip(clip: Clip, max_frames: int | None = None) -> torch.Tensor:
     return torch.stack(frames)
 
 
-def _find_lr(clip: Clip, lr_root: Path, scale: int, is_image_set: bool) -> Clip:
-    """The LR item matching ``clip`` under ``lr_root``: the same name, ``<stem>x<s>.*``, or ``<stem>.*``."""
-    if clip.kind == "frames":
-        d = lr_root / clip.name
-        if not d.is_dir():
-            raise InputError(f"--lr {lr_root}: no folder {clip.name!r} for clip {clip.name}")
-        frames = sorted((f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
-                        key=lambda q: _natural_key(q.name))
-        if len(frames) < len(clip.frames):
-            raise InputError(f"--lr {d}: {len(frames)} frames for {len(clip.frames)} GT frames")
-        return Clip(clip.name, "frames", d, frames[: len(clip.frames)])
-    if lr_root.is_file():
-        return Clip(clip.name, "image" if lr_root.suffix.lower() in IMAGE_EXTS else "video", lr_root)
-    stem = clip.path.stem
-    candidates = [lr_root / clip.path.name]
-    for pattern in (f"{stem}x{scale}.*", f"{stem}_x{scale}.*", f"{stem}_X{scale}.*", f"{stem}.*"):
-        candidates += sorted(lr_root.glob(pattern))
-    for c in candidates:
-        if c.is_file():
-            return Clip(clip.name, clip.kind, c)
-    raise InputError(f"--lr {lr_root}: no file for {clip.path.name} (looked for {clip.path.name}, "
-                     f"{stem}x{scale}.*, {stem}.*)")
+def _first(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
+def _differences(gt: list[str], lr: list[str]) -> str:
+    """The first names only one side has, in natural order: "missing in LR: a, b; only in LR: c"."""
+    gs, ls = set(gt), set(lr)
+    missing = sorted((x for x in gs if x not in ls), key=_natural_key)
+    extra = sorted((x for x in ls if x not in gs), key=_natural_key)
+    return "; ".join(part for part in (f"missing in LR: {_first(missing)}" if missing else "",
+                                       f"only in LR: {_first(extra)}" if extra else "") if part)
+
+
+def _lr_key(stem: str, scale: int, wanted: set[str]) -> str:
+    """The GT name an LR name stands for: the same name, or that name with an ``x4`` / ``_x4`` / ``_X4``
+    suffix (the scale) as in SR data sets (``babyx4.png`` for ``baby.png``)."""
+    if stem in wanted:
+        return stem
+    for suffix in (f"x{scale}", f"_x{scale}", f"_X{scale}"):
+        if stem.endswith(suffix) and stem[: -len(suffix)] in wanted:
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _by_name(paths: list[Path], names: list[str], scale: int, where: Path, what: str) -> dict[str, Path]:
+    """LR ``paths`` keyed by the GT name each stands for (:func:`_lr_key`); two for one name is an error."""
+    wanted, out = set(names), {}
+    for p in paths:
+        key = _lr_key(p.stem if p.is_file() else p.name, scale, wanted)
+        if key in out:
+            raise InputError(f"--lr {where}: {out[key].name} and {p.name} both stand for the {what} {key!r}")
+        out[key] = p
+    return out
+
+
+def _pair_frames(clip: Clip, lr_dir: Path, scale: int) -> Clip:
+    """The LR frames of a GT frame folder, paired by name: the natural-sorted frame names (without
+    extension and ``x<scale>`` suffix) must be the same on both sides."""
+    stems = [p.stem for p in clip.frames]
+    if len(set(stems)) != len(stems):
+        dup = next(s for s in stems if stems.count(s) > 1)
+        raise InputError(f"{clip.path}: two frames named {dup!r} (different extensions); frames are paired by name")
+    lr = sorted((f for f in lr_dir.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
+                key=lambda q: _natural_key(q.name))
+    found = _by_name(lr, stems, scale, lr_dir, "frame")
+    if set(found) != set(stems):
+        raise InputError(f"--lr {lr_dir}: frame names differ from the GT {clip.path} "
+                         f"({_differences(stems, list(found))}); LR and GT frames are paired by name")
+    return Clip(clip.name, "frames", lr_dir, [found[s] for s in stems])
+
+
+def pair_lr(data: str | os.PathLike, lr: str | os.PathLike, all_items: list[Clip], items: list[Clip],
+            scale: int) -> dict[str, Clip]:
+    """The LR item of each of ``items`` (a selection of ``all_items``, what ``data`` holds), paired by name.
+
+    ``lr`` has the structure of ``data``: for a folder, a folder whose clips, images or videos have the GT's
+    names (an image or video may add ``x<scale>``: ``babyx4.png``); a clip folder's frames are paired by
+    name too. Without a ``--clip`` selection the names must be the same on both sides; a mismatch is an
+    InputError listing the first differences (pairing by position would silently shift every pair). A single
+    GT file takes a single LR file, or the file of its name in an LR folder."""
+    root, lr_root = Path(data), Path(lr)
+    if root.is_dir() and not lr_root.is_dir():
+        raise UsageError(f"--lr {lr_root} is a file but --data {root} is a folder: --lr must be a folder of the same "
+                         "structure (the same clip folders, images or videos, with the same names)")
+    if not root.is_dir() and lr_root.is_file():
+        c = items[0]
+        return {c.name: Clip(c.name, "image" if lr_root.suffix.lower() in IMAGE_EXTS else "video", lr_root)}
+    try:
+        lr_items, _ = find_clips(lr_root)
+    except InputError:
+        raise InputError(f"--lr {lr_root}: no clips (sub-folders of frames), images or videos found") from None
+    names = [c.name for c in all_items]
+    by_path = {c.path: c for c in lr_items}
+    found = {k: by_path[p] for k, p in _by_name(list(by_path), names, scale, lr_root, "clip").items()}
+    subset = len(items) < len(all_items) or not root.is_dir()
+    lacking = [c.name for c in items if c.name not in found]
+    if lacking or (not subset and set(found) != set(names)):
+        shown = _differences(names, list(found)) if not subset else f"missing in LR: {_first(lacking)}"
+        raise InputError(f"--lr {lr_root}: names differ from --data {root} ({shown}); LR and GT are paired by name")
+    out = {}
+    for c in items:
+        m = found[c.name]
+        out[c.name] = _pair_frames(c, m.path, scale) if c.kind == "frames" and m.kind == "frames" else m
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -156,7 +218,7 @@ LR_FPS = 25
 LR_PIX_FMT = "yuv420p"
 # the preset each codec gets when --lr-preset is not given (degrade.video_compress's defaults, recorded)
 DEFAULT_PRESETS = {"libx264": "medium", "libx265": "fast", "libvpx-vp9": "4"}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: exact-rounding RGB <-> YUV conversions in video_compress
 
 
 @dataclass(frozen=True)
@@ -318,9 +380,11 @@ def _cached_lr(cache_dir: Path | None, clip: Clip, max_frames: int | None, gt: t
 
 
 def _load_model(name: str, scale: int, weights: str | None):
-    from .pipeline import load_model
+    from .pipeline import load_model, require_trained
 
-    return load_model(name, scale, weights=weights)
+    net = load_model(name, scale, weights=weights)
+    require_trained(net)  # random weights measure nothing
+    return net
 
 
 def _nanmean(vals: list[float | None]) -> float | None:
@@ -337,11 +401,11 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
              lr_noise: float | None = None, lr_cache: str | os.PathLike | None = None) -> list[dict]:
     """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
 
-    ``lr``: folder (or file) of LR inputs matching ``data``'s names; otherwise the LR is made from the
-    GT with ``degradation`` ("BI" or "BD"). ``crop_border``: None for the protocol default (the scale
-    for image sets, 0 for video sets). ``weights``: per model, a weights file or None. ``save_images``:
-    folder for comparison crops and per-frame PSNR plots. ``max_frames``: the first N frames of each
-    clip. ``clips``: only these clip names. ``temporal``: compute tOF for multi-frame clips.
+    ``lr``: LR inputs of the same structure and names as ``data``, paired by name (:func:`pair_lr`);
+    otherwise the LR is made from the GT with ``degradation`` ("BI" or "BD"). ``crop_border``: None for the
+    protocol default (the scale for image sets, 0 for video sets). ``weights``: per model, a weights file or
+    None. ``save_images``: folder for comparison crops and per-frame PSNR plots. ``max_frames``: the first
+    N frames of each clip. ``clips``: only these clip names. ``temporal``: compute tOF for multi-frame clips.
     ``progress``: one line per clip and model on stderr (or through ``log``). ``threads``: torch
     intra-op threads for this call (restored after; None: leave torch's setting). Default 1: the
     protocol is many small memory-bound operations, and on a shared 2-core machine torch's 2 threads
@@ -360,7 +424,10 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     Returns one dict per model: ``{"model", "scale", "degradation", "lr", "clips": {name: {"frames",
     "psnr_y", "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``lr`` is the LR
     recipe (:meth:`LRRecipe.to_dict`, e.g. ``{"degradation": "BI"}``) or ``{"files": <lr path>}``;
-    ``seconds`` is the model's inference time summed over clips; ``tof`` is None for one-frame clips.
+    ``seconds`` is the model's inference time summed over clips (``run_clip`` on the LR, nothing else);
+    ``load_seconds`` the time to build it and load its weights; ``metric_seconds`` the PSNR/SSIM/tOF of its
+    outputs; the rest of a run (reading GT, making the LR, the GT's optical flow for tOF, saving images) is
+    shared by the models and in none of these. ``tof`` is None for one-frame clips.
     ``"clip_seconds"`` holds the per-clip inference times (not part of the JSON format).
     """
     if threads is not None and threads != torch.get_num_threads():
@@ -406,6 +473,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         say = lambda s: None  # noqa: E731
 
     items, is_image_set = find_clips(data)
+    all_items = items
     if clips:
         wanted = set(clips)
         unknown = wanted - {c.name for c in items}
@@ -416,14 +484,19 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     lr_root = Path(lr) if lr is not None else None
     if lr_root is not None and not lr_root.exists():
         raise InputError(f"--lr {lr_root}: no such file or folder")
+    lr_items = pair_lr(data, lr_root, all_items, items, scale) if lr_root is not None else {}  # before the models
     crop = crop_border if crop_border is not None else (scale if is_image_set else 0)
 
-    nets = [_load_model(m, scale, weights[i] if weights else None) for i, m in enumerate(models)]
+    nets, load_secs = [], []
+    for i, m in enumerate(models):
+        t0 = time.perf_counter()
+        nets.append(_load_model(m, scale, weights[i] if weights else None))
+        load_secs.append(round(time.perf_counter() - t0, 3))
     labels = _unique_labels(models)
     lr_doc = {"files": str(lr_root)} if lr_root is not None else recipe.to_dict()
     results = [{"model": labels[i], "scale": scale, "degradation": "LR files" if lr_root else degradation,
                 "lr": dict(lr_doc), "precision": precision, "clips": {}, "mean": {}, "seconds": 0.0,
-                "clip_seconds": {}}
+                "load_seconds": load_secs[i], "metric_seconds": 0.0, "clip_seconds": {}}
                for i in range(len(models))]
     cache_dir = Path(lr_cache).expanduser() if lr_cache is not None else None
     per_frame: dict[str, list[list[float]]] = {}
@@ -431,7 +504,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     for ci, clip in enumerate(items):
         gt = load_clip(clip, max_frames)  # (T, 3, H, W)
         if lr_root is not None:
-            lr_clip = load_clip(_find_lr(clip, lr_root, scale, is_image_set), max_frames)
+            lr_clip = load_clip(lr_items[clip.name], max_frames)
             lh, lw = lr_clip.shape[-2:]
             h, w = gt.shape[-2:]
             if lh * scale > h or lw * scale > w:
@@ -456,10 +529,12 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
             secs = time.perf_counter() - t0
             if out.shape != gt.shape:
                 raise UsageError(f"model {labels[mi]} gave {tuple(out.shape)} for GT {tuple(gt.shape)}")
+            t1 = time.perf_counter()
             out = quantize(out.float().clamp(0, 1))
             p = psnr(out, gt, crop_border=crop)  # (T,)
             s = ssim(out, gt, crop_border=crop)
             tv = float(tof(out, gt_flows=gt_flows)) if gt_flows is not None else None
+            results[mi]["metric_seconds"] += time.perf_counter() - t1
             entry = {"frames": t, "psnr_y": float(p.mean()), "ssim_y": float(s.mean()), "tof": tv}
             results[mi]["clips"][clip.name] = entry
             results[mi]["clip_seconds"][clip.name] = secs
@@ -477,6 +552,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
                 plot_psnr_per_frame(Path(save_images) / f"{clip.name}_psnr.png", clip.name, labels,
                                     per_frame[clip.name])
     for r in results:
+        r["metric_seconds"] = round(r["metric_seconds"], 3)
         cl = r["clips"].values()
         r["mean"] = {"psnr_y": _nanmean([c["psnr_y"] for c in cl]), "ssim_y": _nanmean([c["ssim_y"] for c in cl]),
                      "tof": _nanmean([c["tof"] for c in cl])}
@@ -519,7 +595,8 @@ def describe_lr(result: dict) -> str:
 
 
 def format_table(results: list[dict]) -> str:
-    """The results as a text table: clip, frames, PSNR-Y, SSIM-Y, tOF, seconds; a row group per model."""
+    """The results as a text table: clip, frames, PSNR-Y, SSIM-Y, tOF, seconds (the model's inference only, as
+    the footnote says); a row group per model."""
     def f(v, fmt):
         width = int(fmt.split(".")[0])
         return f"{'-':>{width}}" if v is None else format(v, fmt)
@@ -542,6 +619,9 @@ def format_table(results: list[dict]) -> str:
         lines.append("-" * len(head))
         lines.append(f"{'mean':<{w}}  {total:>6}  {f(m['psnr_y'], '7.2f')}  {f(m['ssim_y'], '7.4f')}  "
                      f"{f(m['tof'], '6.3f')}  {r['seconds']:>7.2f}")
+        if "load_seconds" in r:
+            lines.append(f"seconds: the model's inference only; its load took {r['load_seconds']:.2f} s and the "
+                         f"metrics of its outputs {r.get('metric_seconds', 0.0):.2f} s")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

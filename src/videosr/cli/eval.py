@@ -22,8 +22,9 @@ def register(sub) -> None:
                    help="weights file for the --model in the same position (repeat once per --model)")
     p.add_argument("--data", required=True, metavar="DIR",
                    help="folder of clips (sub-folders of frames), folder of images, or video file(s)")
-    p.add_argument("--lr", default=None, metavar="DIR", help="LR inputs with matching names (default: made "
-                   "from the GT with --degradation)")
+    p.add_argument("--lr", default=None, metavar="DIR", help="LR inputs: a folder of the same structure as --data, "
+                   "paired by name (frames and clips must have the GT's names, an image may add x<scale>: babyx4.png); "
+                   "default: made from the GT with --degradation")
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     p.add_argument("--degradation", default="BI", choices=["BI", "BD", "bi", "bd"],
                    help="how LR is made from GT when --lr is not given (default BI)")
@@ -93,5 +94,11 @@ def run(args) -> int:
         except OSError as e:
             raise OutputError(f"cannot write {args.json}: {e.strerror or e}") from None
     if not args.quiet:
-        print(f"eval took {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+        total = time.perf_counter() - t0
+        infer = sum(r["seconds"] for r in results)
+        load = sum(r.get("load_seconds", 0.0) for r in results)
+        metrics = sum(r.get("metric_seconds", 0.0) for r in results)
+        print(f"eval took {total:.1f} s: model inference {infer:.1f} s, model load {load:.1f} s, metrics (PSNR, SSIM, "
+              f"tOF) {metrics:.1f} s, the rest {max(0.0, total - infer - load - metrics):.1f} s (start-up, reading "
+              "clips, making the LR, the GT's optical flow for tOF, images)", file=sys.stderr)
     return 0
