@@ -71,5 +71,11 @@ class OutputBusyError(ResumeError):
     exit_code = 8
 
 
+class OutOfMemoryError(VideosrError):
+    """Memory ran out (RAM, GPU memory or the address-space limit, ``ulimit -v``) while processing."""
+
+    exit_code = 9
+
+
 class Interrupted(VideosrError):
     exit_code = 130

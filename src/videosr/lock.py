@@ -19,10 +19,34 @@ from typing import Iterator
 from .errors import OutputBusyError, OutputError
 
 
+NAME_MAX = 255  # bytes in one file name (Linux, macOS); os.pathconf gives the folder's own where it can
+
+
+def hidden_name(d: str, base: str, tail: str, reserve: int = 0) -> str:
+    """``.BASE`` + ``tail``: the hidden name videosr gives a file of its own beside the output ``BASE``
+    (lock, resume state, temp files; ``reserve``: bytes the caller appends). Where that would be longer than
+    the folder's NAME_MAX, BASE is cut and a hash of the whole name added (``.BAS~1a2b3c4d`` + tail), so a
+    long OUTPUT name still gets its lock, state and temp files, and always the same ones."""
+    try:
+        limit = os.pathconf(d, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = NAME_MAX
+    limit = min(limit, NAME_MAX) if limit and limit > 0 else NAME_MAX
+    name = f".{base}{tail}"
+    if len(os.fsencode(name)) + reserve <= limit:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(os.fsencode(base)).hexdigest()[:8]
+    room = max(0, limit - reserve - len(os.fsencode(f".~{digest}{tail}")))
+    cut = os.fsencode(base)[:room].decode("utf-8", "ignore")  # never half a character
+    return f".{cut}~{digest}{tail}"
+
+
 def lock_path(output) -> str:
     path = os.fspath(output)
     d, base = os.path.split(os.path.abspath(path.rstrip("/" + os.sep) or path))
-    return os.path.join(d, f".{base}.videosr-lock")
+    return os.path.join(d, hidden_name(d, base, ".videosr-lock"))
 
 
 @contextlib.contextmanager

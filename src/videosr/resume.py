@@ -34,11 +34,14 @@ VERSION = 2  # 2: input inode and last MiB, job id in manifest and segments, che
 MANIFEST = "manifest.json"
 EDGE_BYTES = 1 << 20  # the input identity hashes the first and the last MiB (plus size, mtime, inode)
 _HEX = re.compile(r"[0-9a-f]+")
+_SEGMENT = re.compile(r"seg_[0-9]{6}\.vsrseg")
 
 
 def state_dir(output: str) -> str:
+    from .lock import hidden_name
+
     d, base = os.path.split(os.path.abspath(os.fspath(output)))
-    return os.path.join(d, f".{base}.videosr-resume")
+    return os.path.join(d, hidden_name(d, base, ".videosr-resume"))
 
 
 def leftover_error(sdir: str) -> ResumeError:
@@ -258,6 +261,10 @@ class State:
         """Every listed segment must exist with its recorded size and hash; unlisted files are removed."""
         check_state_dir(self.dir)
         listed = {s["file"] for s in self.manifest.get("segments", [])}
+        ahead = self.manifest.get("ahead")  # segments a distributed run finished out of order (videosr.distributed)
+        if isinstance(ahead, list):
+            listed |= {s["file"] for s in ahead if isinstance(s, dict) and isinstance(s.get("file"), str)
+                       and _SEGMENT.fullmatch(s["file"])}
         for name in os.listdir(self.dir):
             if name == MANIFEST or name in listed:
                 continue

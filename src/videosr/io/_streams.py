@@ -119,6 +119,44 @@ class _AudioTranscode:
         return list(self.out.encode(None))
 
 
+ATTACHMENT_FORMATS = ("matroska",)  # containers that hold attachments (fonts, cover art files)
+
+
+def _carry_extras(ic, oc, fmt: str) -> None:
+    """Carry what is not audio or subtitles where the output container can hold it: attachments (fonts:
+    Matroska), chapters; name in one warning each what is dropped: other video streams than the one
+    upscaled (also cover art), data streams (timecode, metadata tracks), attachments and chapters the
+    container cannot hold."""
+    main = next((s for s in ic.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)), None)
+    for s in ic.streams:
+        name = s.codec_context.name if s.codec_context else (getattr(s, "codec_tag", None) or "?")
+        if s.type == "video" and s is not main:
+            cover = bool(s.disposition & av.stream.Disposition.attached_pic)
+            what = "cover art" if cover else "only the first video stream is upscaled"
+            warn(f"video stream #{s.index} ({name}) is not carried into the output ({what}); dropped")
+        elif s.type == "data":
+            warn(f"data stream #{s.index} ({name}) cannot be carried into .{fmt}; dropped")
+        elif s.type == "attachment":
+            label = getattr(s, "name", None) or s.metadata.get("filename") or f"#{s.index}"
+            data = getattr(s, "data", None)
+            if fmt in ATTACHMENT_FORMATS and data:
+                try:
+                    oc.add_attachment(label, getattr(s, "mimetype", None) or "application/octet-stream", bytes(data))
+                    continue
+                except Exception as e:  # noqa: BLE001 - named in the warning below
+                    log.debug("attachment %s: %s", label, e)
+            warn(f"attachment {label} (stream #{s.index}) cannot be stored in .{fmt}; dropped")
+    try:
+        chapters = ic.chapters()
+    except Exception:  # noqa: BLE001 - a container without chapter support
+        chapters = []
+    if chapters:
+        try:
+            oc.set_chapters(chapters)
+        except Exception:  # noqa: BLE001
+            warn(f"{len(chapters)} chapter(s) cannot be stored in .{fmt}; dropped")
+
+
 class Passthrough:
     """Copies audio and subtitle streams of ``source`` into ``oc``.
 
@@ -128,6 +166,7 @@ class Passthrough:
         self.ic = av.open(source, "r", metadata_errors="replace")
         self.handlers = {}
         supported = oc.supported_codecs
+        _carry_extras(self.ic, oc, fmt)
         for s in self.ic.streams:
             if s.type not in ("audio", "subtitle"):
                 continue

@@ -18,11 +18,13 @@ Behaviour on hostile input (all raise ``videosr.errors`` types; raw ``av`` error
 
 Image folders: png/jpg/jpeg/bmp/tif/tiff/webp files in natural sort order (frame2 before
 frame10); alpha is dropped (not composited); 16-bit PNGs give uint16 frames; all images must have
-the first image's size. fps is 25, time_base 1/25 and pts = index.
+the first image's size. fps is 25 (``fps``: another rate, e.g. ``--fps 30000/1001``), time_base 1/fps and
+pts = index.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -35,12 +37,18 @@ import numpy as np
 
 from ..errors import EmptyInputError, InputError, NoVideoStreamError
 from . import _pixfmt
+from ._streams import warn
 from ._types import Frame, VideoInfo
 
 MAX_SIDE = 16384
 MAX_PIXELS = 1 << 28
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 IMAGE_FPS = Fraction(25)
+
+STDIN_PATHS = ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
+STDIN_CLOSED = "<stdin>: standard input is closed (nothing to read); pipe y4m into videosr or give an input file"
+STREAM_HINT = ("a pipe or device is read once, from its start, without seeking: send y4m, mkv, ts or nut (an mp4 "
+               "streams only with its moov index at the front: ffmpeg -movflags +faststart)")
 
 _KEEP_VIDEO_META = ("language", "title", "handler_name")
 _DROP_CONTAINER_META = ("encoder", "major_brand", "minor_version", "compatible_brands", "creation_time")
@@ -59,6 +67,36 @@ def _av_msg(e: BaseException) -> str:
     return str(msg).strip().rstrip(".")
 
 
+def _y4m_problem(src) -> str | None:
+    """What is wrong with the header line of a y4m file FFmpeg refused (None: not a y4m file, or no header
+    problem found): FFmpeg's own error for e.g. ``W0`` is a meaningless errno."""
+    if not isinstance(src, (str, os.PathLike)) or not os.path.isfile(src):
+        return None  # a pipe must not be opened again: it would block (no writer left) or read other bytes
+    try:
+        with open(src, "rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return None
+    if not head.startswith(b"YUV4MPEG2"):
+        return None
+    line = head.split(b"\n", 1)
+    if len(line) < 2:
+        return "no end of line within its first 1024 bytes"
+    tags = {t[:1]: t[1:].decode("ascii", "replace") for t in line[0].split()[1:] if t}
+    for key, what in ((b"W", "width"), (b"H", "height")):
+        v = tags.get(key)
+        if v is None:
+            return f"no {what} ({key.decode()} tag)"
+        if not v.isdigit() or int(v) <= 0:
+            return f"{what} {v!r} is not a positive number"
+    rate = tags.get(b"F")
+    if rate is not None:
+        num, _, den = rate.partition(":")
+        if not (num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0):
+            return f"frame rate {rate!r} is not N:D with positive numbers"
+    return None
+
+
 def _natural_key(name: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
@@ -72,7 +110,7 @@ def _frame_to_array(f: av.VideoFrame, deep: bool, cs: int | None, rng: int | Non
     fmt = "rgb48le" if deep else "rgb24"
     if f.format.name == fmt:
         return f.to_ndarray()
-    return f.to_ndarray(format=fmt, **kw)
+    return f.to_ndarray(format=fmt, interpolation=_pixfmt.SWS_TO_RGB, **kw)  # unbiased: see SWS_TO_RGB
 
 
 def _rotation_from_matrix(m) -> int:
@@ -96,14 +134,18 @@ class VideoReader:
 
     planes = False
 
-    def __init__(self, src, *, name: str, source: str | None, format: str | None = None, threads: int = 0):
+    def __init__(self, src, *, name: str, source: str | None, format: str | None = None, threads: int = 0,
+                 hint: str | None = None):
         self.name = name
         try:
             self._c = av.open(src, "r", format=format, metadata_errors="replace")
         except av.error.FFmpegError as e:
+            bad = _y4m_problem(src)
+            if bad:
+                raise InputError(f"{name}: invalid y4m header ({bad})") from None
             raise InputError(
-                f"{name}: cannot open as a video ({_av_msg(e)}); the file is corrupt, truncated "
-                f"(e.g. an mp4 without its moov index) or not a video"
+                f"{name}: cannot open as a video ({_av_msg(e)}); "
+                + (hint or "the file is corrupt, truncated (e.g. an mp4 without its moov index) or not a video")
             ) from None
         except (OSError, ValueError, EOFError) as e:
             raise InputError(f"{name}: cannot read input ({_av_msg(e)})") from None
@@ -139,7 +181,8 @@ class VideoReader:
 
         tb = s.time_base or Fraction(1, 25)
         fps = s.average_rate or s.guessed_rate or s.base_rate
-        if fps is not None and (fps <= 0 or fps > 10000):
+        # over 10000 fps is usually a container's tick, not a frame rate; a y4m header's F is the real rate
+        if fps is not None and (fps <= 0 or (fps > 10000 and c.format.name != "yuv4mpegpipe")):
             fps = None
         dur = None
         if s.duration is not None and s.duration > 0:
@@ -314,8 +357,9 @@ class VideoReader:
 class ImageFolderReader:
     """A folder of images as a video (see module docstring)."""
 
-    def __init__(self, folder: str):
+    def __init__(self, folder: str, fps: Fraction | None = None):
         self.name = folder
+        rate = Fraction(fps) if fps is not None else IMAGE_FPS
         try:
             names = os.listdir(folder)
         except OSError as e:
@@ -334,12 +378,12 @@ class ImageFolderReader:
             width=w,
             height=h,
             frames=len(self._files),
-            fps=IMAGE_FPS,
-            time_base=1 / IMAGE_FPS,
+            fps=rate,
+            time_base=1 / rate,
             bit_depth=16 if depth > 8 else 8,
             pix_fmt=first.format.name,
             codec=os.path.splitext(files[0])[1].lstrip(".").lower(),
-            duration=len(self._files) / float(IMAGE_FPS),
+            duration=len(self._files) / float(rate),
             source=None,
             chroma="444",
         )
@@ -407,29 +451,67 @@ class ImageFolderReader:
         return False
 
 
-def open_input(path, *, threads: int = 0):
+def parse_fps(value) -> Fraction:
+    """A frame rate from ``25``, ``29.97`` or ``30000/1001`` (0 < fps <= 1000); UsageError otherwise."""
+    from ..errors import UsageError
+
+    try:
+        rate = Fraction(str(value).strip()).limit_denominator(1001 * 1000)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--fps takes a frame rate such as 25, 29.97 or 30000/1001, not {value!r}") from None
+    if not 0 < rate <= 1000:
+        raise UsageError(f"--fps must be above 0 and at most 1000, not {value}")
+    return rate
+
+
+def open_input(path, *, threads: int = 0, fps=None):
     """Open ``path`` for streaming decode.
 
     ``path``: a file path; a folder of images; ``"-"`` for y4m on stdin; or a readable binary
-    file object (format probed; y4m works). Returns a context-manager reader with ``.info`` that
-    yields :class:`Frame` objects lazily. The first frame is decoded here (to fill in the info
-    and to fail early on empty/corrupt input)."""
+    file object (format probed; y4m works). A named pipe, ``<(cmd)`` or ``/dev/stdin`` on a pipe is read
+    once like ``-`` (format probed, y4m forced by a .y4m name; see :func:`is_stream`). Returns a
+    context-manager reader with ``.info`` that yields :class:`Frame` objects lazily. The first frame is
+    decoded here (to fill in the info and to fail early on empty/corrupt input). ``fps``: the frame rate of
+    an image folder (default 25); other inputs carry their own timing, so there it is a UsageError."""
+    if fps is not None:
+        fps = parse_fps(fps)
+        if path == "-" or hasattr(path, "read") or (os.path.exists(path) and not os.path.isdir(path)):
+            from ..errors import UsageError
+
+            raise UsageError(f"--fps sets the frame rate of an image-folder INPUT; {path} is a video, which has its "
+                             "own timing (re-time it with ffmpeg first)")
     if path == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError(STDIN_CLOSED)
         return VideoReader(sys.stdin.buffer, name="<stdin>", source=None, format="yuv4mpegpipe", threads=threads)
     if hasattr(path, "read"):
         name = getattr(path, "name", None)
         return VideoReader(path, name=str(name) if isinstance(name, str) else "<stream>", source=None, threads=threads)
     path = os.fspath(path)
+    if path in STDIN_PATHS and sys.stdin is None:
+        raise InputError(STDIN_CLOSED)
     try:
         st = os.stat(path)
     except FileNotFoundError:
+        if os.path.islink(path):
+            raise InputError(f"{path}: broken symbolic link (its target {os.readlink(path)} does not exist)") from None
         raise InputError(f"{path}: no such file or folder") from None
     except PermissionError:
         raise InputError(f"{path}: permission denied") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(f"{path}: symbolic link loop (too many levels of symbolic links in its path)") from None
         raise InputError(f"{path}: cannot access input ({e.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
-        return ImageFolderReader(path)
+        return ImageFolderReader(path, fps=fps)
+    if not stat.S_ISREG(st.st_mode):
+        # a named pipe, <(cmd) (/dev/fd/N), /dev/stdin on a pipe, a device: read once from the start, as "-"
+        # is: no peeking byte, no reopening, no seeking (and no audio copied, which would need a reopen)
+        fmt = "yuv4mpegpipe" if path.lower().endswith(".y4m") else None
+        reader = VideoReader(path, name=path, source=None, format=fmt, threads=threads, hint=STREAM_HINT)
+        if reader.info.audio_streams or reader.info.subtitle_streams:
+            warn(f"{path}: a pipe is read once, so its audio and subtitle streams are not copied to the output")
+        return reader
     try:
         with open(path, "rb") as fh:
             head = fh.read(1)
@@ -441,3 +523,17 @@ def open_input(path, *, threads: int = 0):
         raise InputError(f"{path}: file is empty (0 bytes)")
     fmt = "yuv4mpegpipe" if path.lower().endswith(".y4m") else None
     return VideoReader(path, name=path, source=os.path.abspath(path), format=fmt, threads=threads)
+
+
+def is_stream(path) -> bool:
+    """INPUT is read once as it arrives, like ``-``: stdin, a file object, or a path that is neither a regular
+    file nor a folder (a named pipe, ``<(cmd)``'s /dev/fd/N, /dev/stdin on a pipe, a device). Such an input
+    cannot be peeked at, reopened, fingerprinted or resumed. A path that does not exist is not a stream
+    (:func:`open_input` reports it)."""
+    if path == "-" or not isinstance(path, (str, os.PathLike)):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))

@@ -29,13 +29,16 @@ ffv1           -      -  (lossless, level 3)      the source pix_fmt when ffv1 s
 ``.webm`` only takes vp9/av1: another codec is replaced by libvpx-vp9 (libsvtav1 for >8-bit
 sources) with an :class:`IOWarning`. Rotation: the source display matrix is copied to the output
 stream (frames are not rotated). y4m output holds no timestamps (frames are written in order at
-the source's average rate) and no audio.
+the source's average rate) and no audio. Timestamps are never merged: Matroska/WebM hold milliseconds, so
+frames closer than 1 ms are moved apart with a warning; MP4/MOV over 500 fps get a fine movie timescale
+(see :func:`_timing`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -82,13 +85,79 @@ def _mapped_error(e: BaseException, path: str) -> VideosrError:
         return DiskFullError(f"{path}: disk quota exceeded while writing; the partial output was removed")
     if isinstance(e, PermissionError):
         return OutputError(f"{path}: permission denied while writing")
+    if isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM:
+        from ..errors import OutOfMemoryError
+
+        return OutOfMemoryError(f"{path}: out of memory while encoding; use --tile auto or a smaller --tile, "
+                                f"--chunk 1, a smaller --scale, or free some memory")
+    if getattr(e, "errno", None) == errno.ENAMETOOLONG:
+        return OutputError(f"{path}: file name too long for this file system")
     msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
     return OutputError(f"{path}: cannot write output ({msg})")
 
 
+CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (1, 63), "libvpx-vp9": (0, 63)}
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")
+PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS,
+           "libsvtav1": tuple(str(i) for i in range(14)), "libvpx-vp9": tuple(str(i) for i in range(9))}
+
+
+def check_encoder_options(codec: str, crf, preset) -> str:
+    """The codec's canonical name, after one clear UsageError (exit 2) for an unknown codec, a CRF out of
+    the codec's range or a preset it does not have, naming the valid values (checked before any work, so
+    the encoder never prints its own error lines). ffv1 (lossless) ignores both, with a warning."""
+    name = CODEC_ALIASES.get(codec, codec) if isinstance(codec, str) else codec
+    if name not in CODEC_DEFAULTS:
+        raise UsageError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    if name == "ffv1":
+        return name
+    if crf is not None:
+        lo, hi = CRF_RANGES[name]
+        if isinstance(crf, bool) or not isinstance(crf, int) or not lo <= crf <= hi:
+            raise UsageError(f"--crf {crf} is out of range for {name} ({lo}..{hi}; lower is better quality, "
+                             f"default {CODEC_DEFAULTS[name]['crf']})")
+    if preset is not None:
+        ok = PRESETS[name]
+        if str(preset) not in ok:
+            what = ", ".join(ok) if name in ("libx264", "libx265") else f"{ok[0]}..{ok[-1]}, lower is slower"
+            raise UsageError(f"unknown {name} --preset {preset!r} (use {what}; default "
+                             f"{CODEC_DEFAULTS[name]['preset']})")
+    return name
+
+
+def check_encoder_size(codec: str, width: int, height: int) -> None:
+    """A clear UsageError (exit 2) when ``codec`` cannot encode frames of this size (x264 and SVT-AV1 stop at
+    16384 a side), found by opening the encoder in memory before any work (no model loaded, nothing
+    written)."""
+    import io as _stdio
+
+    import av
+
+    name = CODEC_ALIASES.get(codec, codec) if isinstance(codec, str) else codec
+    if name not in CODEC_DEFAULTS or width <= 0 or height <= 0:
+        return
+    try:
+        with av.open(_stdio.BytesIO(), "w", format="matroska") as c:
+            st = c.add_stream(name, rate=25)
+            st.width, st.height = width + width % 2, height + height % 2
+            st.pix_fmt = "yuv420p" if name != "ffv1" else "yuv444p"
+            st.codec_context.open()
+    except (av.error.FFmpegError, ValueError) as e:
+        raise UsageError(f"{name} cannot encode {width}x{height} frames ({e.__class__.__name__}); use a smaller "
+                         f"--scale or --codec libx265 / libvpx-vp9 / ffv1") from None
+
+
+TEMP_RESERVE = 24  # bytes after the temp prefix: PID (up to 7 digits), "-", 8 hex digits, ".webm"/".old"
+_TEMP_TAIL = re.compile(r"(\d+)-[0-9a-f]{8}(\.[A-Za-z0-9]{1,5})?")
+
+
 def _temp_prefix(final: str) -> tuple[str, str]:
+    """(folder, name prefix) of ``final``'s temp files; a long name is shortened (never over NAME_MAX)."""
+    from ..lock import hidden_name
+
     d, base = os.path.split(os.path.abspath(final))
-    return d, f".{base.rstrip('/') or 'output'}.videosr-tmp-"
+    return d, hidden_name(d, base.rstrip('/') or 'output', ".videosr-tmp-", TEMP_RESERVE)
 
 
 def _temp_path(final: str, suffix: str) -> str:
@@ -105,7 +174,11 @@ def _alive(pid: int) -> bool:
         return False
     except OSError:  # EPERM: it exists
         return True
-    return True
+    try:  # a killed process its parent has not reaped yet (a zombie) is gone too
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _remove_entry(path: str) -> None:
@@ -120,16 +193,21 @@ def _remove_entry(path: str) -> None:
 
 
 def sweep_temps(final: str) -> None:
-    """Remove the temp files and folders of ``final`` that a killed run left behind: those named after a
-    process that is no longer running (a live run's temp files are left alone)."""
+    """Remove the temp files and folders of ``final`` that a killed run left behind: only names videosr
+    makes (``.NAME.videosr-tmp-PID-XXXXXXXX[.ext]``), and only those of a process that is no longer
+    running or is a zombie (a live process's temp files are left alone). `videosr upscale` calls this
+    when it starts, holding ``final``'s lock (:mod:`videosr.lock`), and again after publishing."""
     d, prefix = _temp_prefix(final)
     try:
         names = os.listdir(d)
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
-        if pid.isdigit() and not _alive(int(pid)):
+        m = _TEMP_TAIL.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
+        if m is None:
+            continue
+        pid = int(m.group(1))
+        if not _alive(pid):
             _remove_entry(os.path.join(d, name))
 
 
@@ -258,6 +336,42 @@ class _Atomic:
             pass
 
 
+MS = Fraction(1, 1000)  # Matroska/WebM store timestamps in milliseconds (FFmpeg's fixed TimecodeScale)
+MOV_FINE_FPS = 500  # above this rate mp4/mov get a movie timescale as fine as the video's (see _timing)
+
+
+def _timing(fmt: str, info: VideoInfo, fps: Fraction) -> tuple[Fraction, Fraction, dict, str | None]:
+    """(encoder time base, stream rate, container options, warning) for writing ``info``'s timestamps into
+    ``fmt`` without losing or merging any.
+
+    * Matroska/WebM hold milliseconds: a source time base that is not a whole number of ms is replaced by
+      1/1000, so the encoder, not the muxer, rounds and :meth:`VideoWriter._pts` can keep every pts distinct.
+      Frames closer than 1 ms (over 1000 fps) cannot all be kept: they are written 1 ms apart (the video
+      plays slower, at 1000 fps) and the warning says so.
+    * MP4/MOV: the edit list is in the movie timescale (1000 by default): at over ~1000 fps its rounding cut
+      the last frames off (2400 fps: one frame lost; 10000 fps: all). Above :data:`MOV_FINE_FPS` the movie
+      timescale is the video's own time base.
+    """
+    tb = Fraction(info.time_base)
+    rate, opts, note = fps, {}, None
+    if fmt == "yuv4mpegpipe":
+        return 1 / fps, fps, opts, None
+    if fmt in ("matroska", "webm") and (tb / MS).denominator != 1:
+        tb = MS
+        if info.fps and info.fps > 1000:
+            rate = Fraction(1000)
+            kind = "WebM" if fmt == "webm" else "Matroska"
+            f = Fraction(info.fps)
+            shown = f.numerator if f.denominator == 1 else round(float(f), 3)
+            note = (f"{kind} stores timestamps in milliseconds, and this {shown} fps video's frames are "
+                    f"less than 1 ms apart: they are written 1 ms apart (it plays slower, at 1000 fps"
+                    f"{'; the audio will not line up' if info.audio_streams else ''}); use .mp4 or .mov to keep "
+                    f"its timing")
+    elif fmt in ("mp4", "mov") and (not info.fps or info.fps > MOV_FINE_FPS) and tb.denominator > 1000:
+        opts["movie_timescale"] = str(min(tb.denominator, 2 ** 31 - 1))
+    return tb, rate, opts, note
+
+
 class VideoWriter(_Atomic):
     """Encodes frames into a container (file or y4m stream); see module docstring."""
 
@@ -286,9 +400,13 @@ class VideoWriter(_Atomic):
     def _open(self, target, fmt, codec, crf, preset, pix_fmt, threads, copy_streams):
         info = self.info
         y4m = fmt == "yuv4mpegpipe"
-        self._oc = oc = av.open(target, "w", format=fmt)
         fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
         fps = Fraction(fps).limit_denominator(1001000)
+        tb, rate, container_opts, note = _timing(fmt, info, fps)
+        self._oc = oc = av.open(target, "w", format=fmt, options=container_opts)
+        if note:
+            warn(f"{self.path}: {note}")
+            self._warned_pts = True  # said: timestamps closer than the container's tick are spread out
         if y4m:
             depth = info.bit_depth if info.bit_depth in (8, 9, 10, 12, 14, 16) else (16 if info.bit_depth > 8 else 8)
             lay = info.chroma if info.chroma in ("420", "422", "444", "gray") else "420"
@@ -332,10 +450,10 @@ class VideoWriter(_Atomic):
                     opts.update(slices="4")
                 if threads != 1:
                     opts.update(threads="auto" if threads == 0 else str(threads))
-            vs = oc.add_stream(codec, rate=fps, options=opts)
-            self._tb = info.time_base
-            vs.codec_context.time_base = info.time_base
-            vs.time_base = info.time_base
+            vs = oc.add_stream(codec, rate=rate, options=opts)
+            self._tb = tb
+            vs.codec_context.time_base = tb
+            vs.time_base = tb
             cc = vs.codec_context
             cc.thread_count = threads
             if codec in ("libx264", "libx265"):
@@ -367,17 +485,31 @@ class VideoWriter(_Atomic):
                 vs.set_display_matrix(list(info.display_matrix))
             elif info.rotation:
                 vs.set_display_rotation(info.rotation)
-        if info.source and copy_streams and (info.audio_streams or info.subtitle_streams):
+        if info.source and copy_streams:
             if y4m:
-                warn("y4m output cannot hold audio or subtitles; they are dropped")
-            else:
-                self._pt = Passthrough(info.source, oc, fmt)
+                if info.audio_streams or info.subtitle_streams:
+                    warn("y4m output cannot hold audio or subtitles; they are dropped")
+            else:  # audio, subtitles, attachments, chapters; what cannot be carried is named in a warning
+                try:
+                    self._pt = Passthrough(info.source, oc, fmt)
+                except (av.error.FFmpegError, OSError) as e:
+                    from ..errors import InputError
+
+                    msg = getattr(e, "strerror", None) or str(e)
+                    raise InputError(f"{info.source}: cannot read the input again for its audio and subtitles "
+                                     f"({msg}); was it moved or deleted during the run?") from None
         self._deep_out = _pixfmt.bit_depth(pf) > 8
+        if codec == "libsvtav1":
+            os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's own ~20 info lines per encoder: errors only
         try:  # open the encoder now so bad settings fail here, not at the first frame
             cc.open()
         except av.error.FFmpegError as e:
+            if isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM:
+                raise _mapped_error(e, self.path) from None
             msg = getattr(e, "strerror", None) or str(e)
-            raise OutputError(f"{self.path}: {cc.name} cannot encode {self.width}x{self.height} {pf} ({msg})") from None
+            # not the output's fault: these settings (codec, size, pix_fmt) cannot be encoded (exit 2)
+            raise UsageError(f"{self.path}: {cc.name} cannot encode {self.width}x{self.height} {pf} ({msg}); "
+                             f"try another --codec or --pix-fmt") from None
 
     # -- writing ------------------------------------------------------------------------------
     def _mux(self, packet) -> None:
@@ -404,7 +536,8 @@ class VideoWriter(_Atomic):
                 pts = int(round(pts * Fraction(frame.time_base) / self._tb))
         if self._last_pts is not None and pts <= self._last_pts:
             if not self._warned_pts:
-                warn(f"{self.path}: non-increasing timestamp at frame {frame.index}; shifted")
+                tick = " (closer than the container's 1 ms)" if self._tb == MS and frame.pts is not None else ""
+                warn(f"{self.path}: non-increasing timestamp at frame {frame.index}{tick}; shifted")
                 self._warned_pts = True
             pts = self._last_pts + 1
         self._last_pts = pts
@@ -421,7 +554,7 @@ class VideoWriter(_Atomic):
         if not image.flags.c_contiguous:
             image = np.ascontiguousarray(image)
         vf = av.VideoFrame.from_ndarray(image, format=fmt)
-        kw = {}
+        kw = {"interpolation": _pixfmt.SWS_FROM_RGB}  # 4:2:0 chroma: 2x2 averages, as the planes path
         if self._cs is not None:
             kw["dst_colorspace"] = self._cs
         if self._rng:
@@ -433,7 +566,7 @@ class VideoWriter(_Atomic):
         quantized in torch straight into planar gbrp/gbrp16le frame buffers, then one swscale."""
         vf = av.VideoFrame(self.width, self.height, "gbrp16le" if self._deep_out else "gbrp")
         tensor_to_planes(t, vf.planes, self.width, self.height, self._deep_out)
-        kw = {}
+        kw = {"interpolation": _pixfmt.SWS_FROM_RGB}
         if self._cs is not None:
             kw["dst_colorspace"] = self._cs
         if self._rng:
@@ -653,11 +786,11 @@ def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = 
     Audio/subtitle streams of ``info.source`` are stream-copied unless ``copy_streams=False``."""
     if width <= 0 or height <= 0:
         raise UsageError(f"invalid output size {width}x{height}")
-    codec = CODEC_ALIASES.get(codec, codec)
-    if codec not in CODEC_DEFAULTS:
-        raise UsageError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+    codec = check_encoder_options(codec, crf, preset)
     if crf is not None and codec == "ffv1":
         warn("ffv1 is lossless; crf ignored")
+    if preset is not None and codec == "ffv1":
+        warn("ffv1 has no presets; preset ignored")
     if path == "-" or hasattr(path, "write"):
         target = sys.stdout.buffer if path == "-" else path
         return VideoWriter(target, "yuv4mpegpipe", info, width, height, codec="wrapped_avframe", crf=None,
