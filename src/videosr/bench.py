@@ -133,7 +133,8 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
     frames.clear()  # free before the end-to-end run: outputs are (C, sH, sW) floats, 25 MB per 1080p frame
     outs.clear()
     return {
-        "model": name, "precision": engine.precision, "compile": compile, "path": path, "frames": n,
+        "model": name, "trained": bool(getattr(net, "trained", True)),
+        "precision": engine.precision, "compile": compile, "path": path, "frames": n,
         "decode_fps": round(n / t_dec, 2), "model_fps": round(n / t_model, 2),
         "model_ms_per_frame": round(1000 * t_model / n, 2), "encode_fps": round(n / t_enc, 2),
         "total_fps": end_to_end_fps(name, clip, workdir, scale, crf, preset, device, precision, compile),
@@ -148,7 +149,8 @@ def end_to_end_fps(name: str, clip: str, workdir: str, scale: int, crf: int, pre
 
     t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
                                               device=device, precision=precision, codec="libx264", crf=crf,
-                                              preset=preset, overwrite=True, progress=False, compile=compile))
+                                              preset=preset, overwrite=True, progress=False, compile=compile,
+                                              untrained=True))  # speed does not depend on the weights
     return round(summary["frames"] / t_total, 2)
 
 

@@ -101,14 +101,31 @@ def auto_tile(h: int, w: int, scale: int, device: torch.device, frames: int = 1,
 
 
 def _available_memory() -> int:
+    """Free RAM, or the room left under an address-space limit (``ulimit -v``) where that is less."""
+    free = 4 << 30
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
+                    free = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
         pass
-    return 4 << 30
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit != resource.RLIM_INFINITY:
+            used = 0
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmSize:"):
+                        used = int(line.split()[1]) * 1024
+                        break
+            free = min(free, max(0, limit - used))
+    except (OSError, ValueError, IndexError):
+        pass
+    return free
 
 
 @dataclass
@@ -154,6 +171,14 @@ class Engine:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._tile_cache: dict[tuple[int, int], int | None] = {}
         self._call, self._call_planes = self.model, getattr(self.model, "forward_planes", None)
+        # a model whose forward takes ``keep=(a, b)`` returns only the frames a chunk keeps, so its context
+        # frames are never reconstructed at the output size (recurrent models: most of a chunk's memory)
+        import inspect
+
+        try:
+            self._keep = "keep" in inspect.signature(self.model.forward).parameters
+        except (TypeError, ValueError):
+            self._keep = False
         if self.compile:
             self._call = torch.compile(self.model)
             self._call_planes = torch.compile(self._call_planes) if self._call_planes is not None else None
@@ -201,6 +226,13 @@ class Engine:
                 yuv = self._forward_planes(clip, (next_out - lo, core_end - lo))  # Y, U, V: (core, ., .) each
                 for i in range(core_end - next_out):
                     yield tuple(p[i] for p in yuv)
+            elif self._keep:
+                out = self._run(clip, (next_out - lo, core_end - lo))  # (core, C, sH, sW): the kept frames
+                for i in range(core_end - next_out):
+                    # a copy per frame: a view would keep the whole chunk's block alive while the next chunk
+                    # is computed (frames wait in the encoder's queue), two chunks of full-size frames at once
+                    yield out[i].clone()
+                del out
             else:
                 out = self._run(clip)  # (t, C, sH, sW)
                 for i in range(next_out, core_end):
@@ -212,8 +244,10 @@ class Engine:
 
     # ----------------------------------------------------------------- tiles
     @torch.inference_mode()
-    def _run(self, clip: torch.Tensor) -> torch.Tensor:
+    def _run(self, clip: torch.Tensor, keep: tuple[int, int] | None = None) -> torch.Tensor:
+        """(t, C, H, W) -> (t, C, sH, sW), or only frames ``keep = (a, b)`` of the clip (models with ``keep``)."""
         t, c, h, w = clip.shape
+        fwd = self._forward if keep is None else (lambda x: self._forward(x, keep))
         tile = self.tile
         if tile == "auto":
             key = (h, w)
@@ -221,9 +255,9 @@ class Engine:
                 self._tile_cache[key] = auto_tile(h, w, self.scale, self.device, frames=t)
             tile = self._tile_cache[key]
         if tile is None or (h <= tile and w <= tile):
-            return self._forward(clip)
+            return fwd(clip)
         s = self.scale
-        out = torch.empty(t, c, h * s, w * s)
+        out = torch.empty(t if keep is None else keep[1] - keep[0], c, h * s, w * s)
         ov = self.tile_overlap
         for y0 in range(0, h, tile):
             for x0 in range(0, w, tile):
@@ -231,7 +265,7 @@ class Engine:
                 # input window with overlap, clipped to the frame
                 ya, xa = max(0, y0 - ov), max(0, x0 - ov)
                 yb, xb = min(h, y1 + ov), min(w, x1 + ov)
-                part = self._forward(clip[:, :, ya:yb, xa:xb])  # (t, C, s*(yb-ya), s*(xb-xa))
+                part = fwd(clip[:, :, ya:yb, xa:xb])  # (t or kept, C, s*(yb-ya), s*(xb-xa))
                 out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = part[:, :, (y0 - ya) * s:(y1 - ya) * s,
                                                                  (x0 - xa) * s:(x1 - xa) * s]
         return out
@@ -265,10 +299,10 @@ class Engine:
             yuv = self._call_planes(x, self.planes.to(self.device), keep=keep)
         return tuple(p[0].float().cpu() for p in yuv)  # (t', sH, sW), (t', sH/2, sW/2) x 2
 
-    def _forward(self, clip: torch.Tensor) -> torch.Tensor:
+    def _forward(self, clip: torch.Tensor, keep: tuple[int, int] | None = None) -> torch.Tensor:
         x = clip.to(self.device, non_blocking=True)[None]  # (1, t, C, h, w)
         with self._autocast(), self._compile_errors():
-            y = self._call(x)
+            y = self._call(x) if keep is None else self._call(x, keep=keep)
         y = y[0].float()
         return (y.clamp_(0, 1) if self.clamp else y).cpu()
 

@@ -304,7 +304,7 @@ def export_model(model: str, output: str, *, weights: str | None = None, scale: 
                  opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Any]:
     """`videosr export`: resolve ``model`` like `upscale` does (name, family + scale, checkpoint) and export."""
     from .errors import OutputExistsError
-    from .pipeline import load_model
+    from .pipeline import load_model, require_trained
 
     if format != "onnx":
         raise UsageError(f"unknown export format {format!r} (use onnx)")
@@ -313,6 +313,7 @@ def export_model(model: str, output: str, *, weights: str | None = None, scale: 
     if os.path.exists(output) and not overwrite:
         raise OutputExistsError(f"{output} exists (use --overwrite to replace it)")
     net = load_model(model, scale, weights)
+    require_trained(net)  # an exported graph with random weights would only ever write noise
     return export_onnx(net, output, frames=frames, static_frames=static_frames, opset=opset)
 
 

@@ -41,6 +41,10 @@ def run(args) -> int:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(head))]
     for r in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    untrained = [r["model"] for r in result["models"] if not r.get("trained", True)]
+    if untrained:
+        print(f"note: {', '.join(untrained)} ship no trained weights: timed with random ones, for speed only "
+              "(`videosr upscale` and `eval` refuse them without --weights)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -1,4 +1,7 @@
-"""`videosr models`: the registered models with scale, parameters, GFLOPs per 480x270 frame and Vid4 PSNR."""
+"""`videosr models`: the registered models with scale, parameters, GFLOPs per 480x270 frame and Vid4 PSNR.
+
+Parameters and GFLOPs come from the committed table ``weights/model_stats.json`` (counting FLOPs took a minute and
+2.6 GB per call): the command costs little more than importing torch."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import json
 def register(sub) -> None:
     p = sub.add_parser("models", help="list the registered models")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    p.add_argument("--no-flops", action="store_true", help="skip the GFLOPs column (faster)")
+    p.add_argument("--no-flops", action="store_true", help="leave out the GFLOPs column")
     p.set_defaults(handler=run)
 
 
@@ -34,7 +37,8 @@ def run(args) -> int:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
         if k == 0:
             print("  ".join("-" * w for w in widths))
-    print("\nGFLOPs: per output frame for a 480x270 input (convolutions and matmuls, 2 FLOPs per MAC).")
+    print("\nGFLOPs: per output frame for a 480x270 input (convolutions and matmuls, 2 FLOPs per MAC), counted once "
+          "by benchmarks/model_flops.py into videosr/weights/model_stats.json ('-': not counted for this variant).")
     from ..engine import cpu_has_fast_bf16
 
     print("precision: the default of --precision auto; bf16 (Vid4 within 0.05 dB of fp32) runs on CPUs with AMX "

@@ -206,7 +206,9 @@ def choose(scale: int, src: Source | None = None, quality: str = "auto", kind: s
     kind = kind or cpu_kind()
     cands = [v for v in list_models() if v.scale == scale and v.weights and v.vid4_degradation == "BI"]
     if not cands:
-        return Choice("bicubic", f"no trained x{scale} model ships")
+        have = sorted({v.scale for v in list_models() if v.weights and v.vid4_degradation == "BI"})
+        return Choice("bicubic", f"no trained x{scale} model ships, so plain bicubic interpolation (no learned detail; "
+                                 f"trained models ship for {', '.join(f'x{s}' for s in have) or 'no scale'})")
     what = "clean input" if src is None or src.crf is None else f"input at ~x264 CRF {src.crf:.0f}"
     fast = {v.name: speed(v, kind) for v in cands}
     if quality == "fast":

@@ -1,4 +1,5 @@
-"""Parameter and FLOP counts for registered models (used by docs/models.md and `videosr models`)."""
+"""Parameter and FLOP counts for registered models (docs/models.md; `videosr models` reads them from
+``weights/model_stats.json``, which benchmarks/model_flops.py writes with these functions)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,23 @@ def count_flops(model: nn.Module, h: int = 270, w: int = 480, t: int = 8) -> flo
     Divide by 1e9 for GFLOPs.
     """
     t = max(int(t), 1)
+    flops = count_flops_meta(model, h, w, t)
+    if flops is not None:
+        return flops
+    x = torch.zeros(1, t, 3, h, w)
+    return _count(model, x) / t
+
+
+def count_flops_meta(model: nn.Module, h: int = 270, w: int = 480, t: int = 8) -> float | None:
+    """:func:`count_flops` on the meta device only (no memory, a fraction of a second); None when the model
+    cannot run there (e.g. the classical flow's iterative solver): the real count takes a minute and GBs."""
+    t = max(int(t), 1)
     try:
         m = copy.deepcopy(model).to("meta")
         x = torch.zeros(1, t, 3, h, w, device="meta")
         return _count(m, x) / t
     except (NotImplementedError, RuntimeError):
-        x = torch.zeros(1, t, 3, h, w)
-        return _count(model, x) / t
+        return None
 
 
 def _count(model: nn.Module, x: torch.Tensor) -> float:
