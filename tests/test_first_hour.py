@@ -124,7 +124,6 @@ def test_committed_model_stats_match_a_fresh_count() -> None:
     """weights/model_stats.json (benchmarks/model_flops.py) against a recount: parameters, context and
     causality of every model; GFLOPs of every model that counts on the meta device (all but the classical-flow
     ones, whose real count takes a minute and GBs: their rows must still match the variant's hyperparameters)."""
-    from videosr.models import list_models
     from videosr.models.catalog import committed_stats, stats_row, stats_table
 
     table = stats_table()

@@ -34,13 +34,18 @@ from torch import nn
 
 from .errors import InputChangedError, Interrupted, ModelError, OutputError, ResumeError, UsageError, VideosrError
 from .io import Frame
-from .progress import Progress
+from .progress import Progress, announce
 
 SCALES = (2, 3, 4)
 _END = object()
 SEGMENT_SECONDS = 4.0  # resumable segments: about this much video each (a multiple of the chunk)
 MAX_OUTPUT_PIXELS = 1 << 28  # per output frame (16384 x 16384): refused before any frame is upscaled
 STOP_GRACE = 1.0  # seconds the stages get to stop after an interrupt before we give up on them
+# memory a recurrent model's clip takes per LR pixel per frame (quality-x4, bf16 and fp32 alike within 20%: a
+# 48-frame 320x180 clip peaked 0.34 GB above a 32-frame one in forward_planes); the planes path lengthens the
+# chunk only while the extra frames stay under LONGER_CHUNK_BYTES
+CLIP_BYTES_PER_LR_PIXEL = 400
+LONGER_CHUNK_BYTES = 128 << 20
 
 
 def default_model_name(scale: int) -> str:
@@ -78,17 +83,108 @@ def resolve_model(input, model: str | None, scale: int | None, quality: str = "a
         from .resume import State
 
         kept = State.load(sdir).manifest.get("options", {}).get("model")
-        if kept in VARIANTS:
+        if isinstance(kept, str) and kept in VARIANTS:  # an edited manifest may hold any JSON here
             return kept, "the model of the run being resumed"
     src = auto.probe_source(input) if isinstance(input, (str, os.PathLike)) else auto.probe_source("-")
     choice = auto.choose(scale or 4, src, quality)
     return choice.model, f"{choice.reason}; input: {src.note}"
 
 
+def weighted_models(scale: int) -> list[str]:
+    """Registered learned models that upscale x``scale`` and ship trained weights: the ones worth suggesting."""
+    from .models import list_models
+
+    return [v.name for v in list_models() if v.scale == scale and v.weights]
+
+
+def _suggest(scale: int) -> str:
+    names = weighted_models(scale)
+    if names:
+        return f"models with weights for x{scale}: {', '.join(names)}"
+    return f"for x{scale} use bicubic or lanczos (no learned model ships weights for x{scale})"
+
+
+def require_trained(net: nn.Module) -> None:
+    """Refuse a learned model without trained weights (a variant that ships none, no ``--weights``): it would
+    run on random initial weights and write noise with exit 0. Raises :class:`ModelError` (exit 7)."""
+    if getattr(net, "trained", True):
+        return
+    _refuse_untrained(getattr(net, "display_name", type(net).__name__), int(net.scale))
+
+
+def _variant(model: str, scale: int | None) -> tuple[str, dict[str, Any]]:
+    """The registered variant ``model`` names with ``scale`` (a family name + scale: ``pan`` + 2 -> ``pan-x2``)
+    and the overrides it needs (resamplers take any scale); ModelError for an unknown name, UsageError for a
+    variant of another scale."""
+    from .models import ARCHS, VARIANTS, create_model
+
+    if model not in VARIANTS and scale is not None and f"{model}-x{scale}" in VARIANTS:
+        model = f"{model}-x{scale}"
+    if model not in VARIANTS:
+        create_model(model)  # raises ModelError listing the known names
+    v = VARIANTS[model]
+    any_scale = bool(getattr(ARCHS[v.arch], "any_scale", False))
+    if scale is not None and scale != v.scale and not any_scale:
+        raise UsageError(f"model {model} upscales x{v.scale}, not x{scale} ({_suggest(scale)})")
+    return model, ({"scale": scale} if (any_scale and scale is not None and scale != v.scale) else {})
+
+
+def _precheck(output, format, overwrite: bool, resume: bool, model: str | None, scale: int | None,
+              weights: str | None, untrained: bool) -> None:
+    """The mistakes found without loading anything (a bad scale or model name, a model without weights, an
+    existing OUTPUT), raised before the "loading model ..." line so that such an error is the only line."""
+    from .models import VARIANTS, create_model
+
+    if scale is not None and scale not in SCALES:
+        raise UsageError(f"unsupported scale {scale} (use one of {', '.join(map(str, SCALES))})")
+    if model is not None and not (model not in VARIANTS and os.path.exists(model)):
+        name, _ = _variant(model, scale)
+        v = VARIANTS[name]
+        if not untrained and weights is None and v.weights is None \
+                and any(True for _ in create_model(name, pretrained=False).parameters()):
+            _refuse_untrained(name, v.scale)
+    if resume or not isinstance(output, (str, os.PathLike)) or output == "-":
+        return  # a resumed run may find its OUTPUT already published (then it only cleans up)
+    from .io.writer import _bare, _check_folder, _check_replaceable, output_kind
+
+    kind = output_kind(output, format)
+    if kind != "null":
+        final = _bare(os.fspath(output)) if kind == "png" else os.fspath(output)
+        _check_folder(final)
+        if kind != "png" and os.path.isdir(final):
+            raise OutputError(f"{output}: is a folder")
+        _check_replaceable(final, overwrite)
+
+
+def _check_output_size(output, format, codec, info, model, scale) -> None:
+    """The encoder must take frames of the output's size: refused before the model loads (one line)."""
+    from .io.writer import check_encoder_size, output_kind
+    from .models import VARIANTS
+
+    if not isinstance(output, (str, os.PathLike)) or output == "-":
+        return
+    if output_kind(output, format) in ("null", "png", "yuv4mpegpipe"):
+        return
+    s = scale
+    if s is None and model in VARIANTS:
+        s = VARIANTS[model].scale
+    w, h = getattr(info, "width", 0) or 0, getattr(info, "height", 0) or 0
+    if s and w and h and max(w, h) * s > 8192:  # small sizes always open: spare the probe
+        if codec is None and os.fspath(output).lower().endswith(".webm"):
+            return  # VP9, the .webm default, takes large frames
+        check_encoder_size(codec or "libx264", w * s, h * s)
+
+
+def _refuse_untrained(name: str, scale: int) -> None:
+    raise ModelError(f"model {name} ships no trained weights (it would upscale with random ones): give them with "
+                     f"--weights FILE, or use one of the {_suggest(scale)}")
+
+
 def load_model(model: str | None, scale: int | None, weights: str | None = None,
                backend: str = "torch") -> nn.Module:
     """Resolve ``--model``/``--scale``: a variant name, a family name (``pan`` + scale 2 -> ``pan-x2``)
-    or a training checkpoint path. Returns the model in eval mode with ``.scale`` set."""
+    or a training checkpoint path. Returns the model in eval mode with ``.scale`` set and ``.trained``: False
+    for a learned variant that ships no weights when no ``weights`` were given (see :func:`require_trained`)."""
     from .models import VARIANTS, create_model
 
     if scale is not None and scale not in SCALES:
@@ -99,21 +195,12 @@ def load_model(model: str | None, scale: int | None, weights: str | None = None,
         from .train import load_checkpoint_model
 
         net = load_checkpoint_model(model)
+        trained = True
     else:
-        if model not in VARIANTS and scale is not None and f"{model}-x{scale}" in VARIANTS:
-            model = f"{model}-x{scale}"
-        if model not in VARIANTS:
-            create_model(model)  # raises ModelError listing the known names
+        model, overrides = _variant(model, scale)
         v = VARIANTS[model]
-        from .models import ARCHS
-
-        any_scale = bool(getattr(ARCHS[v.arch], "any_scale", False))
-        if scale is not None and scale != v.scale and not any_scale:
-            others = [n for n, o in VARIANTS.items() if o.scale == scale and o.arch == v.arch]
-            hint = f" (try {', '.join(others)})" if others else ""
-            raise UsageError(f"model {model} upscales x{v.scale}, not x{scale}{hint}")
-        overrides = {"scale": scale} if (any_scale and scale is not None and scale != v.scale) else {}
         net = create_model(model, weights=weights, **overrides)
+        trained = weights is not None or v.weights is not None or not any(True for _ in net.parameters())
     if scale is not None and net.scale != scale:
         raise UsageError(f"model {model} upscales x{net.scale}, not x{scale}")
     if net.scale not in SCALES:
@@ -125,6 +212,7 @@ def load_model(model: str | None, scale: int | None, weights: str | None = None,
     elif backend != "torch":
         raise UsageError(f"unknown backend {backend!r} (use torch or onnxruntime)")
     net.display_name = model  # type: ignore[attr-defined]
+    net.trained = trained  # type: ignore[attr-defined]
     return net
 
 
@@ -173,7 +261,7 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             overwrite: bool = False, progress: bool = True, backend: str = "torch",
             resume: bool = False, segment: int | None = None, planes: bool = True, compile: bool = False,
             on_frame: Callable[[int], None] | None = None, format: str | None = None,
-            quality: str = "auto") -> dict[str, Any]:
+            quality: str = "auto", untrained: bool = False, fps=None) -> dict[str, Any]:
     """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "reason", "scale", "frames", "seconds",
     "fps"}`` (``reason``: why ``--model auto`` took that model, else None).
 
@@ -196,6 +284,10 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     resampler (bicubic, lanczos) scales the Y, U, V planes of 8-bit planar YUV video when the output has the
     same pix_fmt; a model with ``supports_planes`` reconstructs the output's 8-bit 4:2:0 planes (whole
     frames). False: always through RGB frames.
+    ``fps``: the frame rate of an image-folder INPUT (default 25: images carry no timing); a UsageError for
+    other inputs.
+    ``untrained``: run a learned model that ships no weights with its random initial ones (``videosr bench``
+    times architectures for speed); otherwise such a model without ``weights`` raises :class:`ModelError`.
     KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) becomes :class:`Interrupted`.
     """
     from .io.writer import output_kind
@@ -203,24 +295,39 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
 
     t0 = time.perf_counter()
     kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
-    file_input = isinstance(input, (str, os.PathLike)) and input != "-"
+    from .io.reader import is_stream
+
+    file_input = not is_stream(input)  # stdin, a named pipe, <(cmd), /dev/stdin on a pipe: read once
     segmented = file_input and kind not in ("-", "null", "png", "yuv4mpegpipe")
+    if resume and not file_input:
+        raise UsageError(f"--resume cannot be used with {'stdin' if input == '-' else input}: a pipe is read once, "
+                         "as it arrives, so an interrupted run could not continue where it stopped; run without "
+                         "--resume (the output still appears only when complete)")
     if resume and not segmented:
         raise UsageError("--resume needs an input file or folder and a video file output "
                          "(.mp4/.mkv/.mov/.webm), not stdin, stdout, y4m, /dev/null or a PNG folder")
     if compile and backend != "torch":
         raise UsageError("--compile is for the torch backend")
+    if kind not in ("-", "null", "png", "yuv4mpegpipe"):
+        from .io.writer import check_encoder_options
+
+        check_encoder_options(codec, crf, preset)  # before any work: exit 2 naming the valid values
     writes = kind not in ("-", "null")
     if writes and file_input:
         _check_not_input(input, output, kind)
-    with output_lock(output) if writes else contextlib.nullcontext():
+    with output_lock(output) if writes else contextlib.nullcontext(), _memory_errors(tile):
+        if writes:
+            from .io.writer import sweep_temps
+
+            sweep_temps(output)  # temp files a killed run left beside OUTPUT (only ours, only stale)
         sdir = _state_dir(output, resume, overwrite) if segmented else None
         model, reason = resolve_model(input, model, scale, quality, weights, sdir)
         net, s, frames = _job(input, output, sdir, scale=scale, model=model, weights=weights, tile=tile,
                               device=device, precision=precision, chunk=chunk, codec=codec, crf=crf,
                               preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, progress=progress,
                               backend=backend, resume=resume, segment=segment, planes=planes, compile=compile,
-                              on_frame=on_frame, format=format, header=f"model {model}: {reason}" if reason else None)
+                              on_frame=on_frame, format=format, header=f"model {model}: {reason}" if reason else None,
+                              untrained=untrained, fps=fps)
     seconds = time.perf_counter() - t0
     return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
             "reason": reason, "scale": s, "frames": frames, "seconds": round(seconds, 3),
@@ -250,23 +357,48 @@ def _state_dir(output, resume: bool, overwrite: bool) -> str:
 
     sdir = state_dir(output)
     check_state_dir(sdir)
-    if os.path.lexists(sdir) and not resume:
-        if not overwrite:
+    if os.path.lexists(sdir):
+        # State that holds no segment (a run killed or failed before its first one: a ulimit, the OOM
+        # killer) has nothing to continue: discarded, so it never blocks the next run.
+        empty = _holds_nothing(sdir)
+        if not (resume or overwrite or empty):
             raise leftover_error(sdir)
-        State(sdir, {}).remove()
+        if empty or not resume:
+            State(sdir, {}).remove()
     return sdir
 
 
+def _holds_nothing(sdir: str) -> bool:
+    from .resume import State
+
+    try:
+        m = State.load(sdir).manifest
+    except ResumeError:
+        return False  # damaged: reported as leftover (or by --resume), discarded only with --overwrite
+    # "ahead": segments a distributed run (videosr.distributed) finished before the first one
+    return not m or (m.get("segments") == [] and not m.get("ahead") and m.get("finished") is False)
+
+
 def _job(input, output, sdir, *, scale, model, weights, tile, device, precision, chunk, codec, crf, preset,
-         pix_fmt, overwrite, progress, backend, resume, segment, planes, compile, on_frame, format, header):
+         pix_fmt, overwrite, progress, backend, resume, segment, planes, compile, on_frame, format, header,
+         untrained=False, fps=None):
     """Decode, upscale and write (under the output's lock); returns (model, scale, frames written)."""
     from .engine import Engine, set_threads
     from .io import image_to_tensor, open_input, open_output
 
     set_threads()
-    with open_input(input) as reader:
+    with open_input(input, **({"fps": fps} if fps is not None else {})) as reader:
         info = reader.info
+        _precheck(output, format, overwrite, resume, model, scale, weights, untrained)
+        _check_output_size(output, format, codec, info, model, scale)
+        _warn_dropped_streams(info, output, format, progress)
+        # said at once: loading and warming up a model can take tens of seconds before the first frame
+        announce(header or "", enabled=progress and bool(header))
+        header = None
+        announce(f"loading model {model or default_model_name(scale or 4)} ...", enabled=progress)
         net = load_model(model, scale, weights, backend=backend)
+        if not untrained:
+            require_trained(net)
         if not any(True for _ in net.parameters()):
             # parameter-free resamplers (bicubic, lanczos) are memory-bound: a second OpenMP thread only
             # spins against the encoder's threads (measured: -3 ms CPU per 1080p frame with one thread)
@@ -283,12 +415,12 @@ def _job(input, output, sdir, *, scale, model, weights, tile, device, precision,
             frames = _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output,
                                         codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
                                         backend=backend, tile=tile, resume=resume, segment=segment,
-                                        progress=progress, on_frame=on_frame, planes=planes, header=header)
+                                        progress=progress, on_frame=on_frame, planes=planes, header=header, fps=fps)
             return net, s, frames
         writer = open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset,
                              pix_fmt=pix_fmt, overwrite=overwrite, format=format)
         try:
-            bar = Progress(info.frames, label="upscale", enabled=progress, header=header)
+            bar = Progress(info.frames, label="upscale", enabled=progress, header=header, warmup=engine.chunk)
             stage_engine, to_input = _plane_stages(net, engine, reader, getattr(writer, "pix_fmt", None),
                                                    planes, image_to_tensor)
             frames = _run_stages(reader, stage_engine, to_input, bar, on_frame,
@@ -301,6 +433,21 @@ def _job(input, output, sdir, *, scale, model, weights, tile, device, precision,
                 raise _interrupted(e, "interrupted") from None
             raise
     return net, s, frames
+
+
+def _warn_dropped_streams(info, output, format, enabled: bool) -> None:
+    """A PNG folder or y4m OUTPUT holds video only: say so when the input has audio or subtitles."""
+    from .io.writer import output_kind
+
+    kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
+    if kind not in ("png", "yuv4mpegpipe", "-"):
+        return
+    what = [f"{n} {name} stream{'s' if n > 1 else ''}" for n, name in ((info.audio_streams, "audio"),
+                                                                         (info.subtitle_streams, "subtitle")) if n]
+    if what:
+        into = "a PNG folder" if kind == "png" else "y4m"
+        announce(f"warning: {' and '.join(what)} of the input will not be written: {into} holds video only "
+                 "(write a .mkv/.mp4 OUTPUT to keep them)", enabled=enabled)
 
 
 class _PlaneResampler:
@@ -339,11 +486,59 @@ def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, i
 
         rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
         engine.planes = torch.tensor(rgb_to_yuv(info.colorspace, rng), dtype=torch.float32)
-        if engine.chunk_auto and engine.context:
-            # planes reconstruct one kept frame at a time, so a longer chunk costs little memory and spends
-            # less of its time on warm-up frames (measured: quality-x4 +5% end to end with 32 instead of 16)
-            engine.chunk = max(engine.chunk, 4 * engine.context)
+        longer = 4 * engine.context
+        extra = (longer - engine.chunk) * info.width * info.height * CLIP_BYTES_PER_LR_PIXEL
+        if engine.chunk_auto and engine.context and extra <= LONGER_CHUNK_BYTES:
+            # planes reconstruct one kept frame at a time, and a longer chunk spends less of its time on warm-up
+            # frames (measured: quality-x4 +5% end to end with 32 instead of 16), but the recurrent model holds
+            # features of every frame of the clip: only where those extra frames cost little memory (at 320x180
+            # about a third of the run's peak RSS: benchmarks/peak_memory.py, entries before / after)
+            engine.chunk = max(engine.chunk, longer)
     return engine, image_to_tensor
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """A failed allocation: MemoryError (also PyAV's ENOMEM), torch's OutOfMemoryError, or torch's CPU
+    allocator's RuntimeError."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or getattr(e, "errno", None) == 12:
+        return True
+    msg = str(e) if isinstance(e, RuntimeError) else ""
+    return "can't allocate memory" in msg or "out of memory" in msg.lower()
+
+
+def oom_hint(tile) -> str:
+    import resource
+
+    where = "memory"
+    try:
+        if resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY:
+            where = "memory (within the address-space limit, ulimit -v)"
+    except (OSError, ValueError):
+        pass
+    if tile is None:
+        fix = "use --tile auto or --tile 256"
+    elif tile == "auto":
+        fix = "use a fixed smaller --tile such as 128"
+    else:
+        fix = f"use a smaller --tile than {tile}"
+    return f"out of {where}; {fix}, --chunk 1, a smaller --scale, or free some memory"
+
+
+@contextlib.contextmanager
+def _memory_errors(tile):
+    """Running out of memory anywhere in the job is one clear error (exit 9) with what to change."""
+    try:
+        yield
+    except VideosrError:
+        raise
+    except Exception as e:
+        if not is_out_of_memory(e):
+            raise
+        from .errors import OutOfMemoryError
+
+        detail = str(e).splitlines()[0].strip() if str(e) else type(e).__name__
+        detail = detail.split("DefaultCPUAllocator: ", 1)[-1][:160]
+        raise OutOfMemoryError(f"{oom_hint(tile)} ({detail})") from None
 
 
 def _interrupted(e: BaseException, msg: str) -> Interrupted:
@@ -387,7 +582,7 @@ def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, 
 
 def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
                        preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame,
-                       planes, header=None) -> int:
+                       planes, header=None, fps=None) -> int:
     from .io._pixfmt import choose_pix_fmt
     from .io.segments import SegmentWriter, output_format, quiet, resolve_codec
     from .resume import State, input_fingerprint
@@ -402,6 +597,8 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     opts = _options(net, engine, scale=s, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=backend,
                     tile=tile, info=info, output=output,
                     planes=stage_engine is not engine or engine.planes is not None)
+    if fps is not None:
+        opts["fps"] = str(info.fps)  # the output's timing: a resumed run must use the same (absent: 25 / the input's)
     seg_len = segment_frames(info.fps, engine.chunk, segment)
     st = None
     if os.path.lexists(sdir):
@@ -443,7 +640,7 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
                                 SegmentWriter, quiet)
             left = info.frames - done if info.frames and info.frames > done else None
             bar = Progress(left, label="upscale" if not done else f"upscale (resumed at frame {done})",
-                           enabled=progress, header=header)
+                           enabled=progress, header=header, warmup=engine.chunk)
             try:
                 n = _run_stages(reader, stage_engine, to_input, bar, on_frame, write=sink.write,
                                 finish=sink.finish, first=warm, start=done, allow_empty=done > 0)
@@ -460,6 +657,8 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     except BaseException as e:
         if isinstance(e, InputChangedError):
             pass  # the state is still good for the original input; the message says it was kept
+        elif not st.manifest.get("segments") and not st.manifest.get("finished"):
+            st.remove()  # no segment written: nothing to continue, and it must not block the next run
         elif resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
             e.args = (f"{e}; resume state kept in {sdir}: rerun with --resume to continue",)
         elif not resume:
@@ -467,6 +666,17 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
         raise
     st.remove()
     return total
+
+
+def _input_now(st, input, input_fingerprint) -> dict:
+    """The input's identity now; an input moved away or deleted during the run is an input error (exit 3,
+    state kept: put it back and resume)."""
+    try:
+        return input_fingerprint(input)
+    except OSError as e:
+        raise InputChangedError(f"{input}: the input is gone ({e.strerror or e}; moved or deleted during the "
+                                f"run); state kept in {st.dir}: put it back and rerun with --resume, or delete "
+                                f"it") from None
 
 
 def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fmt, overwrite: bool,
@@ -478,7 +688,7 @@ def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fm
     from .resume import input_fingerprint, sha256_file
 
     st.check_complete(total)
-    st.check_input(input_fingerprint(input))
+    st.check_input(_input_now(st, input, input_fingerprint))
     tmp = os.path.join(st.dir, "final.part" + os.path.splitext(output)[1].lower())
     with quiet():
         n = concat_segments(st.segment_files(), output, info, w, h, codec=codec, crf=crf, preset=preset,
@@ -487,7 +697,7 @@ def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fm
         if n != total:
             raise ResumeError(f"{output}: the joined video has {n} frames, not the input's {total}; delete "
                               f"{st.dir} and start again")
-        st.check_input(input_fingerprint(input))  # not replaced while its audio was being copied
+        st.check_input(_input_now(st, input, input_fingerprint))  # not replaced while its audio was copied
     except BaseException:
         os.unlink(tmp)
         raise
@@ -660,6 +870,7 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
     mod = _Stage(run_model, "videosr-model")
     enc = _Stage(encode, "videosr-encode")
     stages = (dec, mod, enc)
+    bar.begin()  # a first line (0 frames, "ETA after warm-up") before the model's first chunk is done
     for t in stages:
         t.start()
     try:

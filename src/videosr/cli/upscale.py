@@ -27,8 +27,13 @@ def register(sub) -> None:
                        description="Upscale INPUT (video file, image folder, or - for y4m on stdin) to "
                                    "OUTPUT (.mp4/.mkv/.mov/.webm/.y4m, a folder of PNGs with --format png, "
                                    "/dev/null to discard, or - for y4m on stdout).")
-    p.add_argument("input")
-    p.add_argument("output")
+    p.add_argument("input", metavar="INPUT",
+                   help="a video file (anything FFmpeg decodes), a folder of images (png/jpg/bmp/tif/webp, in natural "
+                        "order; see --fps), or - for y4m on stdin")
+    p.add_argument("output", metavar="OUTPUT",
+                   help="a video file (.mp4/.mkv/.mov/.webm/.y4m: audio, subtitles, timing and colour kept), a folder "
+                        "of PNGs (--format png or a trailing /; no audio), /dev/null to discard, or - for y4m on "
+                        "stdout")
     p.add_argument("--scale", type=int, default=None, help="2, 3 or 4 (default: the model's, else 4)")
     p.add_argument("--model", default="auto",
                    help="registered model name (see `videosr models`), a training checkpoint path, or auto "
@@ -48,8 +53,12 @@ def register(sub) -> None:
                    help="torch.compile the model: faster per frame once compiled, but each new clip shape pays a "
                         "compilation (seconds to minutes): for long videos")
     p.add_argument("--codec", default="libx264", help="libx264, libx265, libsvtav1, libvpx-vp9 or ffv1")
-    p.add_argument("--crf", type=int, default=None)
-    p.add_argument("--preset", default=None)
+    p.add_argument("--crf", type=int, default=None,
+                   help="quality, lower is better: libx264/libx265 0..51 (default 18/20), libsvtav1 1..63 (30), "
+                        "libvpx-vp9 0..63 (31); ffv1 is lossless")
+    p.add_argument("--preset", default=None,
+                   help="speed: libx264/libx265 ultrafast..placebo (default medium), libsvtav1 0..13 (8), "
+                        "libvpx-vp9 0..8 (4); lower numbers are slower")
     p.add_argument("--pix-fmt", default=None)
     p.add_argument("--format", choices=["png"], default=None,
                    help="write OUTPUT as a folder of PNGs (needed unless OUTPUT ends with / or is a folder "
@@ -62,9 +71,22 @@ def register(sub) -> None:
                         ".OUTPUT.videosr-resume/ beside OUTPUT, or start a resumable run")
     p.add_argument("--segment", type=int, default=None, metavar="FRAMES",
                    help="frames per resumable segment (default: about 4 s of video, a multiple of the chunk)")
+    p.add_argument("--fps", default=None, metavar="RATE",
+                   help="frame rate of an image-folder INPUT: 24, 25 (default), 29.97, 30000/1001, ... (video "
+                        "inputs keep their own timing)")
+    from .batch import add_ray_args
+
+    add_ray_args(p)  # --workers N / --ray-address ADDR: videosr.distributed (Ray)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
     p.set_defaults(handler=run)
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -86,7 +108,13 @@ def _sigterm_as_interrupt():
 
 def run(args) -> int:
     from ..pipeline import upscale
+    from .batch import distributed_upscale
 
+    upscale = distributed_upscale(args) or upscale  # --workers / --ray-address: the same job on Ray
+
+    if args.output == "-" and _is_terminal(sys.stdout):
+        raise UsageError("OUTPUT - writes y4m video to stdout, which is a terminal here: pipe it into a program "
+                         "(videosr upscale IN - | ffmpeg -i - out.mp4) or name an output file")
     tile = _tile(args.tile) if args.tile is not None else None
     try:
         with _sigterm_as_interrupt():
@@ -95,7 +123,8 @@ def run(args) -> int:
                               codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
                               overwrite=args.overwrite, progress=not args.quiet and not args.json,
                               backend=args.backend, resume=args.resume, segment=args.segment,
-                              compile=args.compile, format=args.format, quality=args.quality)
+                              compile=args.compile, format=args.format, quality=args.quality,
+                              **({"fps": args.fps} if args.fps is not None else {}))
     except Interrupted as e:
         if getattr(e, "stuck", False):
             # A model call is still running in a worker thread: end now rather than wait for it.

@@ -1,0 +1,111 @@
+"""`videosr batch INPUTS... --out-dir DIR`: many videos on Ray (:mod:`videosr.batch`); also the Ray options
+`videosr upscale` takes (``--workers``, ``--ray-address``, ...: :mod:`videosr.distributed`)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+from ..errors import Interrupted, UsageError
+
+
+def add_ray_args(p, batch: bool = False) -> None:
+    """The options that run a job on Ray (the ``[ray]`` extra)."""
+    g = p.add_argument_group("distributed (Ray; pip install -e '.[ray]'; see docs/distributed.md)")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help=("tasks run at once: on a local Ray runtime started in this process (each gets cores/N CPUs, "
+                         "its torch threads), or at most N at once on --ray-address"
+                         + ("" if batch else "; the video is cut into segments made in parallel, the output is "
+                            "pixel-identical to a run without --workers")))
+    g.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="an existing Ray cluster (host:port of `ray start --head`, ray://host:10001, or auto)")
+    g.add_argument("--worker-cpus", type=int, default=None, metavar="N",
+                   help="CPUs (torch threads) per task (default: cores/--workers locally, 1 on a cluster)")
+    g.add_argument("--ship-input", action="store_true",
+                   help="send the input file to the workers through Ray's object store (when the nodes do not "
+                        "share storage that holds it at the same path)")
+
+
+def distributed_upscale(args):
+    """``videosr.distributed.upscale`` with the Ray options bound, when ``--workers``/``--ray-address`` was
+    given; else None (a plain single-process run). Without the ``[ray]`` extra: UsageError (exit 2)."""
+    workers, address = getattr(args, "workers", None), getattr(args, "ray_address", None)
+    if workers is None and address is None:
+        if getattr(args, "worker_cpus", None) is not None or getattr(args, "ship_input", False):
+            raise UsageError("--worker-cpus and --ship-input go with --workers N or --ray-address ADDR")
+        return None
+    from .. import distributed
+
+    distributed.import_ray()
+    return functools.partial(distributed.upscale, workers=workers, address=address,
+                             cpus_per_worker=args.worker_cpus, ship_input=args.ship_input)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("batch", help="upscale many videos (files, folders, globs) on Ray, one output each",
+                       description="Upscale every INPUT (video files; folders: the videos in them; globs) into "
+                                   "--out-dir, on a local Ray runtime (--workers N) or a cluster (--ray-address). "
+                                   "Outputs already there are skipped, interrupted ones resumed; a file that fails "
+                                   "is reported and the others go on. Exit 0 when every file is done, 1 when some "
+                                   "failed.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders of videos, or globs ('clips/*.mkv')")
+    p.add_argument("--out-dir", required=True, metavar="DIR", help="where the outputs go (created if missing)")
+    p.add_argument("--ext", default=None, metavar="EXT",
+                   help="output container: mp4, mkv, mov or webm (default: the input's where it is one of those, "
+                        "else mkv)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="files in progress at once (default: as many as there are task slots, at most 8)")
+    p.add_argument("--scale", type=int, default=None)
+    p.add_argument("--model", default="auto", help="as for upscale (auto: chosen per input)")
+    p.add_argument("--quality", default="auto", choices=["auto", "fast", "best"])
+    p.add_argument("--weights", default=None)
+    p.add_argument("--tile", default=None)
+    p.add_argument("--chunk", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--codec", default="libx264")
+    p.add_argument("--crf", type=int, default=None)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--pix-fmt", default=None)
+    p.add_argument("--segment", type=int, default=None, metavar="FRAMES")
+    p.add_argument("--overwrite", action="store_true", help="redo outputs that are already there")
+    add_ray_args(p, batch=True)
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--json", action="store_true", help="print the results as JSON (stdout) instead of a table")
+    p.set_defaults(handler=run)
+
+
+def run(args) -> int:
+    from .. import distributed
+    from ..batch import batch, table
+    from .upscale import _sigterm_as_interrupt, _tile
+
+    distributed.import_ray()
+    tile = _tile(args.tile) if args.tile is not None else None
+    options = dict(scale=args.scale, model=args.model, quality=args.quality, weights=args.weights, tile=tile,
+                   chunk=args.chunk, device=args.device, precision=args.precision, backend=args.backend,
+                   compile=args.compile, codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
+                   segment=args.segment)
+    try:
+        with _sigterm_as_interrupt():
+            results = batch(args.inputs, args.out_dir, ext=args.ext, jobs=args.jobs, overwrite=args.overwrite,
+                            workers=args.workers, address=args.ray_address, cpus_per_worker=args.worker_cpus,
+                            ship_input=args.ship_input, progress=not args.quiet and not args.json, **options)
+    except Interrupted as e:
+        print(f"videosr: {e}", file=sys.stderr)
+        return e.exit_code
+    if args.json:
+        print(json.dumps(results, indent=1))
+    elif not args.quiet:
+        print(table(results))
+    else:
+        for r in results:
+            if r["status"] == "failed":
+                print(f"videosr: error: {r['error']}", file=sys.stderr)
+    if any(r["status"] == "interrupted" for r in results):
+        return Interrupted.exit_code
+    return 1 if any(r["status"] == "failed" for r in results) else 0
