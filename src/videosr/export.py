@@ -299,24 +299,6 @@ def export_onnx(model: nn.Module, output: str | os.PathLike, *, frames: int = DE
 
 
 
-def export_model(model: str, output: str, *, weights: str | None = None, scale: int | None = None,
-                 format: str = "onnx", frames: int = DEFAULT_FRAMES, static_frames: bool = False,
-                 opset: int = DEFAULT_OPSET, overwrite: bool = False) -> dict[str, Any]:
-    """`videosr export`: resolve ``model`` like `upscale` does (name, family + scale, checkpoint) and export."""
-    from .errors import OutputExistsError
-    from .pipeline import load_model, require_trained
-
-    if format != "onnx":
-        raise UsageError(f"unknown export format {format!r} (use onnx)")
-    if not str(output).endswith(".onnx"):
-        raise UsageError(f"the output of --format onnx must end in .onnx, not {output!r}")
-    if os.path.exists(output) and not overwrite:
-        raise OutputExistsError(f"{output} exists (use --overwrite to replace it)")
-    net = load_model(model, scale, weights)
-    require_trained(net)  # an exported graph with random weights would only ever write noise
-    return export_onnx(net, output, frames=frames, static_frames=static_frames, opset=opset)
-
-
 # --------------------------------------------------------------------------------------- runtime
 
 def _require_ort():

@@ -908,3 +908,24 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
 
         raise EmptyInputError(f"{reader.info.source or 'input'}: no frames could be decoded")
     return n
+
+
+def export_model(model: str, output: str, *, weights: str | None = None, scale: int | None = None,
+                 format: str = "onnx", frames: int | None = None, static_frames: bool = False,
+                 opset: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """`videosr export`: resolve ``model`` like `upscale` does (name, family + scale, checkpoint) and export it
+    with :func:`videosr.export.export_onnx` (here rather than in ``export``, which then needs nothing from this
+    module: no import loop)."""
+    from .errors import OutputExistsError
+    from .export import DEFAULT_FRAMES, DEFAULT_OPSET, export_onnx
+
+    if format != "onnx":
+        raise UsageError(f"unknown export format {format!r} (use onnx)")
+    if not str(output).endswith(".onnx"):
+        raise UsageError(f"the output of --format onnx must end in .onnx, not {output!r}")
+    if os.path.exists(output) and not overwrite:
+        raise OutputExistsError(f"{output} exists (use --overwrite to replace it)")
+    net = load_model(model, scale, weights)
+    require_trained(net)  # an exported graph with random weights would only ever write noise
+    return export_onnx(net, output, frames=frames or DEFAULT_FRAMES, static_frames=static_frames,
+                       opset=opset or DEFAULT_OPSET)

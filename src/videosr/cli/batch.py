@@ -3,43 +3,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 
-from ..errors import Interrupted, UsageError
-
-
-def add_ray_args(p, batch: bool = False) -> None:
-    """The options that run a job on Ray (the ``[ray]`` extra)."""
-    g = p.add_argument_group("distributed (Ray; pip install -e '.[ray]'; see docs/distributed.md)")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help=("tasks run at once: on a local Ray runtime started in this process (each gets cores/N CPUs, "
-                         "its torch threads), or at most N at once on --ray-address"
-                         + ("" if batch else "; the video is cut into segments made in parallel, the output is "
-                            "pixel-identical to a run without --workers")))
-    g.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="an existing Ray cluster (host:port of `ray start --head`, ray://host:10001, or auto)")
-    g.add_argument("--worker-cpus", type=int, default=None, metavar="N",
-                   help="CPUs (torch threads) per task (default: cores/--workers locally, 1 on a cluster)")
-    g.add_argument("--ship-input", action="store_true",
-                   help="send the input file to the workers through Ray's object store (when the nodes do not "
-                        "share storage that holds it at the same path)")
-
-
-def distributed_upscale(args):
-    """``videosr.distributed.upscale`` with the Ray options bound, when ``--workers``/``--ray-address`` was
-    given; else None (a plain single-process run). Without the ``[ray]`` extra: UsageError (exit 2)."""
-    workers, address = getattr(args, "workers", None), getattr(args, "ray_address", None)
-    if workers is None and address is None:
-        if getattr(args, "worker_cpus", None) is not None or getattr(args, "ship_input", False):
-            raise UsageError("--worker-cpus and --ship-input go with --workers N or --ray-address ADDR")
-        return None
-    from .. import distributed
-
-    distributed.import_ray()
-    return functools.partial(distributed.upscale, workers=workers, address=address,
-                             cpus_per_worker=args.worker_cpus, ship_input=args.ship_input)
+from ..errors import Interrupted
+from ._common import _sigterm_as_interrupt, _tile, add_ray_args
 
 
 def register(sub) -> None:
@@ -82,7 +50,6 @@ def register(sub) -> None:
 def run(args) -> int:
     from .. import distributed
     from ..batch import batch, table
-    from .upscale import _sigterm_as_interrupt, _tile
 
     distributed.import_ray()
     tile = _tile(args.tile) if args.tile is not None else None

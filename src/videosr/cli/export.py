@@ -1,4 +1,4 @@
-"""`videosr export --model NAME --format onnx OUT.onnx`: the CLI face of :func:`videosr.export.export_model`."""
+"""`videosr export --model NAME --format onnx OUT.onnx`: the CLI face of :func:`videosr.pipeline.export_model`."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import sys
 
-    from ..export import export_model
+    from ..pipeline import export_model
 
     summary = export_model(args.model, args.output, weights=args.weights, scale=args.scale, format=args.format,
                            frames=args.frames, static_frames=args.static_frames, opset=args.opset,

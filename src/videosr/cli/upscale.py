@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
-import threading
 
 from ..errors import Interrupted, UsageError
-
-
-def _tile(value: str) -> int | str:
-    if value == "auto":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        raise UsageError(f"--tile takes a number of pixels or 'auto', not {value!r}") from None
-    return n
+from ._common import _sigterm_as_interrupt, _tile, add_ray_args, distributed_upscale
 
 
 def register(sub) -> None:
@@ -74,7 +62,6 @@ def register(sub) -> None:
     p.add_argument("--fps", default=None, metavar="RATE",
                    help="frame rate of an image-folder INPUT: 24, 25 (default), 29.97, 30000/1001, ... (video "
                         "inputs keep their own timing)")
-    from .batch import add_ray_args
 
     add_ray_args(p)  # --workers N / --ray-address ADDR: videosr.distributed (Ray)
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -89,26 +76,8 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM behaves like Ctrl-C while the job runs (state kept, one line, exit 130)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def run(args) -> int:
     from ..pipeline import upscale
-    from .batch import distributed_upscale
 
     upscale = distributed_upscale(args) or upscale  # --workers / --ray-address: the same job on Ray
 
