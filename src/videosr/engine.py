@@ -7,7 +7,8 @@
   warm-up lets the hidden state converge so seams do not show.
 * Spatial tiling: large frames are cut into overlapping LR tiles; each tile's centre is kept.
 * Precision: fp32 (channels_last on CPU), bf16 (autocast; a variant's default only where measured to be
-  both faster and within 0.05 dB of fp32), fp16 (CUDA).
+  both faster and within 0.05 dB of fp32), fp16 (CUDA), int8 (CPU, asked for only: the conv trunk quantized in
+  ONNX Runtime, for the variants whose int8 Vid4 PSNR is within 0.1 dB of fp32; videosr.int8).
 * ``compile``: torch.compile (inductor) of the model's forward; each new clip shape (a video's first and
   last chunks are shorter) pays a compilation (80 s cold for fast-x4 on 2 cores, 3-14 s from inductor's
   cache). Measured on the AMX machine, fast-x4 planes of one 480x270 frame once compiled: bf16 9.9 vs
@@ -30,7 +31,7 @@ from torch import nn
 
 from .errors import UsageError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -64,9 +65,11 @@ def cpu_has_fast_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device, model: nn.Module) -> str:
+def resolve_precision(precision: str, device: torch.device, model: nn.Module, verify_int8: bool = True) -> str:
     """``auto`` takes the variant's verified default (``Variant.precision``: bf16 only where its Vid4 PSNR is
-    within 0.05 dB of fp32) where the device runs it fast (on a CPU: AMX), else fp32."""
+    within 0.05 dB of fp32) where the device runs it fast (on a CPU: AMX), else fp32; never int8. ``int8``: only
+    on the CPU, for a variant whose int8 trunk passed its Vid4 gate (``verify_int8=False``: without the gate, for
+    `videosr eval` measuring it)."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision {precision!r} (use {', '.join(PRECISIONS)})")
     if precision == "auto":
@@ -78,6 +81,12 @@ def resolve_precision(precision: str, device: torch.device, model: nn.Module) ->
             precision = "fp16"
     if precision == "fp16" and device.type == "cpu":
         raise UsageError("fp16 is for CUDA; on a CPU use bf16 or fp32")
+    if precision == "int8":
+        if device.type != "cpu":
+            raise UsageError("int8 runs on the CPU (ONNX Runtime); on CUDA use fp16 or bf16")
+        from .int8 import check_int8
+
+        check_int8(model, verified=verify_int8)
     return precision
 
 
@@ -143,10 +152,15 @@ class Engine:
     # ``forward_planes`` instead of RGB frames (models with ``supports_planes``; whole frames only)
     planes: torch.Tensor | None = None
     compile: bool = False  # torch.compile the model's forward (and forward_planes)
+    verify_int8: bool = True  # False: int8 without its Vid4 gate (only `videosr eval`, which measures the gate)
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.device) if isinstance(self.device, str) else self.device
-        self.precision = resolve_precision(self.precision, self.device, self.model)
+        self.precision = resolve_precision(self.precision, self.device, self.model, self.verify_int8)
+        if self.precision == "int8":
+            from .int8 import int8_model
+
+            self.model = int8_model(self.model)  # a copy: the trunk in ONNX Runtime int8, the rest float32
         self.scale = int(self.model.scale)
         self.context = int(getattr(self.model, "context", 0))
         self.causal = bool(getattr(self.model, "causal", False))

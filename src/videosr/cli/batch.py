@@ -32,7 +32,7 @@ def register(sub) -> None:
     p.add_argument("--tile", default=None)
     p.add_argument("--chunk", type=int, default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"])
     p.add_argument("--compile", action="store_true")
     p.add_argument("--codec", default="libx264")

@@ -17,7 +17,7 @@ def register(sub) -> None:
     p.add_argument("--crf", type=int, default=18)
     p.add_argument("--preset", default="veryfast")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16", "int8"])
     p.add_argument("--compile", action="store_true", help="torch.compile the models (as upscale --compile)")
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="rounds of floor + every model end to end; medians reported (default 1)")

@@ -53,9 +53,9 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=1, metavar="N",
                    help="torch CPU threads (default 1: fastest for this workload on a shared machine; "
                         "0: torch's default)")
-    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="inference precision (default fp32, the protocol's; bf16 to check a model's accuracy "
-                        "in bf16; auto: what `upscale` would use)")
+    p.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16", "int8"],
+                   help="inference precision (default fp32, the protocol's; bf16 or int8 to check a model's "
+                        "accuracy in bf16 or int8; auto: what `upscale` would use)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(handler=run)
 

@@ -38,6 +38,8 @@ class FastVSR(nn.Module):
     scale: int
     context: int
     causal: bool
+    # an int8 trunk (videosr.int8.Int8Trunk, set by videosr.int8.int8_model on a copy): runs feat, fuse and body
+    int8_trunk = None
 
     def __init__(self, scale: int = 4, frames: int = 3, causal: bool = False, feat: int = 16,
                  width: int = 32, blocks: int = 1, down: int = 2, out_kernel: int = 1,
@@ -80,13 +82,17 @@ class FastVSR(nn.Module):
         frames = F.pad(frames, (d * r, d * r + pw, d * r, d * r + ph), mode="replicate") if (r or ph or pw) else frames
         u = F.pixel_unshuffle(frames, d)  # (B*T, 3*d*d, h'+2r, w'+2r), h' = ceil(H/d)
         hh, ww = u.shape[-2] - 2 * r, u.shape[-1] - 2 * r
-        # per-frame features, once per frame
-        f = self.act(self.feat(u[..., r:r + hh, r:r + ww]))  # (B*T, feat, h', w')
-        f = f.reshape(b, t, -1, hh, ww)  # (B, T, feat, h', w')
-        # fusion: gather each output frame's window, edge frames replicated
+        # each output frame's window, edge frames replicated
         a, z = keep if keep is not None else (0, t)
         idx = (torch.arange(a, z, device=x.device)[:, None]
                + torch.tensor(self.offsets, device=x.device)).clamp(0, t - 1)  # (T', n)
+        if self.int8_trunk is not None:  # feat, fuse and body in int8 (videosr.int8); the rest stays float
+            flat = (torch.arange(b, device=x.device)[:, None, None] * t + idx).reshape(-1, idx.shape[1])
+            return self.int8_trunk(u[..., r:r + hh, r:r + ww], flat), frames, u  # (B*T', width, h', w')
+        # per-frame features, once per frame
+        f = self.act(self.feat(u[..., r:r + hh, r:r + ww]))  # (B*T, feat, h', w')
+        f = f.reshape(b, t, -1, hh, ww)  # (B, T, feat, h', w')
+        # fusion: gather each output frame's window
         win = f[:, idx].reshape(b * (z - a), -1, hh, ww)  # (B*T', n*feat, h', w')
         y = self.act(self.fuse(win))  # (B*T', width, h', w')
         # body
@@ -193,6 +199,8 @@ for _v in [
             sha256="5ef6c2e6ed0651651c4ab4e1f22888168db1ef58c526149bb4820d303861fcbd",
             training_data=TRAINING_DATA, degradation="BI", license="MIT",
             vid4_eval="fast-x4.vid4.json", vid4_eval_bf16="fast-x4.vid4.bf16.json", precision="bf16",
+            int8_trunk="fast-x4.int8.onnx", vid4_eval_int8="fast-x4.vid4.int8.json",
+            int8_sha256="102526305f9745d6a2771a6739e616aebe983b7497c16fb013fc495fa68bf609",
             card="docs/models/fast-x4.md",
             description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
                         "`videosr train configs/fast-x4.toml`"),
@@ -201,6 +209,8 @@ for _v in [
             sha256="d628b5ab30a0299613f8bb23c220a65f19d60b86265ad15afa8ed93ac29ab7c0",
             training_data=TRAINING_DATA, degradation="BD", license="MIT",
             vid4_eval="fast-x4-bd.vid4.json", vid4_eval_bf16="fast-x4-bd.vid4.bf16.json", precision="bf16",
+            int8_trunk="fast-x4-bd.int8.onnx", vid4_eval_int8="fast-x4-bd.vid4.int8.json",
+            int8_sha256="870da307a18ab6100da2b7873609a640a4f31286b311e631c9516c917f4ee5a4",
             card="docs/models/fast-x4-bd.md",
             description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
                         "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`"),
@@ -216,6 +226,8 @@ for _v in [
             sha256="9b2c90679cce6c20fab351f3cb93439d520beef87c5c627e5fa8a8884a22d685",
             training_data=TRAINING_DATA, degradation="BI", license="MIT",
             vid4_eval="fast-x2.vid4.json", vid4_eval_bf16="fast-x2.vid4.bf16.json", precision="bf16",
+            int8_trunk="fast-x2.int8.onnx", vid4_eval_int8="fast-x2.vid4.int8.json",
+            int8_sha256="518076177469d61b9a3726bdb4a0a175d1f357879cc632edde578fbd71453663",
             card="docs/models/fast-x2.md",
             description="fast-x4's architecture at x2, real-time class; trained by "
                         "`videosr train configs/fast-x2.toml`"),

@@ -56,6 +56,19 @@ class Variant:
         """The same figure with bf16 inference (``vid4_eval_bf16``): the accuracy guard of ``precision``."""
         return self._vid4(self.vid4_eval_bf16, "bf16")
 
+    @property
+    def vid4_psnr_y_int8(self) -> float | None:
+        """The same figure with the int8 trunk (``vid4_eval_int8``): the accuracy guard of ``--precision int8``."""
+        return self._vid4(self.vid4_eval_int8, "int8")
+
+    @property
+    def int8_allowed(self) -> bool:
+        """``--precision int8`` is allowed: a quantized trunk ships and its Vid4 PSNR-Y, measured by `videosr eval
+        --precision int8`, is within INT8_TOLERANCE_DB of fp32's."""
+        fp32, int8 = self.vid4_psnr_y, self.vid4_psnr_y_int8
+        return (self.int8_trunk is not None and fp32 is not None and int8 is not None
+                and abs(int8 - fp32) <= INT8_TOLERANCE_DB)
+
     def _vid4(self, name: str | None, precision: str) -> float | None:
         if name is None:
             return None
@@ -77,9 +90,16 @@ class Variant:
     # only with ``vid4_eval_bf16``, the same evaluation in bf16, within BF16_TOLERANCE_DB of fp32 (a test)
     precision: str = "fp32"
     vid4_eval_bf16: str | None = None
+    # int8 inference (videosr.int8): the conv trunk quantized by ONNX Runtime's static quantization, calibrated on
+    # the training set (scripts/quantize_int8.py), file under weights/ and its sha256; allowed only where
+    # ``vid4_eval_int8`` (`videosr eval --precision int8`) is within INT8_TOLERANCE_DB of ``vid4_eval``
+    int8_trunk: str | None = None
+    int8_sha256: str | None = None
+    vid4_eval_int8: str | None = None
 
 
 BF16_TOLERANCE_DB = 0.05
+INT8_TOLERANCE_DB = 0.1
 
 
 def register_arch(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
@@ -102,6 +122,8 @@ def register_variant(v: Variant) -> Variant:
         raise ValueError(f"model {v.name!r}: precision must be fp32 or bf16, not {v.precision!r}")
     if v.precision == "bf16" and (v.vid4_eval is None or v.vid4_eval_bf16 is None):
         raise ValueError(f"model {v.name!r}: a bf16 default needs its fp32 and bf16 Vid4 evaluations")
+    if v.int8_trunk is not None and v.int8_sha256 is None:
+        raise ValueError(f"model {v.name!r}: an int8 trunk needs its sha256")
     VARIANTS[v.name] = v
     return v
 
