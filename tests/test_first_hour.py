@@ -157,7 +157,7 @@ def test_a_changed_variant_shows_no_stale_flops(monkeypatch) -> None:
 
 # weightless variants are refused ---------------------------------------------------------------------------
 
-WEIGHTED_X4 = ["fast-x4", "fast-x4-bd", "quality-x4", "quality-x4-full", "quality-x4-full-w48"]
+WEIGHTED_X4 = ["fast-x4", "fast-x4-bd", "fast-x4-causal", "quality-x4", "quality-x4-full", "quality-x4-full-w48"]
 
 
 @pytest.mark.parametrize("model", ["pan-x4", "online-x4", "fast-x4-small", "quality-x4-large", "pan"])

@@ -215,7 +215,13 @@ for _v in [
             description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
                         "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`"),
     Variant(name="fast-x4-causal", arch="fastvsr", scale=4, kwargs={**_FAST, "causal": True},
-            description="causal real-time model (t-2, t-1, t): no look-ahead; " + _FAST_NOTE),
+            weights="fast-x4-causal.safetensors",
+            sha256="bd1a90f067464a93b30854ac7f67cbc73f4e5e38c168b454149dd87e44532a9b",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="fast-x4-causal.vid4.json", vid4_eval_bf16="fast-x4-causal.vid4.bf16.json",
+            precision="bf16", card="docs/models/fast-x4-causal.md",
+            description="causal real-time model (t-2, t-1, t): no look-ahead, for live video (--live); "
+                        "fast-x4 fine-tuned by `videosr train configs/fast-x4-causal.toml`"),
     Variant(name="fast-x4-small", arch="fastvsr", scale=4, kwargs={**_FAST, "feat": 12, "width": 24},
             description="smallest real-time model, for slower CPUs; " + _FAST_NOTE),
     Variant(name="fast-x4-large", arch="fastvsr", scale=4,
