@@ -294,6 +294,11 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     from .lock import output_lock
 
     t0 = time.perf_counter()
+    from .io.live import is_live_sink, is_live_source
+
+    if is_live_source(input) or is_live_sink(output):
+        raise UsageError(f"{input if is_live_source(input) else output} is a live stream: upscale it with "
+                         "videosr.live.live_upscale (videosr upscale --live)")
     kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
     from .io.reader import is_stream
 

@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..errors import Interrupted, UsageError
+from . import _live
 from ._common import _sigterm_as_interrupt, _tile, add_ray_args, distributed_upscale
 
 
@@ -66,6 +67,7 @@ def register(sub) -> None:
                         "inputs keep their own timing)")
 
     add_ray_args(p)  # --workers N / --ray-address ADDR: videosr.distributed (Ray)
+    _live.add_live_args(p)  # --live, --max-latency MS, --timeout S: videosr.live
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--json", action="store_true", help="print one JSON summary at the end")
     p.set_defaults(handler=run)
@@ -81,6 +83,12 @@ def _is_terminal(stream) -> bool:
 def run(args) -> int:
     from ..pipeline import upscale
 
+    _live.check_args(args)
+    if args.live:
+        if args.output == "-" and _is_terminal(sys.stdout):
+            raise UsageError("OUTPUT - writes y4m video to stdout, which is a terminal here: pipe it into a program "
+                             "(videosr upscale --live IN - | ffplay -) or name a udp:// output")
+        return _live.run(args)
     upscale = distributed_upscale(args) or upscale  # --workers / --ray-address: the same job on Ray
 
     if args.output == "-" and _is_terminal(sys.stdout):

@@ -220,12 +220,50 @@ class RecurrentVSR(nn.Module):
         proj = self.forward_prop.project(feats[:, :z].flatten(0, 1)).reshape(b, z, *feats.shape[2:])
         hidden = zeros
         for i in range(z):
-            if i > 0:
-                hidden = flow_warp(hidden, fwd_flow[:, i - 1])
-            hidden = self.forward_prop.step(proj[:, i], hidden)
+            hidden = self._forward_step(proj[:, i], hidden, fwd_flow[:, i - 1] if i > 0 else None)
             if i >= a:
                 forward[i] = hidden
         return lr, forward, backward
+
+    def _forward_step(self, projected: torch.Tensor, hidden: torch.Tensor, flow: torch.Tensor | None
+                      ) -> torch.Tensor:
+        """One step of the forward recurrence: the previous hidden state (B, width, h', w') warped onto this
+        frame by ``flow`` (None at the first frame, whose previous state is zeros), refined with this frame's
+        projected features. Shared by the whole-clip pass and :meth:`stream_step`."""
+        if flow is not None:
+            hidden = flow_warp(hidden, flow)
+        return self.forward_prop.step(projected, hidden)
+
+    def _reconstruct(self, lr: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor | None, h: int, w: int
+                     ) -> torch.Tensor:
+        """One frame's output (B, 3, sH, sW) from its padded LR frame (B, 3, H2, W2) and hidden states."""
+        s = self.scale
+        y = self._upsample_features(fwd, bwd)  # (B, up, H2, W2)
+        y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s) + self._base(lr)
+        return y[..., : s * h, : s * w]
+
+    def stream_step(self, frame: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Online inference of a unidirectional (causal) model, one frame at a time: ``frame`` (B, 3, H, W)
+        -> its output (B, 3, sH, sW) and the state to pass with the next frame (``None`` at a stream's first
+        frame, or to start again, e.g. after a change of frame size). Over a clip the outputs are
+        ``forward``'s (the same steps: :meth:`_forward_step`, :meth:`_reconstruct`; tested), at one frame's
+        cost per call. The state is the previous padded LR frame and the forward hidden state."""
+        if self.bidirectional:
+            raise ValueError("stream_step needs a unidirectional model (bidirectional=False): a bidirectional one "
+                             "looks ahead")
+        b, c, h, w = frame.shape
+        ph, pw = -h % self.down, -w % self.down
+        lr = F.pad(frame, (0, pw, 0, ph), mode="replicate") if (ph or pw) else frame  # (B, 3, H2, W2)
+        projected = self.forward_prop.project(self.feat(F.pixel_unshuffle(lr, self.down)))  # (B, width, h', w')
+        if state is not None and state[0].shape != lr.shape:
+            raise ValueError(f"stream_step: frame size changed ({tuple(state[0].shape[-2:])} -> "
+                             f"{tuple(lr.shape[-2:])} padded): start again with state=None")
+        if state is None:
+            hidden = self._forward_step(projected, projected.new_zeros(projected.shape), None)
+        else:
+            hidden = self._forward_step(projected, state[1], self.flow(lr, state[0]))
+        return self._reconstruct(lr, hidden, None, h, w), (lr, hidden)
 
     def _upsample_features(self, fwd: torch.Tensor, bwd: torch.Tensor | None) -> torch.Tensor:
         """Hidden states (N, width, h', w') -> reconstruction features (N, up_channels, H2, W2)."""
@@ -248,11 +286,10 @@ class RecurrentVSR(nn.Module):
             lr = lr.reshape(b, t, *lr.shape[1:])  # (B, T, 3, H2, W2)
             out = None
             for k, i in enumerate(range(a, z)):
-                y = self._upsample_features(forward[i], backward[i])  # type: ignore[arg-type]  (B, up, H2, W2)
-                y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s) + self._base(lr[:, i])
+                y = self._reconstruct(lr[:, i], forward[i], backward[i], h, w)  # type: ignore[arg-type]
                 if out is None:  # written in place: no second copy of the kept frames (torch.stack)
                     out = y.new_empty((b, z - a, c, s * h, s * w))
-                out[:, k] = y[..., : s * h, : s * w]  # (B, 3, sH, sW)
+                out[:, k] = y  # (B, 3, sH, sW)
             return out if out is not None else x.new_empty((b, 0, c, s * h, s * w))
         lr, forward, backward = self._propagate(x)
         # reconstruction, all frames in one batch
