@@ -1,0 +1,98 @@
+"""What the exact RGB clamp of the 4:2:0 planes path costs: ms per frame of a fast model's ``forward_planes``
+with and without ``clamp_cells``, and how many trunk cells it rebuilds, on the first frames of the shipped
+sample clip at 480x270 (the speed benchmark's content and size).
+
+    .venv/bin/python benchmarks/clamp_cost.py --model fast-x4 --frames 8 --json benchmarks/results/clamp_cost.json
+
+Times are comparable only within one run on one machine; the JSON records the CPU and the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import av
+import torch
+
+import videosr.models.fastvsr as fastvsr
+from videosr.io._pixfmt import rgb_to_yuv
+from videosr.models import create_model
+
+SAMPLE = Path(__file__).resolve().parent.parent / "src" / "videosr" / "assets" / "sample.mp4"
+
+
+def sample_frames(n: int, width: int = 480, height: int = 270) -> torch.Tensor:
+    """The first ``n`` frames of the sample clip, resized: (1, n, 3, H, W) RGB float in [0, 1]."""
+    frames = []
+    with av.open(str(SAMPLE)) as c:
+        for f in c.decode(video=0):
+            a = f.reformat(width, height, format="rgb24").to_ndarray()
+            frames.append(torch.from_numpy(a).permute(2, 0, 1).float() / 255)
+            if len(frames) == n:
+                break
+    return torch.stack(frames)[None]
+
+
+def cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="fast-x4")
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    x = sample_frames(a.frames)
+    m = create_model(a.model, pretrained=True).eval()
+    matrix = torch.tensor(rgb_to_yuv(1, 1))  # BT.709 limited range, as an HD output
+    original = fastvsr.clamp_cells
+    spent = {"s": 0.0, "cells": 0}
+
+    def timed(*args, **kwargs):
+        t = time.perf_counter()
+        n = original(*args, **kwargs)
+        spent["s"] += time.perf_counter() - t
+        spent["cells"] += n
+        return n
+
+    rounds = []
+    try:
+        with torch.no_grad():
+            for _ in range(a.rounds):
+                fastvsr.clamp_cells, spent["s"], spent["cells"] = timed, 0.0, 0
+                t = time.perf_counter()
+                m.forward_planes(x, matrix)
+                total = time.perf_counter() - t
+                fastvsr.clamp_cells = lambda *args, **kwargs: 0
+                t = time.perf_counter()
+                m.forward_planes(x, matrix)
+                bare = time.perf_counter() - t
+                rounds.append({"ms_per_frame": 1000 * total / a.frames, "clamp_ms_per_frame": 1000 * spent["s"] / a.frames,
+                               "without_clamp_ms_per_frame": 1000 * bare / a.frames, "cells_rebuilt": spent["cells"]})
+    finally:
+        fastvsr.clamp_cells = original
+    cells = a.frames * -(-270 // m.down) * -(-480 // m.down)  # trunk cells: P x P output pixels each
+    out = {"benchmark": "clamp_cost", "model": a.model, "frames": a.frames, "size": [480, 270], "threads": a.threads,
+           "cells_per_run": cells, "rounds": rounds, "cpu": cpu_name(), "load_avg": os.getloadavg()}
+    print(json.dumps(out, indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
