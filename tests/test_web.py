@@ -289,6 +289,11 @@ def test_api_upload_preview_run_download(server, client, tmp_path):
     msg, path = client.predict(job_id, api_name="/download")
     assert "ready" in msg and Path(path).name == "sample_x2.mp4"
     assert _video(path) == (72, 640, 360, 1)
+    # each codec's own CRF range and presets, as `videosr upscale` checks them: no job is queued
+    _, text, _ = client.predict(2, "bicubic", "libx264", 60, "ultrafast", api_name="/run")
+    assert "0..51" in text and "queued" not in text
+    _, text, _ = client.predict(2, "bicubic", "libsvtav1", 60, "ultrafast", api_name="/run")
+    assert "preset" in text and "0..13" in text and "queued" not in text
 
 
 BAD_UPLOADS = {

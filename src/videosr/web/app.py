@@ -20,7 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ..errors import VideosrError
+from ..errors import UsageError, VideosrError
+from ..io.writer import check_encoder_options
 from . import media
 from .jobs import JobError, JobQueue, JobStore, safe_stem
 
@@ -172,14 +173,18 @@ class App:
             raise JobError(f"unknown model {str(model)[:40]!r}")
         crf = str(crf if crf is not None else "").strip()
         if crf:
-            if not crf.isdigit() or not 0 <= int(crf) <= 63:
-                raise JobError(f"CRF: a whole number from 0 to 63, not {crf[:20]!r}")
+            if not crf.isdigit() or len(crf) > 3:
+                raise JobError(f"CRF: a whole number, not {crf[:20]!r}")
             crf = int(crf)
         else:
             crf = None
         preset = (preset or "").strip() or None
         if preset is not None and not (preset.isalnum() and len(preset) <= 12):
             raise JobError("preset: a word such as medium, veryfast or 8")
+        try:  # the codec's own CRF range and presets, as `videosr upscale` checks them
+            check_encoder_options(codec, crf, preset)
+        except UsageError as e:
+            raise JobError(str(e).replace("--crf", "CRF").replace("--preset", "preset")) from None
         self.store.upload_path(session["upload"])  # still there?
         # the job takes a link (or copy) of the upload, so the upload stays usable for more previews and jobs
         uid, dst = self.store.new_upload_path(session["name"] + os.path.splitext(
