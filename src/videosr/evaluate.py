@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -36,14 +35,13 @@ import torch
 
 from .degrade import bd_degrade, bi_degrade, quantize, upsample
 from .errors import InputError, OutputError, UsageError
+from .io.reader import natural_key
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
 DEGRADATIONS = ("BI", "BD")
 
 
-def _natural_key(name: str):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
 @dataclass
@@ -66,12 +64,12 @@ def find_clips(data: str | os.PathLike) -> tuple[list[Clip], bool]:
             return [Clip(root.stem, "image", root)], True
         return [Clip(root.stem, "video", root)], False
     clips: list[Clip] = []
-    for p in sorted(root.iterdir(), key=lambda q: _natural_key(q.name)):
+    for p in sorted(root.iterdir(), key=lambda q: natural_key(q.name)):
         if p.name.startswith("."):
             continue
         if p.is_dir():
             frames = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
-                            key=lambda q: _natural_key(q.name))
+                            key=lambda q: natural_key(q.name))
             if frames:
                 clips.append(Clip(p.name, "frames", p, frames))
         elif p.suffix.lower() in IMAGE_EXTS:
@@ -131,8 +129,8 @@ def _first(names: list[str], n: int = 3) -> str:
 def _differences(gt: list[str], lr: list[str]) -> str:
     """The first names only one side has, in natural order: "missing in LR: a, b; only in LR: c"."""
     gs, ls = set(gt), set(lr)
-    missing = sorted((x for x in gs if x not in ls), key=_natural_key)
-    extra = sorted((x for x in ls if x not in gs), key=_natural_key)
+    missing = sorted((x for x in gs if x not in ls), key=natural_key)
+    extra = sorted((x for x in ls if x not in gs), key=natural_key)
     return "; ".join(part for part in (f"missing in LR: {_first(missing)}" if missing else "",
                                        f"only in LR: {_first(extra)}" if extra else "") if part)
 
@@ -167,7 +165,7 @@ def _pair_frames(clip: Clip, lr_dir: Path, scale: int) -> Clip:
         dup = next(s for s in stems if stems.count(s) > 1)
         raise InputError(f"{clip.path}: two frames named {dup!r} (different extensions); frames are paired by name")
     lr = sorted((f for f in lr_dir.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
-                key=lambda q: _natural_key(q.name))
+                key=lambda q: natural_key(q.name))
     found = _by_name(lr, stems, scale, lr_dir, "frame")
     if set(found) != set(stems):
         raise InputError(f"--lr {lr_dir}: frame names differ from the GT {clip.path} "

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .digest import sha256_file  # noqa: F401  (also resume.sha256_file for its users)
 from .errors import InputChangedError, ResumeError
 from .io.segments import fsync_dir
 
@@ -325,10 +326,3 @@ class State:
         shutil.rmtree(self.dir, ignore_errors=True)
         fsync_dir(os.path.dirname(self.dir))
 
-
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

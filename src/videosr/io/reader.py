@@ -97,7 +97,7 @@ def _y4m_problem(src) -> str | None:
     return None
 
 
-def _natural_key(name: str):
+def natural_key(name: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
@@ -364,7 +364,7 @@ class ImageFolderReader:
             names = os.listdir(folder)
         except OSError as e:
             raise InputError(f"{folder}: cannot list folder ({e.strerror})") from None
-        files = sorted((n for n in names if n.lower().endswith(IMAGE_EXTS) and not n.startswith(".")), key=_natural_key)
+        files = sorted((n for n in names if n.lower().endswith(IMAGE_EXTS) and not n.startswith(".")), key=natural_key)
         self._files = [os.path.join(folder, n) for n in files]
         if not self._files:
             raise EmptyInputError(f"{folder}: no images (png/jpg/...) in folder")

@@ -12,7 +12,6 @@ Every architecture is an ``nn.Module`` whose ``forward`` takes a (B, T, C, H, W)
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -20,6 +19,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from ..digest import sha256_file  # noqa: F401  (registry.sha256_file for its users)
 from ..errors import ModelError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -130,14 +130,6 @@ def register_variant(v: Variant) -> Variant:
 
 def list_models() -> list[Variant]:
     return sorted(VARIANTS.values(), key=lambda v: v.name)
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
