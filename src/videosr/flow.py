@@ -87,18 +87,23 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
 
     ``x`` (B, C, H, W), ``flow`` (B, 2, H, W) in pixels; ``padding_mode`` "border" (default), "zeros" or
     "reflection" for samples outside the image; ``mode`` "bilinear" (default) or "bicubic"
-    (grid_sample, align_corners=True: pixel centres).
+    (grid_sample, align_corners=True: pixel centres). Positions and samples in float32 (float64 kept) whatever
+    the inputs' dtype: in bf16 (8-bit mantissa) a position near the right edge of a 240-pixel-wide grid would be
+    off by up to half a pixel. The one warp of the package: the models' alignment (models.layers re-exports
+    it), the classical flow and the temporal metrics.
     """
     if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or x.shape[0] != flow.shape[0] \
             or x.shape[-2:] != flow.shape[-2:]:
         raise UsageError(f"flow_warp needs x (B, C, H, W) and flow (B, 2, H, W), got {tuple(x.shape)}, "
                          f"{tuple(flow.shape)}")
+    dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    x = x.to(dtype)
     b, _, h, w = x.shape
-    pos = _base_grid(b, h, w, flow.dtype, flow.device) + flow  # (B, 2, H, W) absolute sample positions
+    pos = _base_grid(b, h, w, dtype, x.device) + flow.to(dtype)  # (B, 2, H, W) absolute sample positions
     gx = 2.0 * pos[:, 0] / max(w - 1, 1) - 1.0  # (B, H, W) normalised to [-1, 1]
     gy = 2.0 * pos[:, 1] / max(h - 1, 1) - 1.0
     grid = torch.stack([gx, gy], dim=-1)  # (B, H, W, 2)
-    return F.grid_sample(x.to(flow.dtype), grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

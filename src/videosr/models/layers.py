@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..flow import flow_warp  # noqa: F401  (the package's one warp; the models import it from here)
+
 
 class ResidualBlock(nn.Module):
     """conv3x3 -> LeakyReLU -> conv3x3, plus identity (EDSR/BasicVSR style, no batch norm)."""
@@ -38,24 +40,6 @@ def _bilinear_taps(scale: int) -> torch.Tensor:
         else:
             taps[p, 1], taps[p, 2] = 1 - d, d
     return taps
-
-
-def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") -> torch.Tensor:
-    """Backward-warp x (N, C, H, W) by flow (N, 2, H, W) in pixels (channel 0: dx, channel 1: dy).
-
-    out[n, :, y, x] = x[n, :, y + flow_y, x + flow_x], bilinear, sampled with grid_sample.
-    """
-    n, _, h, w = x.shape
-    # sampled and positioned in float32 (float64 kept) whatever x's dtype: in bf16 (8-bit mantissa) a position
-    # near the right edge of a 240-pixel-wide grid would be off by up to half a pixel; grid_sample wants x
-    # and grid in one dtype, and autocast runs it in float32 anyway
-    x = x if x.dtype == torch.float64 else x.float()
-    gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
-                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")  # (H, W) each
-    fx = gx + flow[:, 0].to(x.dtype)  # (N, H, W)
-    fy = gy + flow[:, 1].to(x.dtype)  # (N, H, W)
-    grid = torch.stack([2.0 * fx / max(w - 1, 1) - 1.0, 2.0 * fy / max(h - 1, 1) - 1.0], dim=-1)  # (N, H, W, 2)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
 
 
 def _bicubic_taps(scale: int) -> torch.Tensor:
