@@ -212,10 +212,17 @@ def test_store_load(tmp_path):
 
 
 def test_losses_and_schedule():
-    from videosr.train import compute_loss, lr_factor, ssim_map_mean
+    from videosr.metrics import ssim, ssim_map
+    from videosr.train import compute_loss, lr_factor
 
     x = torch.rand(2, 3, 3, 24, 24)
-    assert abs(float(ssim_map_mean(x, x)) - 1) < 1e-5
+    assert abs(float(ssim_map(x, x, data_range=1.0).mean()) - 1) < 1e-5
+    # the loss's SSIM (0..1, float32) is the metric's (0..255, float64, per channel: y_channel=False)
+    a = (x[0, 0] * 255).round()  # on the 8-bit grid
+    b = (a + 25 * torch.randn_like(a)).clamp(0, 255).round()
+    loss_ssim = float(ssim_map(a / 255, b / 255, data_range=1.0).mean())
+    metric = float(ssim(a.double() / 255, b.double() / 255, y_channel=False))  # metrics read 0..1
+    assert abs(loss_ssim - metric) < 1e-5 and loss_ssim < 0.99
     cfg = tiny_config(Path("unused"))
     total, parts = compute_loss(x, x, cfg.loss)
     assert set(parts) == {"l1", "charbonnier", "mse", "ssim"}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from .errors import UsageError
 
@@ -101,13 +100,19 @@ def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool
     c, h, w = a.shape[-3:]
     if h < 11 or w < 11:
         raise UsageError(f"SSIM needs images of at least 11x11, got {h}x{w}")
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    stats = _filter_valid(torch.stack([a, b, a * a, b * b, a * b]), _gauss1d())  # (5, C, h', w')
+    return ssim_map(a, b).mean(dim=(-2, -1)).mean()
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
+    """The SSIM map of images (..., H, W) on a 0..``data_range`` scale: 11x11 Gaussian window (sigma 1.5),
+    'valid' region (..., H - 10, W - 10), C1 = (0.01 data_range)^2, C2 = (0.03 data_range)^2. Pure and
+    differentiable: :func:`ssim` (float64, 0..255) and the training loss (float32, 0..1) share it."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    stats = _filter_valid(torch.stack([a, b, a * a, b * b, a * b]), _gauss1d())  # (5, ..., h', w')
     mu1, mu2, s11, s22, s12 = stats.unbind(0)
     mu1_mu2, mu1_sq, mu2_sq = mu1 * mu2, mu1 * mu1, mu2 * mu2
     sigma1_sq, sigma2_sq, sigma12 = s11 - mu1_sq, s22 - mu2_sq, s12 - mu1_mu2
-    smap = ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
-    return smap.mean(dim=(-2, -1)).mean()
+    return ((2 * mu1_mu2 + c1) * (2 * sigma12 + c2)) / ((mu1_sq + mu2_sq + c1) * (sigma1_sq + sigma2_sq + c2))
 
 
 def psnr_from_mse(m: float) -> float:

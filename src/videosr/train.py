@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import TrainConfig
 from .errors import DiskFullError, InputError, ModelError, OutputError, ResumeError, UsageError
+from .metrics import ssim_map
 
 
 class DivergedError(UsageError):
@@ -47,29 +47,6 @@ class DivergedError(UsageError):
 # --------------------------------------------------------------------------------------------------
 # losses
 # --------------------------------------------------------------------------------------------------
-
-
-def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
-def ssim_map_mean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Differentiable SSIM (11x11 Gaussian, sigma 1.5, valid region) of [0, 1] images (..., C, H, W)."""
-    c = x.shape[-3]
-    x, y = x.reshape(-1, c, *x.shape[-2:]), y.reshape(-1, c, *y.shape[-2:])
-    g = _gauss_window().to(x)
-    gh, gw = g.view(1, 1, -1, 1).expand(c, 1, -1, 1), g.view(1, 1, 1, -1).expand(c, 1, 1, -1)
-
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(F.conv2d(z, gh, groups=c), gw, groups=c)
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean()
 
 
 def compute_loss(sr: torch.Tensor, hr: torch.Tensor, w) -> tuple[torch.Tensor, dict[str, float]]:
@@ -84,7 +61,7 @@ def compute_loss(sr: torch.Tensor, hr: torch.Tensor, w) -> tuple[torch.Tensor, d
     if w.mse:
         parts["mse"] = (d * d).mean()
     if w.ssim:
-        parts["ssim"] = 1 - ssim_map_mean(sr, hr)
+        parts["ssim"] = 1 - ssim_map(sr, hr, data_range=1.0).mean()
     total = sum(getattr(w, k) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
