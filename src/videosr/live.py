@@ -365,7 +365,7 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
     """The three threads until the source ends or KeyboardInterrupt; returns (why it ended, stuck). ``out``: the
     sink's width, height, colour space and range."""
     from .io.live import scale_frame, to_video_frame
-    from .pipeline import _Stage
+    from .pipeline import Stage
 
     stop = threading.Event()
     frames = _Latest(QUEUE_FRAMES)
@@ -466,8 +466,8 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
                 last = now
                 _status(stats, progress, on_status)
 
-    threads = (_Stage(read, "videosr-live-source"), _Stage(run_model, "videosr-live-model"),
-               _Stage(write, "videosr-live-sink"))
+    threads = (Stage(read, "videosr-live-source"), Stage(run_model, "videosr-live-model"),
+               Stage(write, "videosr-live-sink"))
     for th in threads:
         th.start()
     ended = None

@@ -216,7 +216,7 @@ def load_model(model: str | None, scale: int | None, weights: str | None = None,
     return net
 
 
-class _Stage(threading.Thread):
+class Stage(threading.Thread):
     """A daemon thread whose exception is kept and re-raised in the caller."""
 
     def __init__(self, target: Callable[[], None], name: str) -> None:
@@ -871,9 +871,9 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
             src, hr = item
             write(src, hr)  # the writer quantises the float (3, sH, sW) tensor straight into its planes
 
-    dec = _Stage(decode, "videosr-decode")
-    mod = _Stage(run_model, "videosr-model")
-    enc = _Stage(encode, "videosr-encode")
+    dec = Stage(decode, "videosr-decode")
+    mod = Stage(run_model, "videosr-model")
+    enc = Stage(encode, "videosr-encode")
     stages = (dec, mod, enc)
     bar.begin()  # a first line (0 frames, "ETA after warm-up") before the model's first chunk is done
     for t in stages:

@@ -424,9 +424,9 @@ def frame_planes(f: av.VideoFrame) -> tuple[torch.Tensor, ...]:
 def frame_rgb(f: av.VideoFrame, colorspace: int | None, color_range: int | None) -> torch.Tensor:
     """A decoded frame as a (3, H, W) float RGB tensor in [0, 1] (as the file reader converts it)."""
     from .convert import image_to_tensor
-    from .reader import _frame_to_array
+    from .reader import frame_to_array
 
-    return image_to_tensor(_frame_to_array(f, False, _pixfmt.sws_colorspace(colorspace), color_range))
+    return image_to_tensor(frame_to_array(f, False, _pixfmt.sws_colorspace(colorspace), color_range))
 
 
 def scale_frame(f: av.VideoFrame, width: int, height: int) -> av.VideoFrame:

@@ -101,7 +101,9 @@ def natural_key(name: str):
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def _frame_to_array(f: av.VideoFrame, deep: bool, cs: int | None, rng: int | None) -> np.ndarray:
+def frame_to_array(f: av.VideoFrame, deep: bool, cs: int | None, rng: int | None) -> np.ndarray:
+    """A decoded frame -> (H, W, 3) RGB array (uint8, or uint16 when ``deep``), converted with the exact-rounding
+    swscale flags and the stream's colour matrix ``cs`` and range ``rng`` (None: FFmpeg's guess)."""
     kw = {}
     if cs is not None:
         kw["src_colorspace"] = cs
@@ -282,7 +284,7 @@ class VideoReader:
                 f"{self.name}: frame size changes mid-stream at frame {self._index} "
                 f"({info.width}x{info.height} -> {f.width}x{f.height}); not supported"
             )
-        img = self._planes(f) if self.planes else _frame_to_array(f, self._deep, self._cs, self._rng)
+        img = self._planes(f) if self.planes else frame_to_array(f, self._deep, self._cs, self._rng)
         pts = self._frame_pts(f)
         fr = Frame(image=img, pts=pts, time_base=info.time_base, index=self._index)
         self._index += 1
@@ -417,7 +419,7 @@ class ImageFolderReader:
             raise InputError(
                 f"{self._files[i]}: image is {f.width}x{f.height}, expected {self.info.width}x{self.info.height}"
             )
-        img = _frame_to_array(f, self._deep, None, None)
+        img = frame_to_array(f, self._deep, None, None)
         self._index += 1
         return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
 

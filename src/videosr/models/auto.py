@@ -66,7 +66,8 @@ def cpu_kind() -> str:
 
 
 @lru_cache(maxsize=None)
-def _table(name: str) -> dict:
+def committed_table(name: str) -> dict:
+    """A committed measurement table of the weights folder (speed.json, quality.json), {} when absent."""
     p = WEIGHTS_DIR / name
     return json.loads(p.read_text()) if p.is_file() else {}
 
@@ -74,7 +75,7 @@ def _table(name: str) -> dict:
 def speed(v: Variant, kind: str) -> float | None:
     """End-to-end fraction of the floor on this CPU kind: measured for ``v`` or a variant with the same
     architecture and hyperparameters; None if never measured."""
-    table = _table("speed.json").get(kind, {})
+    table = committed_table("speed.json").get(kind, {})
     if v.name in table:
         return float(table[v.name])
     for name, frac in table.items():
@@ -95,7 +96,7 @@ def _interp(x: float, xs: list[float], ys: list[float]) -> float:
 
 def crf_from_qp(qp: float) -> float:
     """The x264 CRF whose Vid4 x4 LR has this mean H.264 quantiser (linear between measured points)."""
-    curve = _table("quality.json").get("x264_qp", {})  # {"crf": [...], "qp": [...]}
+    curve = committed_table("quality.json").get("x264_qp", {})  # {"crf": [...], "qp": [...]}
     if not curve.get("crf"):
         return qp
     pts = sorted(zip(curve["qp"], curve["crf"]))
@@ -105,11 +106,11 @@ def crf_from_qp(qp: float) -> float:
 def crf_from_bpp(bpp: float, codec: str) -> float:
     """The x264 CRF whose Vid4 x4 LR spends ``bpp`` H.264-equivalent bits per pixel (log-linear between the
     measured points, clamped to them)."""
-    curve = _table("quality.json").get("x264_bpp", {})  # {"crf": [...], "bpp": [...]}
+    curve = committed_table("quality.json").get("x264_bpp", {})  # {"crf": [...], "bpp": [...]}
     crfs, bpps = curve.get("crf"), curve.get("bpp")
     if not crfs:
         return 25.0
-    eq = bpp / (_table("quality.json").get("bits_vs_x264", {}).get(codec) or 1.0)
+    eq = bpp / (committed_table("quality.json").get("bits_vs_x264", {}).get(codec) or 1.0)
     pts = sorted(zip((-math.log2(b) for b in bpps), crfs))  # bits fall as the CRF rises
     return _interp(-math.log2(max(eq, 1e-6)), [p[0] for p in pts], [p[1] for p in pts])
 
@@ -184,7 +185,7 @@ def probe_source(path, frames: int = PROBE_FRAMES) -> Source:
 def expected_psnr(v: Variant, src: Source | None) -> float | None:
     """The model's Vid4 x4 PSNR-Y measured for input like ``src`` (interpolated along the CRF axis);
     None where it was not measured."""
-    row = _table("quality.json").get("vid4_x4", {}).get(v.name)
+    row = committed_table("quality.json").get("vid4_x4", {}).get(v.name)
     if src is None or src.crf is None:
         if row and "clean" in row:
             return float(row["clean"])

@@ -88,10 +88,10 @@ def floor_fps() -> dict[str, dict[str, tuple[float, int, str]]]:
     """Per CPU kind and benchmarked model: (fps of a plain FFmpeg x4 upscale of a 480x270 clip measured alongside
     that model, output pixels per frame, source file), from the committed `videosr bench` JSONs that
     ``weights/speed.json`` was made from (a later file wins, as there); key ``""``: the last file's floor."""
-    from ..models.auto import _table
+    from ..models.auto import committed_table
 
     out: dict[str, dict[str, tuple[float, int, str]]] = {}
-    for kind, files in (_table("speed.json").get("sources") or {}).items():
+    for kind, files in (committed_table("speed.json").get("sources") or {}).items():
         for name in files:
             try:
                 d = json.loads((RESULTS / name).read_text())
@@ -282,7 +282,7 @@ def _seek_frames(path: str, index: int, before: int, after: int, info):
                     continue
                 if not frames and i > index - before:
                     return None  # the seek landed past the frames wanted
-                frames.append((i, _reader._frame_to_array(f, False, cs, rng)))
+                frames.append((i, _reader.frame_to_array(f, False, cs, rng)))
                 if i >= index + after:
                     break
     except (av.error.FFmpegError, OSError, StopIteration, ValueError, AttributeError):
@@ -402,10 +402,10 @@ def model_cards() -> list[tuple[str, str]]:
 def tables_markdown() -> str:
     """The PSNR and speed tables of every shipped model (from the committed measurements)."""
     from ..models import list_models
-    from ..models.auto import _table, cpu_kind, speed
+    from ..models.auto import committed_table, cpu_kind, speed
 
     kind = cpu_kind()
-    q = _table("quality.json").get("vid4_x4", {})
+    q = committed_table("quality.json").get("vid4_x4", {})
     lines = ["### Vid4 PSNR-Y (dB)", "", "| model | scale | own degradation | x4 clean | x264 CRF 15 | CRF 25 | CRF 35 |",
              "|---|---|---|---|---|---|---|"]
     for v in list_models():
