@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import av
 import torch
 
 import videosr.models.fastvsr as fastvsr
+from videosr.bench import machine
 from videosr.io._pixfmt import rgb_to_yuv
 from videosr.models import create_model
 
@@ -36,16 +36,6 @@ def sample_frames(n: int, width: int = 480, height: int = 270) -> torch.Tensor:
             if len(frames) == n:
                 break
     return torch.stack(frames)[None]
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:
@@ -88,7 +78,7 @@ def main() -> None:
         fastvsr.clamp_cells = original
     cells = a.frames * -(-270 // m.down) * -(-480 // m.down)  # trunk cells: P x P output pixels each
     out = {"benchmark": "clamp_cost", "model": a.model, "frames": a.frames, "size": [480, 270], "threads": a.threads,
-           "cells_per_run": cells, "rounds": rounds, "cpu": cpu_name(), "load_avg": os.getloadavg()}
+           "cells_per_run": cells, "rounds": rounds, "machine": machine(), "load_avg": os.getloadavg()}
     print(json.dumps(out, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
