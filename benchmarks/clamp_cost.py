@@ -1,8 +1,10 @@
-"""What the exact RGB clamp of the 4:2:0 planes path costs: ms per frame of a fast model's ``forward_planes``
+"""What the exact RGB clamp of the 4:2:0 planes path costs: ms per frame of a model's ``forward_planes``
 with and without ``clamp_cells``, and how many trunk cells it rebuilds, on the first frames of the shipped
 sample clip at 480x270 (the speed benchmark's content and size).
 
     .venv/bin/python benchmarks/clamp_cost.py --model fast-x4 --frames 8 --json benchmarks/results/clamp_cost.json
+    .venv/bin/python benchmarks/clamp_cost.py --model quality-x4 --frames 8 \
+        --json benchmarks/results/clamp_cost_quality-x4.json
 
 Times are comparable only within one run on one machine; the JSON records the CPU and the load average.
 """
@@ -19,6 +21,7 @@ import av
 import torch
 
 import videosr.models.fastvsr as fastvsr
+import videosr.models.recurrent as recurrent
 from videosr.bench import machine
 from videosr.io._pixfmt import rgb_to_yuv
 from videosr.models import create_model
@@ -51,34 +54,46 @@ def main() -> None:
     m = create_model(a.model, pretrained=True).eval()
     matrix = torch.tensor(rgb_to_yuv(1, 1))  # BT.709 limited range, as an HD output
     original = fastvsr.clamp_cells
-    spent = {"s": 0.0, "cells": 0}
+    modules = (fastvsr, recurrent)  # the model files that call it
+    spent = {"s": 0.0, "cells": 0, "of": 0}
 
     def timed(*args, **kwargs):
         t = time.perf_counter()
         n = original(*args, **kwargs)
         spent["s"] += time.perf_counter() - t
         spent["cells"] += n
+        feats, conv = args[1], args[2]  # (N, C, h' + k - 1, w' + k - 1) through a k x k conv: N h' w' cells
+        k = conv.kernel_size[0] - 1
+        spent["of"] += feats.shape[0] * (feats.shape[-2] - k) * (feats.shape[-1] - k)
         return n
 
     rounds = []
     try:
         with torch.no_grad():
             for _ in range(a.rounds):
-                fastvsr.clamp_cells, spent["s"], spent["cells"] = timed, 0.0, 0
+                spent["s"], spent["cells"], spent["of"] = 0.0, 0, 0
+                for mod in modules:
+                    mod.clamp_cells = timed
                 t = time.perf_counter()
                 m.forward_planes(x, matrix)
                 total = time.perf_counter() - t
-                fastvsr.clamp_cells = lambda *args, **kwargs: 0
+                for mod in modules:
+                    mod.clamp_cells = lambda *args, **kwargs: 0
                 t = time.perf_counter()
                 m.forward_planes(x, matrix)
                 bare = time.perf_counter() - t
                 rounds.append({"ms_per_frame": 1000 * total / a.frames, "clamp_ms_per_frame": 1000 * spent["s"] / a.frames,
-                               "without_clamp_ms_per_frame": 1000 * bare / a.frames, "cells_rebuilt": spent["cells"]})
+                               "without_clamp_ms_per_frame": 1000 * bare / a.frames, "cells_rebuilt": spent["cells"],
+                               "cells": spent["of"]})
     finally:
-        fastvsr.clamp_cells = original
-    cells = a.frames * -(-270 // m.down) * -(-480 // m.down)  # trunk cells: P x P output pixels each
-    out = {"benchmark": "clamp_cost", "model": a.model, "frames": a.frames, "size": [480, 270], "threads": a.threads,
-           "cells_per_run": cells, "rounds": rounds, "machine": machine(), "load_avg": os.getloadavg()}
+        for mod in modules:
+            mod.clamp_cells = original
+    with torch.no_grad():  # the floor: cells whose RGB output really leaves [0, 1]
+        rgb = m(x)[0]  # (T, 3, sH, sW), unclamped
+    P = round((rgb.shape[-2] * rgb.shape[-1] * a.frames / spent["of"]) ** 0.5)  # output pixels per cell side
+    out_cells = ((rgb < 0) | (rgb > 1)).any(1).unflatten(1, (-1, P)).unflatten(3, (-1, P)).any(4).any(2)
+    out = {"benchmark": "clamp_cost", "cells_out_of_range": int(out_cells.sum()), "model": a.model, "frames": a.frames, "size": [480, 270], "threads": a.threads,
+           "rounds": rounds, "machine": machine(), "load_avg": os.getloadavg()}
     print(json.dumps(out, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")

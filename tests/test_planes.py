@@ -251,3 +251,75 @@ def test_bf16_autocast_keeps_the_image_base_in_float32(name):
     assert rgb.dtype == torch.float32 and (rgb - ref_rgb).abs().max() < 1e-5
     for p, r in zip(planes, ref_planes):
         assert p.dtype == torch.float32 and (p - r).abs().max() < 1e-5
+
+
+def _saturated_frames(t: int, h: int, w: int) -> torch.Tensor:
+    """(1, t, 3, h, w): the shipped sample clip's first frames (centre crop) with a black bar, a white patch
+    and pure colour ramps painted in: content whose upscale leaves [0, 1] in many places, as real video does."""
+    from pathlib import Path
+
+    import videosr
+
+    frames = []
+    with av.open(str(Path(videosr.__file__).parent / "assets" / "sample.mp4")) as c:
+        for f in c.decode(video=0):
+            a = torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
+            y0, x0 = (a.shape[1] - h) // 2, (a.shape[2] - w) // 2
+            frames.append(a[:, y0:y0 + h, x0:x0 + w].clone())
+            if len(frames) == t:
+                break
+    x = torch.stack(frames)
+    x[:, :, : h // 6] = 0  # a letterbox bar
+    x[:, :, h // 3: h // 2, : w // 4] = 1  # a blown-out highlight
+    ramp = torch.linspace(0, 1, w // 3)
+    x[:, 0, -h // 4:, -w // 3:] = ramp  # saturated red, green and blue ramps
+    x[:, 1, -h // 4:, -w // 3:] = 0
+    x[:, 2, -h // 4:, -w // 3:] = ramp.flip(0)
+    return x[None]
+
+
+@pytest.mark.parametrize("cs,rng", [(1, 1), (5, 2)], ids=["bt709-limited", "bt601-full"])
+@pytest.mark.parametrize("name", ["fast-x4", "fast-x2", "quality-x4"])
+def test_planes_clamp_is_exact_with_shipped_weights(name, cs, rng):
+    """With the shipped weights on real frames with black, white and saturated areas, the planes equal those
+    of the clamped RGB output (what the clamp's cell test lets through is already inside [0, 1])."""
+    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.models import create_model
+
+    net = create_model(name, pretrained=True).eval()
+    x = _saturated_frames(3, 48, 72)
+    m = torch.tensor(rgb_to_yuv(cs, rng))
+    with torch.no_grad():
+        rgb = net(x)[0]
+        y, u, v = (p[0] for p in net.forward_planes(x, m))
+    assert ((rgb < 0) | (rgb > 1)).float().mean() > 0.005  # the clamp is exercised
+    yuv = torch.einsum("ij,tjhw->tihw", m[:, :3], rgb.clamp(0, 1)) + m[:, 3].view(1, 3, 1, 1)
+    assert (y - yuv[:, 0]).abs().max() < 1e-5
+    assert (u - torch.nn.functional.avg_pool2d(yuv[:, 1:2], 2)[:, 0]).abs().max() < 1e-5
+    assert (v - torch.nn.functional.avg_pool2d(yuv[:, 2:3], 2)[:, 0]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("kernel,scale,cell", [("cubic", 4, 2), ("cubic", 2, 2), ("linear", 4, 1)])
+def test_base_chroma_step_bound(kernel, scale, cell):
+    """layers._step_bounds: a base pixel's deviation from its 2x2 block mean never exceeds kv * the window's
+    largest vertical step + kh * horizontal, on random, smooth and step windows."""
+    from videosr.models.layers import _base_filter, _step_bounds
+
+    _, _, A = _base_filter(kernel, scale, cell)
+    A = A.double()
+    kv, kh = _step_bounds(A)
+    P, nw = A.shape
+    g = torch.Generator().manual_seed(0)
+    wins = [torch.rand(200, nw, nw, generator=g, dtype=torch.float64),
+            torch.rand(200, 1, 1, generator=g, dtype=torch.float64) * torch.arange(nw, dtype=torch.float64)[:, None]
+            + torch.rand(200, 1, 1, generator=g, dtype=torch.float64) * torch.arange(nw, dtype=torch.float64)]
+    step = torch.zeros(2, nw, nw, dtype=torch.float64)
+    step[0, nw // 2:], step[1, :, nw // 2:] = 1, 1
+    wins.append(step)
+    w = torch.cat(wins)
+    base = A @ w @ A.T  # (n, P, P)
+    blocks = base.unflatten(1, (P // 2, 2)).unflatten(3, (P // 2, 2))
+    dev = (blocks - blocks.mean((2, 4), keepdim=True)).abs().flatten(1).amax(1)
+    bound = kv * (w[:, 1:] - w[:, :-1]).abs().flatten(1).amax(1) + kh * (w[..., 1:] - w[..., :-1]).abs().flatten(1).amax(1)
+    assert (dev <= bound + 1e-12).all()
+    assert (dev[-2:] > 0.3 * bound[-2:]).all()  # and within ~3x of the truth at a sharp edge

@@ -202,17 +202,90 @@ def _base_filter(kernel: str, scale: int, cell: int) -> tuple[int, float, torch.
     return radius, 2 * nu * (1 + nu), A.float()
 
 
-def base_range(lr: torch.Tensor, kernel: str, scale: int, cell: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bounds (lo, hi), each (N, C, H/cell, W/cell) float32, on ``degrade.upsample(lr, scale, kernel)`` over each
-    cell x cell block of LR pixels (H, W multiples of ``cell``), from the min and max of the LR window the
-    block's outputs read (:func:`_base_filter`): rigorous, and cheap (at LR resolution)."""
-    radius, kappa, _ = _base_filter(kernel, scale, cell)
-    R = -(-radius // cell)  # the window, widened to whole cells: cells i - R .. i + R
-    with full_precision(lr):
-        x = lr.float()
-        mx, mn = _window(x, cell, R, torch.maximum), _window(x, cell, R, torch.minimum)  # (N, C, h', w')
-        spread = (mx - mn).mul_(kappa)
-        return mn - spread, mx.add_(spread)
+def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: torch.Tensor,
+                         conv: nn.Conv2d, lr: torch.Tensor, kernel: str, scale: int, cell: int,
+                         rgb_to_yuv: torch.Tensor) -> torch.Tensor:
+    """(N, h', w') bool: the trunk cells of :func:`clamp_cells` whose RGB may leave [0, 1], read off the
+    unclamped planes themselves. A pixel's RGB is ``inv(M) (Y, U, V) - offset`` with its own chroma; the planes
+    hold Y per pixel and the mean of U, V over each 2x2 block, and a pixel's chroma strays from that mean by
+    at most a per-cell margin: for the learned part max|W_j - mean of its block| |f| (one small conv of |f|),
+    for the base the filter's deviation from its block mean times the spread of the LR window (at LR
+    resolution); plus the rounding of a bf16 tail. So a pixel can leave [0, 1] only where Y lies below or
+    above thresholds set by its block's chroma and the margins: the test costs a few elementwise passes over
+    the planes, and flags little more than the cells that really leave [0, 1]."""
+    yp, up, vp = planes
+    P, q = scale * cell, scale * cell // 2
+    M = rgb_to_yuv.detach().cpu().to(torch.float64)
+    Mi = torch.linalg.inv(M[:, :3])  # (3, 3): RGB = Mi ((Y, U, V) - offset)
+    if (Mi[:, 0] <= 0).any():
+        raise ValueError("rgb_to_yuv: RGB must grow with Y")
+    # the learned part's chroma, per sub-pixel, and its deviation from the mean of its 2x2 block
+    W = conv.weight.detach().cpu().to(torch.float64).unflatten(0, (3, P * P))  # (3, PP, Cin, kk, kk)
+    bias = (conv.bias.detach().cpu().to(torch.float64) if conv.bias is not None
+            else torch.zeros(3 * P * P, dtype=torch.float64)).unflatten(0, (3, P * P))  # (3, PP)
+
+    def block_dev(t: torch.Tensor) -> torch.Tensor:  # (PP, ...) -> |t - its 2x2 block mean|, (PP, ...)
+        g = t.unflatten(0, (q, 2, q, 2))
+        return (g - g.mean((1, 3), keepdim=True)).abs().flatten(0, 3)
+
+    wu, wv = (torch.einsum("c,cj...->j...", M[k, :3], W) for k in (1, 2))  # (PP, Cin, kk, kk)
+    bu, bv = (M[k, :3] @ bias for k in (1, 2))  # (PP,)
+    mag = W.abs().amax((0, 1))  # (Cin, kk, kk): |any learned RGB value| <= mag . |f| + max|b|
+    E = torch.stack([block_dev(wu).amax(0), block_dev(wv).amax(0), mag]).to(feats.device, torch.float32)
+    # the base's chroma: a pixel's deviation from its block mean is a zero-sum filter of the LR window, bounded
+    # by the window's spread and, tighter in smooth areas, by its largest step between adjacent LR pixels
+    radius, _, A = _base_filter(kernel, scale, cell)
+    A64 = A.double()  # (P, nw): the 1D filter; the 2D one is kron(A, A)
+    cb = float(block_dev(torch.kron(A64, A64)).sum(1).max()) / 2
+    kv, kh = _step_bounds(A64)
+    with full_precision(feats):
+        f = feats.float().abs()
+        z = F.conv2d(f, E)  # (N, 3, h', w'): learned U, V deviation; learned magnitude
+        uv = torch.einsum("kc,nchw->nkhw", M[1:, :3].float().to(lr.device), lr.float())  # (N, 2, H, W): LR U, V
+        R = -(-radius // cell)
+        spread = _window(uv, cell, R, torch.maximum).sub_(_window(uv, cell, R, torch.minimum))  # (N, 2, h', w')
+        dv = F.pad((uv[:, :, 1:] - uv[:, :, :-1]).abs_(), (0, 0, 0, 1))  # vertical steps, (N, 2, H, W)
+        dh = F.pad((uv[..., 1:] - uv[..., :-1]).abs_(), (0, 1))
+        steps = _window(dv, cell, R, torch.maximum).mul_(kv).add_(_window(dh, cell, R, torch.maximum), alpha=kh)
+        su, sv = torch.minimum(spread.mul_(cb), steps).unbind(1)  # (N, h', w') each
+        bf16 = feats.dtype != torch.float32
+        mu = z[:, 0].add_(su).add_(float(block_dev(bu).max()))  # (N, h', w'): |U - block mean| <=
+        mv = z[:, 1].add_(sv).add_(float(block_dev(bv).max()))
+        slack = z[:, 2].add_(float(bias.abs().max())).mul_(2.0 ** -5 if bf16 else 2.0 ** -16).add_(1e-5)
+        # channel c of a pixel is a (Y + (cu U + cv V) / a) - off +- m (a > 0, U and V its block's means): it
+        # may leave [0, 1] only if that, with Y the block's min (max) and then the cell's min (max), does
+        n, hh, ww = mu.shape
+        pairs = yp.view(n, hh * q, 2, ww * q, 2)
+        ymin = torch.minimum(pairs[:, :, 0], pairs[:, :, 1]).amin(-1)  # (N, P h'/2, P w'/2)
+        ymax = torch.maximum(pairs[:, :, 0], pairs[:, :, 1]).amax(-1)
+        bad = None
+        for c in range(3):
+            a, cu, cv = (float(t) for t in Mi[c])
+            off = float(Mi[c] @ M[:, 3])
+            lo, hi = ymin, ymax
+            for plane, k in ((up, cu / a), (vp, cv / a)):
+                if abs(k) > 1e-7:  # the matrices' exact zeros (~1e-9 after inversion): inside the slack
+                    lo, hi = torch.add(lo, plane, alpha=k), torch.add(hi, plane, alpha=k)
+            lo, hi = lo.view(n, hh, q, ww, q).amin(4).amin(2), hi.view(n, hh, q, ww, q).amax(4).amax(2)  # (N, h', w')
+            m = (mu * abs(cu)).add_(mv, alpha=abs(cv)).add_(slack).div_(a)
+            b_c = (lo < m.add(off / a)) | (hi > (m.neg_().add_((1 + off) / a)))
+            bad = b_c if bad is None else bad.logical_or_(b_c)
+        return bad
+
+
+def _step_bounds(A: torch.Tensor) -> tuple[float, float]:
+    """(kv, kh) for the 1D filter ``A`` (P, nw) of a cell (2D: kron(A, A)): a base pixel's deviation from the
+    mean of its 2x2 block is at most kv * (the window's largest vertical step between adjacent LR pixels) + kh *
+    (horizontal). Per axis, with a the filter row, m the mean of the block's two rows, d = a - m (sums to 0):
+    a_y a_x - m_y m_x = d_y a_x + m_y d_x, and a zero-sum d weighs a sequence by
+    sum_i d_i h_i = -sum_i cumsum(d)_i (h_i+1 - h_i), so |.| <= sum|cumsum(d)| * max step."""
+    P = A.shape[0]
+    m = A.unflatten(0, (P // 2, 2)).mean(1, keepdim=True).expand(-1, 2, -1).reshape(P, -1)  # (P, nw)
+    d = A - m
+    c = d.cumsum(1).abs().sum(1)  # (P,): sum |cumsum(d)|
+    kv = (c[:, None] * A.abs().sum(1)[None]).max()  # over the pixel (row py, column px): (d_y a_x) . w
+    kh = (m.abs().sum(1)[:, None] * c[None]).max()  # (m_y d_x) . w
+    return float(kv), float(kh)
 
 
 def _window(x: torch.Tensor, cell: int, R: int, op) -> torch.Tensor:
@@ -235,6 +308,19 @@ def _window(x: torch.Tensor, cell: int, R: int, op) -> torch.Tensor:
     return x
 
 
+def _symmetric_pad(x: torch.Tensor, r: int) -> torch.Tensor:
+    """(..., H, W) padded by ``r`` on each side of the last two dims with MATLAB's symmetric boundary (-1 -> 0),
+    as ``degrade.upsample`` pads: flipped edge slices where the frame is at least ``r`` wide (a plain copy,
+    ~5x faster than an index_select along the last dim), indices otherwise."""
+    for dim in (-2, -1):
+        n = x.shape[dim]
+        if n >= r:
+            x = torch.cat([x.narrow(dim, 0, r).flip(dim), x, x.narrow(dim, n - r, r).flip(dim)], dim)
+        else:
+            x = x.index_select(dim, _symmetric(torch.arange(-r, n + r, device=x.device), n))
+    return x
+
+
 def _symmetric(idx: torch.Tensor, n: int) -> torch.Tensor:
     """Indices outside 0..n-1 reflected as MATLAB's (and ``degrade.upsample``'s) symmetric boundary: -1 -> 0."""
     idx = torch.where(idx < 0, -idx - 1, idx)
@@ -249,70 +335,37 @@ def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: 
     (the base, float32), P = scale * cell; ``lr``: (N, 3, cell h', cell w'); ``planes``: Y (N, P h', P w'),
     U, V (N, P h'/2, P w'/2), P even.
 
-    A cell (P x P output pixels) whose RGB cannot leave [0, 1] is already exact. Bounds per cell and colour,
-    all at the trunk's resolution: the base from its LR window (:func:`base_range`); the learned part first
-    as mean(W) f +- max|W - mean(W)| |f| over the cell's sub-pixels (one small float32 matmul or conv), then,
-    for the cells that bound does not clear, exactly (their feature patches through the conv, float32); both
-    widened by 2^-7 of the magnitude for a bf16 tail's rounding (what that can still miss is a few 1e-4 outside
-    [0, 1]: well under a code value). The remaining cells are rebuilt in RGB
-    (learned + base from the LR window, float32), clamped, converted (:func:`clamped_yuv420`) and written
-    back. Returns how many cells were rebuilt: fast-x4 on the sample clip (480x270 -> 1080p), 1.3 % of them
-    on a typical frame, 44 % on its most saturated one (3 % of its output pixels leave [0, 1])."""
+    A cell (P x P output pixels) whose RGB cannot leave [0, 1] is already exact; the others are found on the
+    planes (:func:`_cells_that_may_clip`), rebuilt in RGB (their feature patches through the conv plus their
+    LR window through the 2D base filter, float32, each one GEMM), clamped, converted (:func:`clamped_yuv420`)
+    and written back. Returns how many cells were rebuilt (``benchmarks/clamp_cost.py`` measures how many
+    and what they cost)."""
     yp, up, vp = planes
     P = scale * cell
     fh, fw = feats.shape[-2:]
     kk = conv.kernel_size[0]
     hh, ww = fh - kk + 1, fw - kk + 1
+    bad = _cells_that_may_clip(planes, feats, conv, lr, kernel, scale, cell, rgb_to_yuv)  # (N, h', w')
+    ni, ii, ji = bad.nonzero(as_tuple=True)
+    k = int(ni.numel())
+    if k == 0:
+        return 0
     with full_precision(feats):
-        W = conv.weight.detach().float().unflatten(0, (3, P * P))  # (3, P*P, Cin, kk, kk)
-        b = conv.bias.detach().float().unflatten(0, (3, P * P)) if conv.bias is not None else W.new_zeros(3, P * P)
-        Wm = W.mean(1)  # (3, Cin, kk, kk)
-        D = (W - Wm[:, None]).abs().amax(1)
-        f = feats.float()
-        fa = f.abs()
-        Wa = torch.cat([D, Wm.abs() + D])  # (6, Cin, kk, kk): radius, magnitude bound
-        if kk == 1:  # one matmul over the channels of (channels-last) features: no small-conv slow path
-            z = torch.block_diag(Wm.flatten(1).T, Wa.flatten(1).T)  # (2 Cin, 9)
-            z = torch.cat([f, fa], 1).permute(0, 2, 3, 1) @ z  # (N, h', w', 9)
-            centre, rad_mag = z[..., :3], z[..., 3:]
-        else:
-            centre = F.conv2d(f, Wm).permute(0, 2, 3, 1)  # (N, h', w', 3)
-            rad_mag = F.conv2d(fa, Wa).permute(0, 2, 3, 1)  # (N, h', w', 6)
-        slack = rad_mag[..., 3:].mul(2.0 ** -7).add_(1e-6)
-        blo, bhi = (t.permute(0, 2, 3, 1).contiguous() for t in base_range(lr, kernel, scale, cell))  # (N, h', w', 3)
-        lo = (blo + centre).sub_(rad_mag[..., :3]).sub_(slack).add_(b.amin(1))
-        hi = (bhi + centre).add_(rad_mag[..., :3]).add_(slack).add_(b.amax(1))
-        bad = (lo < 0).any(3) | (hi > 1).any(3)  # (N, h', w')
-        ni, ii, ji = bad.nonzero(as_tuple=True)  # the cells that may leave [0, 1]
-        if ni.numel() == 0:
-            return 0
-        # their learned part, exactly: the cells' feature patches through the conv, float32
-        fl = f.permute(0, 2, 3, 1)  # (N, fh, fw, Cin)
+        # their learned part: the cells' feature patches through the conv, float32
+        fl = feats.float().permute(0, 2, 3, 1)  # (N, fh, fw, Cin)
         patch = fl[ni, ii, ji] if kk == 1 else fl.unfold(1, kk, 1).unfold(2, kk, 1)[ni, ii, ji]  # (k, Cin[, kk, kk])
         Wr = conv.weight.detach().float().reshape(3 * P * P, -1)  # (3PP, Cin kk kk)
         rgb = torch.addmm(conv.bias.detach().float() if conv.bias is not None else Wr.new_zeros(3 * P * P),
-                          patch.reshape(len(ni), -1), Wr.T).view(-1, 3, P * P)  # (k, 3, P*P)
-        # the learned bound was loose (+-0.08 where the sub-pixels spread 0.004 on real frames): keep only
-        # the cells whose exact learned range may still leave [0, 1]
-        lmin, lmax = rgb.amin(2), rgb.amax(2)  # (k, 3)
-        slack = torch.maximum(lmin.abs(), lmax.abs()).mul_(2.0 ** -7).add_(1e-6)  # the bf16 tail's rounding
-        keep = ((blo[ni, ii, ji] + lmin - slack) < 0).any(1) | ((bhi[ni, ii, ji] + lmax + slack) > 1).any(1)
-        ni, ii, ji, rgb = ni[keep], ii[keep], ji[keep], rgb[keep].view(-1, 3, P, P)  # (k, 3, P, P)
-        k = int(ni.numel())
-        if k == 0:
-            return 0
-        # + the base: each cell's LR window, symmetric at the frame's edges, through the polyphase filter
+                          patch.reshape(k, -1), Wr.T)  # (k, 3PP)
+        # + the base: each cell's LR window, symmetric at the frame's edges, through the 2D polyphase filter
+        # kron(A, A) (one GEMM: batches of tiny row and column products are ~10x slower on a CPU)
         radius, _, A = _base_filter(kernel, scale, cell)
-        A = A.to(lr.device)
-        lh, lw = lr.shape[-2:]
-        rows = _symmetric(torch.arange(-radius, lh + radius, device=lr.device), lh)
-        cols = _symmetric(torch.arange(-radius, lw + radius, device=lr.device), lw)
-        lp = lr.float().index_select(2, rows).index_select(3, cols)  # (N, 3, H + 2r, W + 2r): symmetric edges
+        A2 = torch.kron(A, A).to(lr.device)  # (P*P, nw*nw)
+        lp = _symmetric_pad(lr.float(), radius)  # (N, 3, H + 2r, W + 2r)
         nw = cell + 2 * radius
         win = lp.unfold(2, nw, cell).unfold(3, nw, cell).permute(0, 2, 3, 1, 4, 5)[ni, ii, ji]  # (k, 3, nw, nw)
-        t = (win @ A.T).transpose(-1, -2)  # (k, 3, P, nw): columns filtered (one GEMM, not k*3 tiny ones)
-        rgb += (t @ A.T).transpose(-1, -2)  # (k, 3, P, P): rows too
-        y, u, v = clamped_yuv420(rgb, rgb_to_yuv)
+        rgb.view(-1, P * P).addmm_(win.reshape(-1, nw * nw), A2.T)
+        y, u, v = clamped_yuv420(rgb.view(-1, 3, P, P), rgb_to_yuv)
         q = P // 2
         idx = (ni, ii, ji)
         yp.unflatten(1, (hh, P)).unflatten(3, (ww, P)).permute(0, 1, 3, 2, 4)[idx] = y
