@@ -65,7 +65,7 @@ def decision_table(scale: int = 4) -> str:
     """What ``--model auto`` picks, from the package's tables (run after writing them)."""
     from videosr.models import auto
 
-    auto._table.cache_clear()
+    auto.committed_table.cache_clear()
     inputs = [("clean (lossless)", None), ("~CRF 15", 15.0), ("~CRF 25", 25.0), ("~CRF 35", 35.0)]
     lines = ["| CPU | input | `--quality auto` (default) | `--quality best` | `--quality fast` |", "|---|---|---|---|---|"]
     for kind in ("amx", "no-amx"):

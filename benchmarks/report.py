@@ -1,7 +1,7 @@
 """Render docs/benchmarks.md from the JSON files the benchmark scripts wrote under benchmarks/results/.
 
     .venv/bin/python benchmarks/upscale_vs_ffmpeg.py --json benchmarks/results/upscale_vs_ffmpeg.json
-    .venv/bin/videosr bench --model bicubic --model fast-x4 --model quality-x4 --frames 72 --repeat 5 \
+    .venv/bin/videosr bench --model bicubic --model fast-x4 --model quality-x4 --model quality-x4-full --frames 72 --repeat 5 \
         --json benchmarks/results/bench_480x270_x4.json
     .venv/bin/videosr bench --model bicubic --model fast-x4 --model quality-x4 --frames 72 --repeat 5 \
         --precision fp32 --json benchmarks/results/bench_480x270_x4_fp32.json

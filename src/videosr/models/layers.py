@@ -352,19 +352,27 @@ def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: 
         return 0
     with full_precision(feats):
         # their learned part: the cells' feature patches through the conv, float32
-        fl = feats.float().permute(0, 2, 3, 1)  # (N, fh, fw, Cin)
-        patch = fl[ni, ii, ji] if kk == 1 else fl.unfold(1, kk, 1).unfold(2, kk, 1)[ni, ii, ji]  # (k, Cin[, kk, kk])
-        Wr = conv.weight.detach().float().reshape(3 * P * P, -1)  # (3PP, Cin kk kk)
+        cin = feats.shape[1]
+        fl = feats.float().permute(0, 2, 3, 1).contiguous().view(-1, cin)  # (N fh fw, Cin): one row per position
+        at = (ni * fh + ii) * fw + ji  # each cell's top-left feature row
+        taps = (torch.arange(kk, device=at.device)[:, None] * fw + torch.arange(kk, device=at.device)).flatten()
+        patch = fl.index_select(0, (at[:, None] + taps).flatten()).view(k, -1)  # (k, kk kk Cin): rows, not unfold
+        Wr = conv.weight.detach().float().permute(0, 2, 3, 1).reshape(3 * P * P, -1)  # (3PP, kk kk Cin)
         rgb = torch.addmm(conv.bias.detach().float() if conv.bias is not None else Wr.new_zeros(3 * P * P),
-                          patch.reshape(k, -1), Wr.T)  # (k, 3PP)
+                          patch, Wr.T)  # (k, 3PP)
         # + the base: each cell's LR window, symmetric at the frame's edges, through the 2D polyphase filter
         # kron(A, A) (one GEMM: batches of tiny row and column products are ~10x slower on a CPU)
         radius, _, A = _base_filter(kernel, scale, cell)
         A2 = torch.kron(A, A).to(lr.device)  # (P*P, nw*nw)
         lp = _symmetric_pad(lr.float(), radius)  # (N, 3, H + 2r, W + 2r)
         nw = cell + 2 * radius
-        win = lp.unfold(2, nw, cell).unfold(3, nw, cell).permute(0, 2, 3, 1, 4, 5)[ni, ii, ji]  # (k, 3, nw, nw)
-        rgb.view(-1, P * P).addmm_(win.reshape(-1, nw * nw), A2.T)
+        _, _, H, W = lp.shape
+        at = ni * (3 * H * W) + ii * (cell * W) + ji * cell  # each window's top-left, flat
+        dev = at.device
+        taps = ((torch.arange(3, device=dev) * H * W)[:, None, None] + (torch.arange(nw, device=dev) * W)[:, None]
+                + torch.arange(nw, device=dev)).flatten()  # (3 nw nw,) offsets in (3, H, W)
+        win = torch.take(lp, at[:, None] + taps)  # (k, 3 nw nw): a flat gather, not unfold + advanced index
+        rgb.view(-1, P * P).addmm_(win.view(-1, nw * nw), A2.T)
         y, u, v = clamped_yuv420(rgb.view(-1, 3, P, P), rgb_to_yuv)
         q = P // 2
         idx = (ni, ii, ji)
