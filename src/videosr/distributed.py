@@ -702,12 +702,9 @@ def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, 
            compile, fps, on_frames, header, stop) -> dict:
     from .engine import Engine
     from .io import image_to_tensor, open_input, open_output
-    from .io._pixfmt import choose_pix_fmt
-    from .io.segments import output_format, resolve_codec
-    from .pipeline import (MAX_OUTPUT_PIXELS, _check_plan, _join, _options, _plane_stages, _published,
-                           default_model_name, load_model, require_trained, segment_frames)
+    from .io.segments import output_format
+    from .pipeline import MAX_OUTPUT_PIXELS, _join, default_model_name, load_model, prepare_state, require_trained
     from .progress import Progress, announce
-    from .resume import State, input_fingerprint
 
     ray = rt.ray
     with open_input(input, **({"fps": fps} if fps is not None else {})) as reader:
@@ -722,45 +719,17 @@ def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, 
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(f"output frames would be {out_w}x{out_h}; the limit is "
                              f"{MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)")
-        fp = input_fingerprint(input)
-        enc_codec, forced = resolve_codec(output, codec, info)
-        out_pf = pix_fmt or choose_pix_fmt(enc_codec, info.pix_fmt, info.bit_depth, info.chroma)
-        stage_engine, _ = _plane_stages(net, engine, reader, out_pf, planes, image_to_tensor)
-        opts = _options(net, engine, scale=s, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=backend,
-                        tile=tile, info=info, output=output,
-                        planes=stage_engine is not engine or engine.planes is not None)
-        if fps is not None:
-            opts["fps"] = str(info.fps)
-        seg_len = segment_frames(info.fps, engine.chunk, segment)
-        st = None
-        if os.path.lexists(sdir):
-            st = State.load(sdir)
-            if not st.manifest:
-                st.remove()
-                st = None
-            else:
-                st.check(fp, opts, seg_len)
-                if st.manifest["finished"]:
-                    _check_plan(st, reader, input)
-                    if _published(st, output):
-                        st.remove()
-                        return {"model": net.display_name, "scale": s, "frames": st.manifest["frames"],
-                                "segments": len(st.manifest["segments"]), "reused": len(st.manifest["segments"]),
-                                "retried": 0, "nodes": [], "threads": [], "seeked": 0}
-        open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                    overwrite=overwrite).abort()
+        p = prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, open_output, codec=codec,
+                          crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, backend=backend, tile=tile,
+                          segment=segment, planes=planes, fps=fps)
+        st = p.st
+        if p.published:
+            return {"model": net.display_name, "scale": s, "frames": st.manifest["frames"],
+                    "segments": len(st.manifest["segments"]), "reused": len(st.manifest["segments"]),
+                    "retried": 0, "nodes": [], "threads": [], "seeked": 0}
     plan = probe_packets(input)
-    created = st is None
-    if created:
-        try:
-            st = State.create(sdir, fp, opts, seg_len)
-        except OSError as e:
-            from .io.writer import _mapped_error
-
-            raise _mapped_error(e, output) from None
-    else:
-        st.verify_segments()  # keeps the files `ahead` lists (resume.State.verify_segments)
-    enc_crf, enc_preset = (None, None) if forced else (crf, preset)
+    fp, opts, seg_len = p.fp, p.opts, p.seg_len
+    enc_codec, enc_crf, enc_preset = p.enc_codec, p.enc_crf, p.enc_preset
     reused = len(st.manifest["segments"])
     retried, nodes, threads, seeked = 0, [], [], 0
     bar = None

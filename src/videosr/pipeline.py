@@ -27,6 +27,7 @@ import queue
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -585,11 +586,37 @@ def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, 
             "pix_fmt": pix_fmt, "planes": planes}
 
 
-def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
-                       preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame,
-                       planes, header=None, fps=None) -> int:
+@dataclass(frozen=True)
+class Prepared:
+    """What a segmented run (here, or across machines: :mod:`videosr.distributed`) starts from, made by
+    :func:`prepare_state`: the resume state ``st`` (created, or loaded and checked against this input and these
+    options), or ``published`` (OUTPUT already holds what a finished state made: nothing to do)."""
+
+    st: Any  # resume.State
+    created: bool
+    published: bool
+    fp: dict
+    opts: dict
+    seg_len: int
+    enc_codec: str
+    enc_crf: int | None
+    enc_preset: str | None
+    stage_engine: Any  # engine.Engine, or the planes stage
+    to_input: Any
+    out_w: int
+    out_h: int
+
+
+def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf, preset,
+                  pix_fmt, overwrite, backend, tile, segment, planes, fps=None) -> Prepared:
+    """The resume state of a segmented run and what it was made with: the input's fingerprint ``fp``, the
+    options that change the output's pixels (``opts``, compared on resume), the segment length ``seg_len``,
+    the encoder (``enc_codec``, ``enc_crf``, ``enc_preset``), the model stage (``stage_engine``, ``to_input``),
+    the output size (``out_w``, ``out_h``) and whether the state is new (``created``). A state killed before
+    its first manifest is removed; one whose output was published (killed before its removal) is removed and
+    ``published`` set. Anything the output will refuse fails here, before any work, as ``open_output`` does."""
     from .io._pixfmt import choose_pix_fmt
-    from .io.segments import SegmentWriter, output_format, quiet, resolve_codec
+    from .io.segments import resolve_codec
     from .resume import State, input_fingerprint
 
     info = reader.info
@@ -605,6 +632,9 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
     if fps is not None:
         opts["fps"] = str(info.fps)  # the output's timing: a resumed run must use the same (absent: 25 / the input's)
     seg_len = segment_frames(info.fps, engine.chunk, segment)
+    made = dict(fp=fp, opts=opts, seg_len=seg_len, enc_codec=enc_codec, enc_crf=None if forced else crf,
+                enc_preset=None if forced else preset, stage_engine=stage_engine, to_input=to_input,
+                out_w=out_w, out_h=out_h, published=False)
     st = None
     if os.path.lexists(sdir):
         st = State.load(sdir)
@@ -617,8 +647,7 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
                 _check_plan(st, reader, input)
                 if _published(st, output):
                     st.remove()  # killed after the output was published, before the state was removed
-                    return st.manifest["frames"]
-    # Fail early on anything the output will refuse (exists, folder, codec/size/pix_fmt), as open_output does.
+                    return Prepared(st=st, created=False, **{**made, "published": True})
     open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                 overwrite=overwrite).abort()
     created = st is None
@@ -630,9 +659,25 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
 
             raise _mapped_error(e, output) from None
     else:
-        st.verify_segments()
+        st.verify_segments()  # keeps the files a distributed run's `ahead` lists (resume.State.verify_segments)
+    return Prepared(st=st, created=created, **made)
+
+
+def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
+                       preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame,
+                       planes, header=None, fps=None) -> int:
+    from .io.segments import SegmentWriter, output_format, quiet
+
+    info = reader.info
+    p = prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, open_output, codec=codec, crf=crf,
+                      preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, backend=backend, tile=tile,
+                      segment=segment, planes=planes, fps=fps)
+    st = p.st
+    if p.published:
+        return st.manifest["frames"]
+    seg_len, out_w, out_h, stage_engine, to_input = p.seg_len, p.out_w, p.out_h, p.stage_engine, p.to_input
+    enc_codec, enc_crf, enc_preset = p.enc_codec, p.enc_crf, p.enc_preset
     fmt = output_format(output)
-    enc_crf, enc_preset = (None, None) if forced else (crf, preset)
     try:
         if st.manifest["finished"]:
             total = st.manifest["frames"]  # _check_plan: the input has exactly these frames
