@@ -381,7 +381,7 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
     """The three threads until the source ends or KeyboardInterrupt; returns (why it ended, stuck). ``out``: the
     sink's width, height, colour space and range."""
     from .io.live import scale_frame, to_video_frame
-    from .pipeline import Stage
+    from .pipeline import Stage, drain, put
 
     stop = threading.Event()
     frames = _Latest(QUEUE_FRAMES)
@@ -422,7 +422,7 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
             lf = frames.get(0.1)
             if lf is None:
                 if frames.closed and not len(frames):
-                    _put(sent, end, stop)
+                    put(sent, end, stop)
                     return
                 continue
             if lf.size != cur:  # a new frame size: the model starts again at it
@@ -449,21 +449,12 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
                     stats.late += 1
                 est_model.value *= DECAY
                 continue
-            if not _put(sent, (image, seconds(lf), lf.arrival, kind), stop):
+            if not put(sent, (image, seconds(lf), lf.arrival, kind), stop):
                 return
 
     def write() -> None:
         last = time.monotonic()
-        while True:
-            try:
-                item = sent.get(timeout=0.1)
-            except queue.Empty:
-                if stop.is_set():
-                    return
-                continue
-            if item is end or stop.is_set():
-                return
-            image, secs, arrival, kind = item
+        for image, secs, arrival, kind in drain(sent, stop, end):
             t = time.perf_counter()
             sink_busy[0] = time.monotonic() + est_sink.value
             sink.write(image, secs)
@@ -506,16 +497,6 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
         for th in (threads[2], threads[1], threads[0]):
             th.join(max(0.0, deadline - time.monotonic()))
     return ended, any(th.is_alive() for th in threads)
-
-
-def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _status(stats: _Stats, progress: bool, on_status) -> None:

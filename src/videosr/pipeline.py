@@ -232,7 +232,8 @@ class Stage(threading.Thread):
             self.error = e
 
 
-def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+def put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
+    """Put ``item`` into the bounded ``q``, waiting for room until ``stop`` is set; False if it was."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
@@ -240,6 +241,21 @@ def _put(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
         except queue.Full:
             continue
     return False
+
+
+def drain(q: queue.Queue, stop: threading.Event, end: object) -> Iterator[Any]:
+    """The items of ``q`` up to ``end`` (not yielded), or until ``stop`` is set (seen within 0.1 s): the loop
+    of a stage that consumes a queue."""
+    while True:
+        try:
+            item = q.get(timeout=0.1)
+        except queue.Empty:
+            if stop.is_set():
+                return
+            continue
+        if item is end or stop.is_set():
+            return
+        yield item
 
 
 def segment_frames(fps, chunk: int, requested: int | None = None) -> int:
@@ -871,9 +887,9 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
         for frame in reader:
             if frame.index >= start:
                 meta.append(frame)
-            if not _put(decoded, image_to_tensor(frame.image), stop):
+            if not put(decoded, image_to_tensor(frame.image), stop):
                 return
-        _put(decoded, _END, stop)
+        put(decoded, _END, stop)
 
     def lr_frames() -> Iterator[torch.Tensor]:
         while not stop.is_set():
@@ -891,30 +907,19 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
 
     def run_model() -> None:
         for hr in engine.stream(lr_frames(), first=first, start=start):
-            if not _put(encoded, (meta.popleft(), hr), stop):
+            if not put(encoded, (meta.popleft(), hr), stop):
                 return
             count[0] += 1
             bar.update()
             if on_frame is not None:
                 on_frame(count[0])
-        _put(encoded, _END, stop)
+        put(encoded, _END, stop)
 
     def encode() -> None:
-        while True:
-            try:
-                item = encoded.get(timeout=0.1)
-            except queue.Empty:
-                if stop.is_set():
-                    return
-                continue
-            if stop.is_set():
-                return
-            if item is _END:
-                if finish is not None:
-                    finish()
-                return
-            src, hr = item
+        for src, hr in drain(encoded, stop, _END):
             write(src, hr)  # the writer quantises the float (3, sH, sW) tensor straight into its planes
+        if not stop.is_set() and finish is not None:  # the end of the frames, not a stop
+            finish()
 
     dec = Stage(decode, "videosr-decode")
     mod = Stage(run_model, "videosr-model")
