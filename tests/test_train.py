@@ -274,7 +274,8 @@ def test_loss_falls_bf16_channels_last(tmp_path):
 
 
 def test_validation_and_checkpoint_model(tmp_path):
-    from videosr.train import export_weights, load_checkpoint_model, train
+    from videosr.checkpoint import export_weights, load_checkpoint_model
+    from videosr.train import train
 
     vid = tmp_path / "val" / "clipA"
     vid.mkdir(parents=True)
@@ -310,7 +311,8 @@ def test_validation_and_checkpoint_model(tmp_path):
 def test_init_fine_tunes_from_weights(tmp_path):
     """model.init starts training from given weights (strict keys), and a wrong file is a clear error."""
     from videosr.errors import ModelError
-    from videosr.train import export_weights, train
+    from videosr.checkpoint import export_weights
+    from videosr.train import train
 
     train(tiny_config(tmp_path / "a"), store=make_store(), quiet=True)
     export_weights(tmp_path / "a" / "last.pt", tmp_path / "a.safetensors", quiet=True)
@@ -450,3 +452,28 @@ def test_flow_loss_trains_the_flow_and_is_logged(tmp_path):
     true = torch.zeros(1, 2, 16, 16)
     true[:, 0] = -1.0
     assert net._photometric(ref, sup, true) < 0.5 * net._photometric(ref, sup, torch.zeros_like(true))
+
+
+@pytest.mark.parametrize("degradation,crf", [("BI", 0), ("BD", 0), ("BI", 30)])
+def test_validation_is_the_eval_protocol(tmp_path, degradation, crf):
+    """Training validation and `videosr eval` give one figure for one clip folder: the same crop (a clip whose
+    sides are not multiples of 4 x scale), frame order (frame2 before frame10), LR (BI, BD, x264) and PSNR."""
+    from PIL import Image
+
+    from videosr.data import load_val_clips
+    from videosr.evaluate import evaluate
+    from videosr.models import create_model
+    from videosr.train import validate
+
+    clip = tmp_path / "gt" / "c"
+    clip.mkdir(parents=True)
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(3, 54, 70, generator=g)
+    for i in (1, 2, 10):  # natural order 1, 2, 10; lexical 1, 10, 2
+        img = (base.roll(3 * i, dims=2) * 255).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(img).save(clip / f"frame{i}.png")
+    net = create_model("fast-x2", pretrained=True)
+    got = validate(net, load_val_clips(tmp_path / "gt", ["c"], 0), 2, degradation=degradation, lr_crf=crf)
+    kw = {"lr_codec": "libx264", "lr_crf": crf} if crf else {}
+    ref = evaluate(["fast-x2"], str(tmp_path / "gt"), scale=2, degradation=degradation, progress=False, **kw)
+    assert got["c"] == pytest.approx(ref[0]["clips"]["c"]["psnr_y"], abs=1e-6)

@@ -354,8 +354,12 @@ class TrainClips(IterableDataset):
 
 
 def load_frames(folder: str | Path, max_frames: int | None = None) -> torch.Tensor:
-    """Sorted PNG/JPEG/BMP frames of a folder -> (T, 3, H, W) float in [0, 1]."""
-    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+    """PNG/JPEG/BMP frames of a folder in natural order (frame2 before frame10, as ``videosr eval`` and the
+    image-folder reader sort) -> (T, 3, H, W) float in [0, 1]."""
+    from .io.reader import natural_key
+
+    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")),
+                   key=lambda p: natural_key(p.name))
     if max_frames:
         files = files[:max_frames]
     if not files:

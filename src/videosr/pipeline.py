@@ -193,7 +193,7 @@ def load_model(model: str | None, scale: int | None, weights: str | None = None,
     if model is None:
         model = default_model_name(scale or 4)
     if model not in VARIANTS and os.path.exists(model):
-        from .train import load_checkpoint_model
+        from .checkpoint import load_checkpoint_model
 
         net = load_checkpoint_model(model)
         trained = True

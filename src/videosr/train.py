@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoint import build_model, read_checkpoint, sd_finite
 from .config import TrainConfig
 from .errors import DiskFullError, InputError, ModelError, OutputError, ResumeError, UsageError
 from .metrics import ssim_map
@@ -106,35 +107,6 @@ def _atomic_save(obj: Any, path: Path) -> None:
         raise OutputError(f"cannot write checkpoint {path}: {msg}") from None
 
 
-def _load_ckpt(path: str | Path, error: type = ModelError) -> dict[str, Any]:
-    """A training checkpoint's dict; any problem is one line of ``error`` (ModelError for export and
-    load_checkpoint_model, ResumeError for --resume)."""
-    import zipfile
-
-    path = Path(path)
-    if not path.is_file():
-        raise error(f"checkpoint not found: {path}")
-    size = path.stat().st_size
-    if size == 0:
-        raise error(f"checkpoint {path} is empty (0 bytes): corrupt or truncated")
-    try:
-        ck = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (PermissionError, IsADirectoryError) as e:  # (other OSErrors: a truncated archive gives EINVAL)
-        raise error(f"cannot read checkpoint {path}: {e.strerror or e}") from None
-    except Exception as e:  # noqa: BLE001 - corrupt / foreign file
-        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end
-            raise error(f"checkpoint {path} is corrupt or truncated ({size} bytes; not a readable PyTorch "
-                        f"checkpoint)") from None
-        if type(e).__name__ == "UnpicklingError":  # weights_only refused an object (no pickle import here)
-            raise error(f"checkpoint {path} holds Python objects other than tensors and plain data: refused "
-                        f"(checkpoints are read with weights_only)") from None
-        detail = str(e).splitlines()[0][:200] if str(e) else ""
-        raise error(f"checkpoint {path} is corrupt: {type(e).__name__}" + (f": {detail}" if detail else "")) from None
-    if not isinstance(ck, dict) or not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict):
-        raise error(f"{path} is not a videosr training checkpoint (no config/model)")
-    return ck
-
-
 def _finite(*modules: nn.Module | None) -> bool:
     """Whether every parameter and buffer of the given modules is finite (no NaN / inf)."""
     for m in modules:
@@ -142,83 +114,6 @@ def _finite(*modules: nn.Module | None) -> bool:
                                      if t.is_floating_point()):
             return False
     return True
-
-
-def _sd_finite(sd: dict[str, Any]) -> bool:
-    return all(bool(torch.isfinite(v).all()) for v in sd.values() if torch.is_tensor(v) and v.is_floating_point())
-
-
-def build_model(cfg: TrainConfig) -> nn.Module:
-    from .models import create_model
-
-    try:
-        model = create_model(cfg.model.name, pretrained=False, **cfg.model.kwargs)
-    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as e:  # a kwarg the architecture rejects
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UsageError(f"model.kwargs {cfg.model.kwargs} do not fit model {cfg.model.name}: {msg}") from None
-    if getattr(model, "scale", cfg.data.scale) != cfg.data.scale:
-        raise UsageError(f"model {cfg.model.name} is x{model.scale} but data.scale is {cfg.data.scale}")
-    return model
-
-
-def load_checkpoint_model(path: str | Path, ema: bool = True) -> nn.Module:
-    """Rebuild the model a checkpoint was trained with (from its stored config) and load its EMA weights
-    (``ema=False``: the raw weights). Returns the model in eval mode on the CPU."""
-    ck = _load_ckpt(path)
-    try:
-        cfg = TrainConfig.from_dict(ck["config"])
-        model = build_model(cfg)
-    except UsageError as e:
-        raise ModelError(f"{path}: its stored config does not build a model: {e}") from None
-    sd = ck["ema"] if ema and ck.get("ema") else ck["model"]
-    from .models.registry import load_weights
-
-    load_weights(model, sd, source=str(path))
-    model.train_step = ck.get("step")  # type: ignore[attr-defined]
-    return model.eval()
-
-
-def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, quiet: bool = False) -> str:
-    """Write a checkpoint's EMA (or raw) weights as safetensors; print and return their sha256."""
-    from safetensors.torch import save_file
-
-    from .models.registry import sha256_file
-
-    ck = _load_ckpt(checkpoint)
-    sd = ck["ema"] if ema and ck.get("ema") else ck["model"]
-    if not all(torch.is_tensor(v) for v in sd.values()):
-        raise ModelError(f"{checkpoint}: its weights are not all tensors (not a videosr training checkpoint)")
-    if not _sd_finite(sd):
-        raise ModelError(f"{checkpoint} holds non-finite (NaN/inf) weights: a diverged run; not exported")
-    out = Path(out)
-    if out.is_dir():
-        raise OutputError(f"{out} is a folder: give the .safetensors file to write")
-    tmp = out.with_name(out.name + ".tmp")
-    cfg = ck["config"]
-
-    def get(section: str, key: str) -> str:
-        return str(cfg.get(section, {}).get(key, "")) if isinstance(cfg.get(section), dict) else ""
-
-    meta = {"model": get("model", "name"), "step": str(ck.get("step")), "ema": str(bool(ema and ck.get("ema"))),
-            "degradation": get("data", "degradation"), "scale": get("data", "scale")}
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600 files; weights are meant to be shared
-        os.replace(tmp, out)
-    except Exception as e:  # noqa: BLE001 - OSError, or safetensors' own error for a failed write
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
-        msg = (getattr(e, "strerror", None) or str(e) or type(e).__name__).splitlines()[0]
-        if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in msg:
-            raise DiskFullError(f"disk full writing {out}") from None
-        raise OutputError(f"cannot write {out}: {msg}") from None
-    digest = sha256_file(out)
-    if not quiet:
-        print(f"{out}: sha256 {digest}")
-    return digest
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,23 +124,24 @@ def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, qu
 @torch.no_grad()
 def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int, crop_border: int = 0,
              device: torch.device | str = "cpu", degradation: str = "BI", lr_crf: int = 0) -> dict[str, float]:
-    """Mean PSNR-Y (8-bit rounded output vs HR) per clip and overall; LR by ``degradation``: BI (MATLAB
-    bicubic) or BD (Gaussian blur + subsample), 8 bits; ``lr_crf`` > 0: then x264 (medium) at that CRF."""
-    from . import degrade, metrics
+    """Mean PSNR-Y per clip and overall, by the protocol of ``videosr eval`` (one convention: the GT cropped
+    to a multiple of the scale, the LR from :func:`videosr.evaluate.make_lr`, the output in fp32 clamped and
+    rounded to 8 bits); ``degradation`` BI or BD, ``lr_crf`` > 0: then x264 (medium) at that CRF, as
+    ``videosr eval --lr-codec libx264 --lr-crf N`` makes it."""
+    from . import metrics
+    from .degrade import quantize
     from .engine import run_clip
+    from .evaluate import LRRecipe, make_lr
 
+    recipe = LRRecipe.make(degradation, codec="libx264" if lr_crf else None, crf=lr_crf or None)
     was = model.training
     model.eval()
     res: dict[str, float] = {}
     for name, hr in clips:
-        m = 4 * scale  # crop HR so that LR sides are multiples of 4 (space-to-depth models)
-        hr = hr[..., : hr.shape[-2] // m * m, : hr.shape[-1] // m * m]
-        fn = degrade.bd_degrade if degradation == "BD" else degrade.bi_degrade
-        lr = fn(hr, scale, quantize_lr=True)
-        if lr_crf:
-            lr = degrade.video_compress(lr, "libx264", lr_crf, preset="medium")
+        hr = hr[..., : hr.shape[-2] - hr.shape[-2] % scale, : hr.shape[-1] - hr.shape[-1] % scale]
+        lr = make_lr(hr, scale, recipe, name)
         sr = run_clip(model, lr.to(device), precision="fp32").float().cpu()  # the protocol: fp32
-        res[name] = float(metrics.psnr(degrade.quantize(sr.clamp(0, 1)), hr, crop_border, y_channel=True).mean())
+        res[name] = float(metrics.psnr(quantize(sr.clamp(0, 1)), hr, crop_border, y_channel=True).mean())
     if res:
         res["mean"] = sum(res.values()) / len(res)
     model.train(was)
@@ -430,11 +326,11 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     ck: dict[str, Any] = {}
     reset_best = False
     if resume:  # read and compare before building anything: a refused change fails at once
-        ck = _load_ckpt(last, ResumeError)
+        ck = read_checkpoint(last, ResumeError)
         for key, kind in (("optimizer", dict), ("scheduler", dict), ("step", int), ("rng", dict)):
             if not isinstance(ck.get(key), kind) or isinstance(ck.get(key), bool):
                 raise ResumeError(f"{last} is not a resumable training checkpoint (no valid {key!r})")
-        if not _sd_finite(ck["model"]) or (isinstance(ck.get("ema"), dict) and not _sd_finite(ck["ema"])):
+        if not sd_finite(ck["model"]) or (isinstance(ck.get("ema"), dict) and not sd_finite(ck["ema"])):
             raise ResumeError(f"{last} holds non-finite (NaN/inf) weights: a diverged run cannot be resumed")
         changes, reset_best = _resume_plan(ck["config"], cfg, ck["step"], last)
         for line in changes:

@@ -37,7 +37,7 @@ def _flat(d: dict, prefix: str = "") -> list[str]:
 
 def run(args) -> int:
     if args.export:
-        from ..train import export_weights
+        from ..checkpoint import export_weights
 
         export_weights(args.export[0], args.export[1])
         return 0
