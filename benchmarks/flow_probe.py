@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from videosr.degrade import imresize
+from videosr.resample import imresize
 from videosr.evaluate import find_clips, load_clip
 from videosr.models.recurrent import ClassicalFlow
 from videosr.pipeline import load_model

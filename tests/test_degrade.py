@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from videosr import degrade
-from videosr.degrade import bd_degrade, bi_degrade, imresize, imresize_np, upsample
+from videosr import degrade, resample
+from videosr.degrade import bd_degrade, bi_degrade
+from videosr.resample import imresize, imresize_np, upsample
 from videosr.errors import UsageError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,14 +37,14 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def test_resize_matrix_rows_sum_to_one_and_mirror():
-    m = degrade.resize_matrix(10, 4, 0.4)
+    m = resample.resize_matrix(10, 4, 0.4)
     assert m.shape == (4, 10)
     np.testing.assert_allclose(m.sum(1), 1.0, atol=1e-12)
     # upscaling x2 of a 3-pixel line: first output samples input position 0.25 - 0.5 = -0.25 (0-based),
     # cubic weights over pixels -2..1 with -2 -> 1 and -1 -> 0 (symmetric mirror).
-    m2 = degrade.resize_matrix(3, 6, 2.0)
+    m2 = resample.resize_matrix(3, 6, 2.0)
     d = -0.25
-    w = degrade._cubic(np.array([d + 2, d + 1, d, d - 1]))
+    w = resample._cubic(np.array([d + 2, d + 1, d, d - 1]))
     expected = np.zeros(3)
     for idx, wi in zip([1, 0, 0, 1], w):
         expected[idx] += wi

@@ -85,7 +85,8 @@ def test_evaluate_video_set(video_set):
 
 def test_evaluate_matches_manual_protocol(image_set):
     """Image set: crop = scale by default; LR = MATLAB bicubic rounded to 8 bits; output rounded."""
-    from videosr.degrade import bi_degrade, quantize, upsample
+    from videosr.degrade import bi_degrade, quantize
+    from videosr.resample import upsample
     from videosr.evaluate import _read_image
     from videosr.metrics import psnr, ssim
 

@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from videosr.degrade import upsample  # noqa: E402
+from videosr.resample import upsample  # noqa: E402
 from videosr.engine import Engine, resolve_precision  # noqa: E402
 from videosr.errors import ModelError, UsageError  # noqa: E402
 from videosr.models import VARIANTS, create_model, list_models, registry  # noqa: E402

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from videosr.degrade import upsample
+from videosr.resample import upsample
 from videosr.errors import ModelError
 from videosr.models import VARIANTS, Variant, create_model, list_models, register_arch, register_variant
 from videosr.models import registry

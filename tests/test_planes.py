@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from clips import make_video
-from videosr.degrade import upsample
+from videosr.resample import upsample
 from videosr.io import Frame, open_input, open_output
 from videosr.io._pixfmt import plane_sizes
 from videosr.io.convert import _quantize_u8, planes_to_tensors

@@ -417,7 +417,7 @@ every = 0
 
 def test_validate_uses_the_training_degradation():
     """validate(degradation="BD") measures on BD input (Gaussian blur + subsample), not BI."""
-    from videosr import degrade, metrics
+    from videosr import degrade, metrics, resample
     from videosr.models import create_model
     from videosr.train import validate
 
@@ -425,7 +425,7 @@ def test_validate_uses_the_training_degradation():
     bic = create_model("bicubic", pretrained=False, scale=2)
     got = validate(bic, [("c", hr)], 2, degradation="BD")
     lr = degrade.bd_degrade(hr, 2, quantize_lr=True)
-    sr = degrade.quantize(degrade.upsample(lr, 2).clamp(0, 1))
+    sr = degrade.quantize(resample.upsample(lr, 2).clamp(0, 1))
     assert got["c"] == pytest.approx(float(metrics.psnr(sr, hr, 0, y_channel=True).mean()), abs=1e-6)
     assert got["c"] != pytest.approx(validate(bic, [("c", hr)], 2)["c"], abs=1e-3)
 

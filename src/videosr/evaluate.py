@@ -33,7 +33,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .degrade import bd_degrade, bi_degrade, quantize, upsample
+from .degrade import bd_degrade, bi_degrade, quantize
+from .resample import upsample
 from .errors import InputError, OutputError, UsageError
 from .io.reader import natural_key
 

@@ -192,7 +192,7 @@ def warping_error(outputs: torch.Tensor, inputs: torch.Tensor, *, batch: int = 4
     mean absolute difference over unmasked pixels and channels on the 0..255 scale; then the mean over
     pairs. Returns a 0-d float64 tensor.
     """
-    from .degrade import upsample
+    from .resample import upsample
     from .flow import flow_warp, occlusion_mask
 
     _check_clip(outputs, "outputs")

@@ -9,7 +9,7 @@
 Every convolution runs at LR/down resolution (down=2: 4x fewer pixels and 4x more channels than LR for
 the same cost, which suits oneDNN's kernels and doubles the receptive field). The global residual is the
 current frame upsampled with a fixed `residual` filter:
-  * "bicubic" (the default of the shipped variants): MATLAB bicubic (videosr.degrade.upsample: separable,
+  * "bicubic" (the default of the shipped variants): MATLAB bicubic (videosr.resample.upsample: separable,
     4 taps per axis, about 1 ms per 1080p plane here), added to the pixel-shuffled learned branch, which is
     initialised to zero, so training starts from bicubic quality. Measured on 20 fixed training batches: with
     a "nearest" or "bilinear" base the 40k-parameter model stayed 1-2 dB under bicubic after 300 Adam steps;
@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..degrade import upsample
+from ..resample import upsample
 from .layers import (ResidualBlock, add_planes, bicubic_upsample_conv, clamp_cells, full_precision,
                      rgb_to_yuv_image, upsample_weights, yuv420_fold)
 from .registry import Variant, register_arch, register_variant
@@ -62,7 +62,7 @@ class FastVSR(nn.Module):
         self.to_rgb = nn.Conv2d(width, 3 * up * up, out_kernel)
         self.residual = residual
         if residual == "bicubic":
-            # MATLAB bicubic base (videosr.degrade.upsample, separable) added at the output; the learned
+            # MATLAB bicubic base (videosr.resample.upsample, separable) added at the output; the learned
             # branch starts at zero, so an untrained model is exactly bicubic
             nn.init.zeros_(self.to_rgb.weight)
             nn.init.zeros_(self.to_rgb.bias)

@@ -1,6 +1,6 @@
 """Interpolation baselines: the ``bicubic`` and ``lanczos`` models (no weights, MIT).
 
-MATLAB-compatible integer-scale upsampling (:func:`videosr.degrade.upsample`), so ``bicubic`` reproduces
+MATLAB-compatible integer-scale upsampling (:func:`videosr.resample.upsample`), so ``bicubic`` reproduces
 the bicubic rows of published SR tables. An image model: each frame is upscaled on its own.
 
 A fixed linear filter applied to each channel alone commutes with the affine RGB <-> YUV matrices, so
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..degrade import upsample
+from ..resample import upsample
 from ..errors import UsageError
 from .registry import Variant, register_arch, register_variant
 

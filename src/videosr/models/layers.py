@@ -66,7 +66,7 @@ def _bicubic_taps(scale: int) -> torch.Tensor:
 
 def bicubic_upsample_conv(x: torch.Tensor, scale: int) -> torch.Tensor:
     """(N, C, H, W) -> (N, C, sH, sW): MATLAB bicubic upsampling (symmetric boundary) as two 1-D polyphase
-    convolutions. The same values as :func:`videosr.degrade.upsample` up to float rounding, built only from
+    convolutions. The same values as :func:`videosr.resample.upsample` up to float rounding, built only from
     ops the ONNX exporter knows (that one's block matmuls use ``unfold``, which it cannot export)."""
     taps = _bicubic_taps(scale).to(x.dtype).to(x.device)  # (s, 5)
     n, c, h, w = x.shape
@@ -182,13 +182,13 @@ def clamped_yuv420(rgb: torch.Tensor, rgb_to_yuv: torch.Tensor) -> tuple[torch.T
 
 @functools.lru_cache(maxsize=None)
 def _base_filter(kernel: str, scale: int, cell: int) -> tuple[int, float, torch.Tensor]:
-    """(radius, kappa, A) of ``degrade.upsample(., scale, kernel)``, from its impulse responses. An output pixel
+    """(radius, kappa, A) of ``resample.upsample(., scale, kernel)``, from its impulse responses. An output pixel
     inside LR pixel i (along an axis) weighs LR pixels i - radius .. i + radius, the weights summing to 1; with
     nu the largest negative weight mass along an axis, a 2D output weight's negative mass is at most
     kappa = 2 nu (1 + nu) (0 for bilinear), so the output lies in [mn - kappa (mx - mn), mx + kappa (mx - mn)]
     for mn, mx the min, max of the LR window. A (scale cell, cell + 2 radius), float32: the outputs of one
     block of ``cell`` LR pixels from its window (``upsample`` is translation invariant away from the edges)."""
-    from ..degrade import upsample
+    from ..resample import upsample
 
     n = 24 + 2 * cell
     w = upsample(torch.eye(n, dtype=torch.float64)[:, None], scale, kernel)[:, 0]  # (LR impulse k, output o)
@@ -310,7 +310,7 @@ def _window(x: torch.Tensor, cell: int, R: int, op) -> torch.Tensor:
 
 def _symmetric_pad(x: torch.Tensor, r: int) -> torch.Tensor:
     """(..., H, W) padded by ``r`` on each side of the last two dims with MATLAB's symmetric boundary (-1 -> 0),
-    as ``degrade.upsample`` pads: flipped edge slices where the frame is at least ``r`` wide (a plain copy,
+    as ``resample.upsample`` pads: flipped edge slices where the frame is at least ``r`` wide (a plain copy,
     ~5x faster than an index_select along the last dim), indices otherwise."""
     for dim in (-2, -1):
         n = x.shape[dim]
@@ -322,7 +322,7 @@ def _symmetric_pad(x: torch.Tensor, r: int) -> torch.Tensor:
 
 
 def _symmetric(idx: torch.Tensor, n: int) -> torch.Tensor:
-    """Indices outside 0..n-1 reflected as MATLAB's (and ``degrade.upsample``'s) symmetric boundary: -1 -> 0."""
+    """Indices outside 0..n-1 reflected as MATLAB's (and ``resample.upsample``'s) symmetric boundary: -1 -> 0."""
     idx = torch.where(idx < 0, -idx - 1, idx)
     return torch.where(idx >= n, 2 * n - 1 - idx, idx).clamp_(0, n - 1)
 
@@ -331,7 +331,7 @@ def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: 
                 lr: torch.Tensor, kernel: str, scale: int, cell: int, rgb_to_yuv: torch.Tensor) -> int:
     """Make the 4:2:0 planes of an unclamped output equal, in place, to those of the output clamped to [0, 1]
     in RGB, as the RGB output path clamps it. The output: ``pixel_shuffle(conv(feats), P)`` (the learned part;
-    ``feats`` already padded so that the conv's output is (h', w')) + ``degrade.upsample(lr, scale, kernel)``
+    ``feats`` already padded so that the conv's output is (h', w')) + ``resample.upsample(lr, scale, kernel)``
     (the base, float32), P = scale * cell; ``lr``: (N, 3, cell h', cell w'); ``planes``: Y (N, P h', P w'),
     U, V (N, P h'/2, P w'/2), P even.
 

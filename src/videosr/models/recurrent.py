@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..degrade import upsample
+from ..resample import upsample
 from ..errors import ModelError
 from .fastvsr import TRAINING_DATA
 from .layers import (ResidualBlock, add_planes, clamp_cells, flow_warp, full_precision, rgb_to_yuv_image,
