@@ -23,7 +23,7 @@ import torch
 import videosr.models.fastvsr as fastvsr
 import videosr.models.recurrent as recurrent
 from videosr.bench import machine
-from videosr.io._pixfmt import rgb_to_yuv
+from videosr.io import rgb_to_yuv
 from videosr.models import create_model
 
 SAMPLE = Path(__file__).resolve().parent.parent / "src" / "videosr" / "assets" / "sample.mp4"

@@ -42,7 +42,7 @@ def y_planes(path: str) -> np.ndarray:
 
 
 def png_luma(folder: str) -> np.ndarray:
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
 
     m = np.array(rgb_to_yuv(1, 1))[0]
     return np.stack([(np.asarray(Image.open(p).convert("RGB"), np.float64) / 255 @ m[:3] + m[3]) * 255

@@ -173,7 +173,7 @@ def _cpu() -> dict:
 def _frames(n: int, tmp: Path) -> tuple[list[torch.Tensor], torch.Tensor]:
     from videosr.bench import make_clip
     from videosr.io import image_to_tensor, open_input
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
 
     clip = make_clip(tmp / "clip.mp4", n)
     with open_input(clip) as r:

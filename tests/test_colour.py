@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from videosr.io import Frame, open_input, open_output
-from videosr.io._pixfmt import rgb_to_yuv
+from videosr.io import rgb_to_yuv
 from videosr.io.convert import image_to_tensor
 from videosr.models import create_model
 from videosr.models.registry import VARIANTS

@@ -170,7 +170,7 @@ def test_fast_bf16_respects_a_onednn_isa_cap(monkeypatch) -> None:
 def test_compile_runs_the_compiled_forward_and_maps_its_failures(monkeypatch) -> None:
     """--compile wraps forward and forward_planes in torch.compile (traced here with the eager backend, no
     C++ build) and gives the same output; an inductor failure becomes a one-line UsageError."""
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
     from videosr.models import create_model
 
     real = torch.compile

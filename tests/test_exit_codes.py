@@ -125,9 +125,9 @@ def test_out_of_memory_is_its_own_error_with_a_tile_hint(tmp_path, clip, monkeyp
 
 
 def test_encoder_enomem_is_out_of_memory_not_cannot_write():
-    from videosr.io.writer import _mapped_error
+    from videosr.io.writer import write_error
 
-    e = _mapped_error(OSError(12, "Cannot allocate memory"), "o.mp4")
+    e = write_error(OSError(12, "Cannot allocate memory"), "o.mp4")
     assert e.exit_code == 9 and "out of memory" in str(e) and "--tile" in str(e)
 
 

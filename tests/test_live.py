@@ -79,7 +79,7 @@ def test_streaming_equals_offline(name: str, one_thread) -> None:
     """Frame by frame through the live Streamer (ring buffer, carried recurrent state, or planes) gives the
     whole-clip pass's output, for every registered causal model (random weights, perturbed so that no learned
     branch is zero)."""
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
     from videosr.io.live import LiveFrame, frame_planes
     from videosr.live import Streamer
     from videosr.models import create_model

@@ -138,7 +138,7 @@ def test_rgb_to_yuv_matches_swscale(cs, rng):
 def test_fastvsr_forward_planes_is_forward_in_yuv(name):
     """forward_planes = forward clamped to [0, 1] (as the RGB output path clamps), then the colour matrix and a
     2x2 chroma average, on the kept frames (random weights and frames: many outputs leave [0, 1])."""
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
     from videosr.models import create_model
 
     torch.manual_seed(0)
@@ -182,7 +182,7 @@ def test_fast_model_plane_output_matches_rgb_path(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["quality-x4", "online-x4", "quality-x4-full"])
 def test_recurrent_forward_planes_is_forward_in_yuv(name):
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
     from videosr.models import create_model
 
     torch.manual_seed(0)
@@ -234,7 +234,7 @@ def test_bf16_autocast_keeps_the_image_base_in_float32(name):
     """Under bf16 autocast only the learned residual is bf16: with the learned tail zeroed, the output (the
     fixed base of the frame, with the colour offset) equals fp32's to float32 rounding, in both paths; in
     bf16 (8-bit mantissa) a mid-grey 128/255 alone would be half a code unit off."""
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
     from videosr.models import create_model
 
     torch.manual_seed(0)
@@ -283,7 +283,7 @@ def _saturated_frames(t: int, h: int, w: int) -> torch.Tensor:
 def test_planes_clamp_is_exact_with_shipped_weights(name, cs, rng):
     """With the shipped weights on real frames with black, white and saturated areas, the planes equal those
     of the clamped RGB output (what the clamp's cell test lets through is already inside [0, 1])."""
-    from videosr.io._pixfmt import rgb_to_yuv
+    from videosr.io import rgb_to_yuv
     from videosr.models import create_model
 
     net = create_model(name, pretrained=True).eval()

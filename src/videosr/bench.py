@@ -103,7 +103,7 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
 
     from .engine import Engine, set_threads
     from .io import Frame, image_to_tensor, open_input, open_output
-    from .io._pixfmt import choose_pix_fmt
+    from .io import choose_pix_fmt
     from .pipeline import _plane_stages, load_model
 
     set_threads()

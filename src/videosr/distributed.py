@@ -346,8 +346,9 @@ class _Limited:
 
 def _seek(reader, plan: dict | None, target: int) -> int:
     """Put ``reader`` (just opened, at frame 0) at the last exact keyframe at or before ``target``; returns
-    that frame index (0: not moved). The first frame decoded there must carry the planned timestamp."""
-    if not plan or not plan.get("seek") or target <= 0 or not hasattr(reader, "_c"):
+    that frame index (0: not moved; -1: the seek failed, read from the start). The first frame decoded there
+    must carry the planned timestamp (:meth:`videosr.io.VideoReader.seek_keyframe`)."""
+    if not plan or not plan.get("seek") or target <= 0 or not hasattr(reader, "seek_keyframe"):
         return 0
     keys = [i for i in plan["seek"] if i <= target]
     if not keys:
@@ -355,48 +356,7 @@ def _seek(reader, plan: dict | None, target: int) -> int:
     k = max(keys)
     if k == 0:
         return 0
-    pts = plan["seek"][k]
-    import av
-
-    c, s = reader._c, reader._stream
-    try:
-        c.seek(pts, stream=s, backward=True, any_frame=False)
-    except (av.error.FFmpegError, OSError):
-        return -1
-    name = reader.name
-
-    def gen():
-        n = k
-        try:
-            for packet in c.demux(s):
-                try:
-                    frames = packet.decode()
-                except av.error.FFmpegError as e:
-                    raise InputError(f"{name}: corrupt video data at frame {n} ({e})") from None
-                for f in frames:
-                    if f.pts is not None and f.pts < pts:
-                        continue  # decoded before the keyframe (not shown from here)
-                    if f.is_corrupt:
-                        raise InputError(f"{name}: frame {n} is corrupt")
-                    n += 1
-                    yield f
-        except av.error.FFmpegError as e:
-            raise InputError(f"{name}: cannot read video data after frame {n} ({e})") from None
-
-    reader._gen = gen()
-    reader._first = None
-    reader._index = k
-    reader._last_pts = None
-    try:
-        f = next(reader._gen)
-    except StopIteration:
-        return -1
-    got = reader._frame_pts(f)
-    reader._last_pts = None
-    if got != pts:  # the keyframe's own timestamp (the plan's frame k)
-        return -1
-    reader._first = f
-    return k
+    return k if reader.seek_keyframe(k, plan["seek"][k]) else -1
 
 
 def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes | None = None,
@@ -407,7 +367,7 @@ def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes 
 
     from .engine import Engine
     from .io import image_to_tensor, open_input
-    from .io._pixfmt import choose_pix_fmt
+    from .io import choose_pix_fmt
     from .io.segments import SegmentWriter, quiet
     from .pipeline import _options, _plane_stages, _run_stages, _SegmentSink
     from .progress import Progress
@@ -497,7 +457,7 @@ def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes 
 
                         wr._pts(Frame(image=None, pts=prev, time_base=inf.time_base, index=S - 1))
                 if tag["start"] == S:
-                    primed["prev_out_pts"] = wr._last_pts
+                    primed["prev_out_pts"] = wr.last_pts
                 return wr
 
             sink = _SegmentSink(st, seg_len, spec["fmt"], info, enc_w, enc_h, spec["enc_codec"], spec["enc_crf"],
@@ -647,13 +607,14 @@ def upscale_on(rt: Runtime, input, output, *, ship_input=False, max_retries=3, s
     """:func:`upscale` on a runtime already connected (``videosr batch`` runs several of these at once)."""
     from .io.writer import check_encoder_options, sweep_temps
     from .lock import output_lock
-    from .pipeline import _check_not_input, _memory_errors, _state_dir, resolve_model
+    from .io.writer import check_not_input
+    from .pipeline import _memory_errors, _state_dir, resolve_model
 
     t0 = time.perf_counter()
     kind = _check_job(input, output, format, ship_input, compile, backend)
     check_encoder_options(codec, crf, preset)
     input, output = os.fspath(input), os.fspath(output)
-    _check_not_input(input, output, kind)
+    check_not_input(input, output, kind)
     with output_lock(output), _memory_errors(tile):
         sweep_temps(output)
         sdir = _state_dir(output, resume, overwrite)

@@ -136,7 +136,7 @@ class Streamer:
     def __init__(self, net: nn.Module, *, device: str = "auto", precision: str = "auto",
                  colorspace: int | None = None, color_range: int | None = None) -> None:
         from .engine import Engine
-        from .io._pixfmt import rgb_to_yuv
+        from .io import rgb_to_yuv
 
         engine = Engine(net, device=device, precision=precision, chunk=1, clamp=False)
         self.net, self.device, self.precision = engine.model, engine.device, engine.precision

@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .errors import InputChangedError, Interrupted, ModelError, OutputError, ResumeError, UsageError, VideosrError
+from .errors import InputChangedError, Interrupted, ModelError, ResumeError, UsageError, VideosrError
 from .io import Frame
 from .progress import Progress, announce
 
@@ -146,15 +146,9 @@ def _precheck(output, format, overwrite: bool, resume: bool, model: str | None, 
             _refuse_untrained(name, v.scale)
     if resume or not isinstance(output, (str, os.PathLike)) or output == "-":
         return  # a resumed run may find its OUTPUT already published (then it only cleans up)
-    from .io.writer import _bare, _check_folder, _check_replaceable, output_kind
+    from .io.writer import check_output_path
 
-    kind = output_kind(output, format)
-    if kind != "null":
-        final = _bare(os.fspath(output)) if kind == "png" else os.fspath(output)
-        _check_folder(final)
-        if kind != "png" and os.path.isdir(final):
-            raise OutputError(f"{output}: is a folder")
-        _check_replaceable(final, overwrite)
+    check_output_path(output, format, overwrite)
 
 
 def _check_output_size(output, format, codec, info, model, scale) -> None:
@@ -336,7 +330,9 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
         check_encoder_options(codec, crf, preset)  # before any work: exit 2 naming the valid values
     writes = kind not in ("-", "null")
     if writes and file_input:
-        _check_not_input(input, output, kind)
+        from .io.writer import check_not_input
+
+        check_not_input(input, output, kind)
     with output_lock(output) if writes else contextlib.nullcontext(), _memory_errors(tile):
         if writes:
             from .io.writer import sweep_temps
@@ -354,22 +350,6 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
             "reason": reason, "scale": s, "frames": frames, "seconds": round(seconds, 3),
             "fps": round(frames / seconds, 3) if seconds > 0 else None}
-
-
-def _check_not_input(input, output, kind: str) -> None:
-    """OUTPUT must not be INPUT (the same file or folder, also through links), nor a folder holding it."""
-    from .io.writer import _is_same_file
-
-    src, dst = os.fspath(input), os.fspath(output)
-    dst = dst.rstrip("/" + os.sep) or dst
-    if not os.path.exists(src):
-        return  # open_input says so
-    if _is_same_file(dst, src):
-        raise OutputError(f"{output}: output is the input")
-    if kind == "png" and os.path.isdir(dst):
-        top = os.path.realpath(dst)
-        if os.path.commonpath([os.path.realpath(src), top]) == top:
-            raise OutputError(f"{output}: the output folder holds the input {input}")
 
 
 def _state_dir(output, resume: bool, overwrite: bool) -> str:
@@ -504,7 +484,7 @@ def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, i
     info, s = reader.info, engine.scale
     if (getattr(net, "supports_planes", False) and engine.tile is None and out_pix_fmt in ("yuv420p", "yuvj420p")
             and (s * info.width) % 2 == 0 and (s * info.height) % 2 == 0):
-        from .io._pixfmt import rgb_to_yuv
+        from .io import rgb_to_yuv
 
         rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
         engine.planes = torch.tensor(rgb_to_yuv(info.colorspace, rng), dtype=torch.float32)
@@ -631,7 +611,7 @@ def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, ope
     the output size (``out_w``, ``out_h``) and whether the state is new (``created``). A state killed before
     its first manifest is removed; one whose output was published (killed before its removal) is removed and
     ``published`` set. Anything the output will refuse fails here, before any work, as ``open_output`` does."""
-    from .io._pixfmt import choose_pix_fmt
+    from .io import choose_pix_fmt
     from .io.segments import resolve_codec
     from .resume import State, input_fingerprint
 
@@ -671,9 +651,9 @@ def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, ope
         try:
             st = State.create(sdir, fp, opts, seg_len)
         except OSError as e:
-            from .io.writer import _mapped_error
+            from .io.writer import write_error
 
-            raise _mapped_error(e, output) from None
+            raise write_error(e, output) from None
     else:
         st.verify_segments()  # keeps the files a distributed run's `ahead` lists (resume.State.verify_segments)
     return Prepared(st=st, created=created, **made)
@@ -853,8 +833,8 @@ class _SegmentSink:
         w.close()
         self.st.commit({"file": os.path.basename(w.seg_path), "start": self.start, "end": self.next,
                         "first_pts": self.first_pts, "last_pts": self.src_last_pts,
-                        "out_last_pts": w._last_pts, "size": w.size, "sha256": w.sha256})
-        self.last_pts = w._last_pts
+                        "out_last_pts": w.last_pts, "size": w.size, "sha256": w.sha256})
+        self.last_pts = w.last_pts
         with self.lock:
             self.cur = None
 

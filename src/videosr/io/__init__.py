@@ -8,7 +8,7 @@ See ``reader`` and ``writer`` module docstrings for formats, defaults and error 
 
 from __future__ import annotations
 
-from ._pixfmt import SWS_FROM_RGB, SWS_TO_RGB
+from ._pixfmt import SWS_FROM_RGB, SWS_TO_RGB, choose_pix_fmt, rgb_to_yuv, sws_colorspace
 from ._streams import IOWarning
 from ._types import Frame, VideoInfo
 from .convert import image_to_tensor, tensor_to_image
@@ -27,8 +27,11 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "choose_pix_fmt",
     "image_to_tensor",
     "open_input",
     "open_output",
+    "rgb_to_yuv",
+    "sws_colorspace",
     "tensor_to_image",
 ]

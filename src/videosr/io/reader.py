@@ -332,6 +332,47 @@ class VideoReader:
             self._index += 1
         return out
 
+    def seek_keyframe(self, index: int, pts: int) -> bool:
+        """Continue from frame ``index`` of the video, a keyframe whose timestamp is ``pts`` (from a packet scan:
+        :func:`videosr.distributed.probe_packets`), for a reader just opened. False where the container cannot
+        seek there or the first frame decoded is not that one (then read from the start again)."""
+        c, s = self._c, self._stream
+        try:
+            c.seek(pts, stream=s, backward=True, any_frame=False)
+        except (av.error.FFmpegError, OSError):
+            return False
+        name = self.name
+
+        def gen():
+            n = index
+            try:
+                for packet in c.demux(s):
+                    try:
+                        frames = packet.decode()
+                    except av.error.FFmpegError as e:
+                        raise InputError(f"{name}: corrupt video data at frame {n} ({e})") from None
+                    for f in frames:
+                        if f.pts is not None and f.pts < pts:
+                            continue  # decoded before the keyframe (not shown from here)
+                        if f.is_corrupt:
+                            raise InputError(f"{name}: frame {n} is corrupt")
+                        n += 1
+                        yield f
+            except av.error.FFmpegError as e:
+                raise InputError(f"{name}: cannot read video data after frame {n} ({e})") from None
+
+        self._gen, self._first, self._index, self._last_pts = gen(), None, index, None
+        try:
+            f = next(self._gen)
+        except StopIteration:
+            return False
+        got = self._frame_pts(f)
+        self._last_pts = None
+        if got != pts:  # the keyframe's own timestamp (the plan's frame ``index``)
+            return False
+        self._first = f
+        return True
+
     def _synth_pts(self, index: int) -> int:
         fps = self.info.fps or Fraction(25)
         pts = int(round(Fraction(index) / fps / self.info.time_base))

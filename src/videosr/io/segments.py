@@ -109,7 +109,7 @@ class SegmentWriter(_w.VideoWriter):
         try:
             self._fh = open(self._part, "wb")
         except OSError as e:
-            raise _w._mapped_error(e, path) from None
+            raise _w.write_error(e, path) from None
         super().__init__(os.devnull, fmt, info, width, height, codec=codec, crf=crf, preset=preset,
                          pix_fmt=pix_fmt, threads=threads, final=path, tmp=None, overwrite=True,
                          copy_streams=False)
@@ -131,7 +131,7 @@ class SegmentWriter(_w.VideoWriter):
         except BaseException as e:
             self.abort()
             if isinstance(e, OSError):
-                raise _w._mapped_error(e, self.seg_path) from None
+                raise _w.write_error(e, self.seg_path) from None
             raise
         self._sha.update(data)
         self.size += len(data)
@@ -170,7 +170,7 @@ class SegmentWriter(_w.VideoWriter):
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
-                raise _w._mapped_error(e, self.seg_path) from None
+                raise _w.write_error(e, self.seg_path) from None
             raise
 
     @property
@@ -265,7 +265,7 @@ def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, 
     except FileNotFoundError:
         pass
     except OSError as e:
-        raise _w._mapped_error(e, output) from None
+        raise _w.write_error(e, output) from None
     w = None
     n = 0
     try:
@@ -310,7 +310,7 @@ def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, 
         except OSError:
             pass
         if isinstance(e, (av.error.FFmpegError, OSError)) and not isinstance(e, VideosrError):
-            raise _w._mapped_error(e, output) from None
+            raise _w.write_error(e, output) from None
         raise
     return n
 
@@ -320,6 +320,6 @@ def publish(tmp: str, output: str, overwrite: bool) -> None:
     try:
         _w._publish(tmp, output, overwrite)
     except OSError as e:
-        raise _w._mapped_error(e, output) from None
+        raise _w.write_error(e, output) from None
     fsync_dir(os.path.dirname(os.path.abspath(output)))
     _w.sweep_temps(output)

@@ -76,7 +76,9 @@ MARKER = ".videosr-output"  # in a PNG output folder: "videosr wrote this folder
 _SPECIAL = ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISBLK, "block device"))
 
 
-def _mapped_error(e: BaseException, path: str) -> VideosrError:
+def write_error(e: BaseException, path: str) -> VideosrError:
+    """An exception raised while writing ``path`` as the error videosr reports (its exit code): disk full or
+    quota, permission, out of memory, other OS errors; a VideosrError is returned as it is."""
     if isinstance(e, VideosrError):
         return e
     if getattr(e, "errno", None) == errno.ENOSPC:
@@ -394,7 +396,7 @@ class VideoWriter(_Atomic):
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
-                raise _mapped_error(e, self.path) from None
+                raise write_error(e, self.path) from None
             raise
 
     def _open(self, target, fmt, codec, crf, preset, pix_fmt, threads, copy_streams):
@@ -505,7 +507,7 @@ class VideoWriter(_Atomic):
             cc.open()
         except av.error.FFmpegError as e:
             if isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM:
-                raise _mapped_error(e, self.path) from None
+                raise write_error(e, self.path) from None
             msg = getattr(e, "strerror", None) or str(e)
             # not the output's fault: these settings (codec, size, pix_fmt) cannot be encoded (exit 2)
             raise UsageError(f"{self.path}: {cc.name} cannot encode {self.width}x{self.height} {pf} ({msg}); "
@@ -582,6 +584,11 @@ class VideoWriter(_Atomic):
         tensors_to_frame_planes(planes, vf.planes)
         return vf
 
+    @property
+    def last_pts(self) -> int | None:
+        """The timestamp of the last frame written, in the output stream's time base (None before the first)."""
+        return self._last_pts
+
     def write(self, frame: Frame) -> None:
         """Encode one frame. ``frame.image`` is an (H, W, 3) uint8/uint16 RGB array, or (fast path)
         a (3, H, W) float torch tensor in [0, 1] (the model output, any device), or (planes path) a
@@ -607,7 +614,7 @@ class VideoWriter(_Atomic):
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
-                raise _mapped_error(e, self.path) from None
+                raise write_error(e, self.path) from None
             raise
 
     def close(self) -> None:
@@ -628,7 +635,7 @@ class VideoWriter(_Atomic):
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
-                raise _mapped_error(e, self.path) from None
+                raise write_error(e, self.path) from None
             raise
 
     def abort(self) -> None:
@@ -668,7 +675,7 @@ class ImageFolderWriter(_Atomic):
             os.mkdir(self.tmp)
         except OSError as e:
             self.tmp = None
-            raise _mapped_error(e, self.path) from None
+            raise write_error(e, self.path) from None
         self._enc = {}
 
     def _encoder(self, deep: bool):
@@ -704,7 +711,7 @@ class ImageFolderWriter(_Atomic):
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
-                raise _mapped_error(e, self.path) from None
+                raise write_error(e, self.path) from None
             raise
 
     @staticmethod
@@ -739,7 +746,7 @@ class ImageFolderWriter(_Atomic):
         except BaseException as e:
             self.abort()
             if isinstance(e, OSError):
-                raise _mapped_error(e, self.path) from None
+                raise write_error(e, self.path) from None
             raise
 
     def abort(self) -> None:
@@ -832,6 +839,33 @@ def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = 
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         os.close(fd)
     except OSError as e:
-        raise _mapped_error(e, path) from None
+        raise write_error(e, path) from None
     return VideoWriter(tmp, fmt, info, width, height, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                        threads=threads, final=path, tmp=tmp, overwrite=overwrite, copy_streams=copy_streams)
+
+
+def check_output_path(output, format: str | None, overwrite: bool) -> None:
+    """Before any work: OUTPUT (a path; not "-") is something this run may create or, with ``overwrite``,
+    replace: not a folder for a file output, not a device or a foreign folder (:func:`output_kind` decides
+    what OUTPUT is). Raises OutputError / OutputExistsError."""
+    kind = output_kind(output, format)
+    if kind != "null":
+        final = _bare(os.fspath(output)) if kind == "png" else os.fspath(output)
+        _check_folder(final)
+        if kind != "png" and os.path.isdir(final):
+            raise OutputError(f"{output}: is a folder")
+        _check_replaceable(final, overwrite)
+
+
+def check_not_input(input, output, kind: str) -> None:
+    """OUTPUT must not be INPUT (the same file or folder, also through links), nor a folder holding it."""
+    src, dst = os.fspath(input), os.fspath(output)
+    dst = dst.rstrip("/" + os.sep) or dst
+    if not os.path.exists(src):
+        return  # open_input says so
+    if _is_same_file(dst, src):
+        raise OutputError(f"{output}: output is the input")
+    if kind == "png" and os.path.isdir(dst):
+        top = os.path.realpath(dst)
+        if os.path.commonpath([os.path.realpath(src), top]) == top:
+            raise OutputError(f"{output}: the output folder holds the input {input}")

@@ -294,9 +294,9 @@ def _seek_frames(path: str, index: int, before: int, after: int, info):
 
 
 def _pixfmt_colorspace(info):
-    from ..io import _pixfmt
+    from ..io import sws_colorspace
 
-    return _pixfmt.sws_colorspace(info.colorspace)
+    return sws_colorspace(info.colorspace)
 
 
 def upscale_frame(name: str, scale: int, frames: list[np.ndarray], at: int, info=None) -> np.ndarray:
@@ -321,10 +321,10 @@ def upscale_frame(name: str, scale: int, frames: list[np.ndarray], at: int, info
         return tensor_to_image(out)
     import av
 
-    from ..io import _pixfmt
+    from ..io import rgb_to_yuv, sws_colorspace
     from ..io.convert import tensors_to_frame_planes
 
-    eng.planes = torch.tensor(_pixfmt.rgb_to_yuv(info.colorspace, info.color_range), dtype=torch.float32)
+    eng.planes = torch.tensor(rgb_to_yuv(info.colorspace, info.color_range), dtype=torch.float32)
     try:
         with torch.inference_mode():
             yuv = next(iter(eng.stream(iter(clip), first=lo, start=at)))
@@ -333,7 +333,7 @@ def upscale_frame(name: str, scale: int, frames: list[np.ndarray], at: int, info
     frame = av.VideoFrame(w * eng.scale, h * eng.scale, "yuv420p")
     tensors_to_frame_planes(yuv, frame.planes)
     kw = {}
-    cs = _pixfmt.sws_colorspace(info.colorspace)
+    cs = sws_colorspace(info.colorspace)
     if cs is not None:
         kw["src_colorspace"] = cs
     if info.color_range:
