@@ -155,6 +155,35 @@ def test_flow_batched_and_warp():
         flow_warp(x, f[:, :1])
 
 
+@pytest.mark.parametrize("preset", ["ultrafast", "fast", "medium"])
+def test_dis_flow_same_convention_as_estimate_flow(preset):
+    """OpenCV's DIS (videosr.flow.dis_flow) returns the flow that warps sup onto ref, like estimate_flow, per
+    batch item; a bad preset is a UsageError."""
+    pytest.importorskip("cv2")
+    from videosr.flow import dis_flow
+
+    ref = _texture(96, 128)
+    sups = torch.cat([_fourier_shift(ref, 2.0, 0.0), _fourier_shift(ref, 0.0, -3.0)])
+    flow = dis_flow(ref.expand(2, -1, -1, -1), sups, preset)
+    assert flow.shape == (2, 2, 96, 128) and flow.dtype == torch.float32
+    inner = flow[..., 16:-16, 16:-16].median(-1).values.median(-1).values
+    torch.testing.assert_close(inner, torch.tensor([[2.0, 0.0], [0.0, -3.0]]), atol=0.25, rtol=0)
+    with pytest.raises(UsageError):
+        dis_flow(ref, ref, "slow")
+
+
+def test_recurrent_model_with_dis_aligner():
+    """flow="dis": a recurrent model aligned by DIS runs (parameter-free, as the classical flow)."""
+    pytest.importorskip("cv2")
+    from videosr.models import create_model
+
+    net = create_model("quality-x4-full", pretrained=False, flow="dis").eval()
+    assert type(net.flow).__name__ == "DISFlow"
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, 3, 16, 20))
+    assert y.shape == (1, 3, 3, 64, 80)
+
+
 def test_occlusion_mask():
     fw = torch.zeros(1, 2, 10, 12)
     fw[:, 0] = 2.0

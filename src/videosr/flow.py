@@ -186,6 +186,29 @@ def estimate_flow(ref: torch.Tensor, sup: torch.Tensor, *, levels: int | None = 
     return flow
 
 
+DIS_PRESETS = ("ultrafast", "fast", "medium")
+
+
+def dis_flow(ref: torch.Tensor, sup: torch.Tensor, preset: str = "medium") -> torch.Tensor:
+    """Dense flow (B, 2, H, W) that warps ``sup`` onto ``ref`` (both (B, C, H, W), [0, 1]), as
+    :func:`estimate_flow`, by OpenCV's DIS optical flow (Kroeger et al. 2016) on the 8-bit grey frames:
+    ``preset`` ultrafast / fast / medium (OpenCV's). Needs ``opencv-python-headless``; float32, on the CPU."""
+    if preset not in DIS_PRESETS:
+        raise UsageError(f"DIS preset must be one of {', '.join(DIS_PRESETS)}, got {preset!r}")
+    if ref.shape != sup.shape or ref.ndim != 4:
+        raise UsageError(f"dis_flow needs two (B, C, H, W) tensors of one shape, got {tuple(ref.shape)}, "
+                         f"{tuple(sup.shape)}")
+    try:
+        import cv2
+    except ImportError as e:
+        raise UsageError(f"DIS optical flow needs OpenCV: pip install opencv-python-headless ({e})") from None
+    dis = cv2.DISOpticalFlow_create(getattr(cv2, f"DISOPTICAL_FLOW_PRESET_{preset.upper()}"))
+    a = (_grey(ref)[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()  # (B, H, W)
+    b = (_grey(sup)[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    out = [torch.from_numpy(dis.calc(a[i], b[i], None)).permute(2, 0, 1) for i in range(a.shape[0])]  # (2, H, W)
+    return torch.stack(out).to(ref.device)  # ref(x) ~ sup(x + flow): what flow_warp(sup, flow) samples
+
+
 def occlusion_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha: float = 0.01,
                    beta: float = 0.5) -> torch.Tensor:
     """Forward-backward consistency: 1 where a pixel is visible in both frames, 0 where occluded.

@@ -18,6 +18,8 @@ hidden state forgets its initial zeros after a few frames.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -95,7 +97,19 @@ class ClassicalFlow(nn.Module):
         return _pool(flow, self.down, (h, w)).to(ref.dtype) / self.down  # (N, 2, h', w') in grid pixels
 
 
-FLOWS: dict[str, type[nn.Module]] = {"learned": LearnedFlow, "classical": ClassicalFlow}
+class DISFlow(ClassicalFlow):
+    """Parameter-free alignment by OpenCV's DIS optical flow (videosr.flow.dis_flow, preset ``dis_preset``) on the
+    LR frames, resampled to the feature grid as ClassicalFlow's: a well-kept library's estimator in place of
+    the hand-written Lucas-Kanade (benchmarks/dis_vs_lk.py compares them)."""
+
+    def __init__(self, down: int = 2, dis_preset: str = "medium", **_: object) -> None:
+        super().__init__(down)
+        from ..flow import dis_flow
+
+        self.estimate = functools.partial(dis_flow, preset=dis_preset)
+
+
+FLOWS: dict[str, type[nn.Module]] = {"learned": LearnedFlow, "classical": ClassicalFlow, "dis": DISFlow}
 
 
 # propagation -------------------------------------------------------------------------------------------
