@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 from fractions import Fraction
 
 import av
@@ -189,3 +190,15 @@ def video_pts(path):
     with av.open(os.fspath(path)) as c:
         s = c.streams.video[0]
         return [Fraction(f.pts) * Fraction(f.time_base) for f in c.decode(s)]
+
+
+def wait_for(cond, proc, timeout: float = 60.0) -> bool:
+    """Poll ``cond()`` until it holds (True) or the subprocess ``proc`` ends or ``timeout`` s pass (False)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if cond():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    return False

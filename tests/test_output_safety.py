@@ -83,17 +83,6 @@ def start_slow(tmp_path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(cond, proc, timeout=60.0) -> bool:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return False
-
-
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     return clips.make_video(tmp_path_factory.mktemp("small") / "in.mp4", frames=3, width=16, height=16)
@@ -382,7 +371,7 @@ def test_second_run_on_the_same_output_fails_fast_naming_the_pid(tmp_path):
     p = start_slow(tmp_path, src, str(out), *RESUMABLE)
     try:
         manifest = os.path.join(state_of(out), "manifest.json")
-        assert wait_for(lambda: os.path.exists(manifest) and json.load(open(manifest))["segments"], p), p.stderr.read()
+        assert clips.wait_for(lambda: os.path.exists(manifest) and json.load(open(manifest))["segments"], p), p.stderr.read()
         listed = [s["file"] for s in json.load(open(manifest))["segments"]]
         for extra in (["--resume"], [], ["--overwrite"]):
             t0 = time.monotonic()
@@ -411,7 +400,7 @@ def test_killed_runs_temp_files_are_swept_by_the_next_success(tmp_path, small):
     out = tmp_path / "pngs"
     p = start_slow(tmp_path, small, str(out), *BICUBIC, "--format", "png")
     try:
-        assert wait_for(lambda: any(".videosr-tmp-" in n for n in os.listdir(tmp_path)), p), p.stderr.read()
+        assert clips.wait_for(lambda: any(".videosr-tmp-" in n for n in os.listdir(tmp_path)), p), p.stderr.read()
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
     finally:

@@ -103,17 +103,6 @@ def manifest(out):
         return None
 
 
-def wait_for(cond, proc, timeout=60.0):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if cond():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.01)
-    return False
-
-
 def committed(out, n):
     return lambda: (m := manifest(out)) is not None and len(m["segments"]) >= n
 
@@ -156,7 +145,7 @@ def kill_and_resume(tmp_path, job, point):
     p = start_slow(tmp_path, src, out, env)
     try:
         if cond is not None:
-            assert wait_for(cond(out), p), f"never reached {point}: {p.communicate()[1]}"
+            assert clips.wait_for(cond(out), p), f"never reached {point}: {p.communicate()[1]}"
             p.send_signal(signal.SIGKILL)
         p.wait(timeout=60)
     finally:
@@ -268,7 +257,7 @@ def _signal_run(tmp_path, job, sig, env):
     out = str(tmp_path / "out.mkv")
     p = start_slow(tmp_path, src, out, env)
     try:
-        assert wait_for(committed(out, 1), p), p.communicate()[1]
+        assert clips.wait_for(committed(out, 1), p), p.communicate()[1]
         t0 = time.monotonic()
         p.send_signal(sig)
         _, err = p.communicate(timeout=10)
