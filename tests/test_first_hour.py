@@ -157,10 +157,10 @@ def test_a_changed_variant_shows_no_stale_flops(monkeypatch) -> None:
 
 # weightless variants are refused ---------------------------------------------------------------------------
 
-WEIGHTED_X4 = ["fast-x4", "fast-x4-bd", "fast-x4-causal", "quality-x4", "quality-x4-full", "quality-x4-full-w48"]
+WEIGHTED_X4 = ["fast-x4", "fast-x4-bd", "fast-x4-causal", "online-x4", "quality-x4", "quality-x4-full", "quality-x4-full-w48"]
 
 
-@pytest.mark.parametrize("model", ["pan-x4", "online-x4", "fast-x4-small", "quality-x4-large", "pan"])
+@pytest.mark.parametrize("model", ["pan-x4", "fast-x4-large", "fast-x4-small", "quality-x4-large", "pan"])
 def test_upscale_refuses_a_model_without_weights(tmp_path, capsys, model) -> None:
     src = clips.make_video(tmp_path / "in.mp4", frames=2, width=16, height=16)
     out = tmp_path / "o.mp4"
@@ -208,7 +208,7 @@ def test_eval_and_export_refuse_untrained_too(tmp_path) -> None:
     folder = clips.make_images(tmp_path / "gt", ["a.png"], width=32, height=32)
     with pytest.raises(ModelError, match="pan-x4 ships no trained weights"):
         evaluate(["pan-x4"], str(folder), scale=4, progress=False)
-    assert main(["export", "--model", "online-x4", str(tmp_path / "o.onnx")]) == 7
+    assert main(["export", "--model", "fast-x4-large", str(tmp_path / "o.onnx")]) == 7
     assert not (tmp_path / "o.onnx").exists()
 
 

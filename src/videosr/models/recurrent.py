@@ -413,7 +413,12 @@ for _v in [
                         "classical-flow alignment, for offline use; trained by `videosr train configs/quality-x2.toml`"),
     Variant(name="online-x4", arch="recurrent", scale=4,
             kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
-            description="unidirectional (forward-only) recurrent model, causal: the cost of quality-x4 "
-                        "without look-ahead; " + _NOTE),
+            weights="online-x4.safetensors",
+            sha256="79138ea8dff6af0d7668132b1bf5bec980a4e574aa71885809997a15f7f32fd5",
+            training_data=TRAINING_DATA, degradation="BI", license="MIT",
+            vid4_eval="online-x4.vid4.json", vid4_eval_bf16="online-x4.vid4.bf16.json", precision="bf16",
+            card="docs/models/online-x4.md",
+            description="unidirectional (forward-only) recurrent model, causal (no look-ahead), for live video "
+                        "(--live) and streams; trained by `videosr train configs/online-x4.toml`"),
 ]:
     register_variant(_v)
