@@ -5,6 +5,8 @@ sample clip at 480x270 (the speed benchmark's content and size).
     .venv/bin/python benchmarks/clamp_cost.py --model fast-x4 --frames 8 --json benchmarks/results/clamp_cost.json
     .venv/bin/python benchmarks/clamp_cost.py --model quality-x4 --frames 8 \
         --json benchmarks/results/clamp_cost_quality-x4.json
+    .venv/bin/python benchmarks/clamp_cost.py --model fast-x4-causal --content live \
+        --json benchmarks/results/clamp_cost_live.json   # the live benchmark's moving pattern
 
 Times are comparable only within one run on one machine; the JSON records the CPU and the load average.
 """
@@ -41,16 +43,29 @@ def sample_frames(n: int, width: int = 480, height: int = 270) -> torch.Tensor:
     return torch.stack(frames)[None]
 
 
+def live_frames(n: int, width: int = 480, height: int = 270) -> torch.Tensor:
+    """The first ``n`` frames of benchmarks/live_latency.py's moving test pattern: (1, n, 3, H, W) in [0, 1]."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from live_latency import pattern
+
+    return torch.stack([torch.from_numpy(pattern(i, width, height)).permute(2, 0, 1).float() / 255
+                        for i in range(n)])[None]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="fast-x4")
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--content", choices=["sample", "live"], default="sample",
+                    help="the shipped sample clip, or the live latency benchmark's test pattern")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    x = sample_frames(a.frames)
+    x = sample_frames(a.frames) if a.content == "sample" else live_frames(a.frames)
     m = create_model(a.model, pretrained=True).eval()
     matrix = torch.tensor(rgb_to_yuv(1, 1))  # BT.709 limited range, as an HD output
     original = fastvsr.clamp_cells
@@ -92,7 +107,7 @@ def main() -> None:
         rgb = m(x)[0]  # (T, 3, sH, sW), unclamped
     P = round((rgb.shape[-2] * rgb.shape[-1] * a.frames / spent["of"]) ** 0.5)  # output pixels per cell side
     out_cells = ((rgb < 0) | (rgb > 1)).any(1).unflatten(1, (-1, P)).unflatten(3, (-1, P)).any(4).any(2)
-    out = {"benchmark": "clamp_cost", "cells_out_of_range": int(out_cells.sum()), "model": a.model, "frames": a.frames, "size": [480, 270], "threads": a.threads,
+    out = {"benchmark": "clamp_cost", "cells_out_of_range": int(out_cells.sum()), "model": a.model, "content": a.content, "frames": a.frames, "size": [480, 270], "threads": a.threads,
            "rounds": rounds, "machine": machine(), "load_avg": os.getloadavg()}
     print(json.dumps(out, indent=1))
     if a.json:
