@@ -276,7 +276,7 @@ def main() -> int:
         "frames_per_round": args.frames, "rounds": args.rounds,
         "cpu": _cpu(), "platform": platform.platform(), "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "note": "shared machine (a training runs beside it): load averages per round are recorded; speeds are "
+        "note": "machine possibly shared: load averages per round are recorded; speeds are "
                 "comparable only within this run. The issue's target (int8 >= 1.5x fp32 on a CPU without AMX) "
                 "cannot be measured on this CPU, which has AMX; the capped pass emulates one for oneDNN only.",
         "passes": res,
