@@ -323,3 +323,19 @@ def test_base_chroma_step_bound(kernel, scale, cell):
     bound = kv * (w[:, 1:] - w[:, :-1]).abs().flatten(1).amax(1) + kh * (w[..., 1:] - w[..., :-1]).abs().flatten(1).amax(1)
     assert (dev <= bound + 1e-12).all()
     assert (dev[-2:] > 0.3 * bound[-2:]).all()  # and within ~3x of the truth at a sharp edge
+
+
+def test_clamp_constants_follow_the_weights():
+    """layers._clip_constants is computed once per weights and matrix, and again when weights are loaded."""
+    from videosr.io import rgb_to_yuv
+    from videosr.models import create_model, layers
+
+    net = create_model("fast-x4", pretrained=True)
+    m = tuple(torch.tensor(rgb_to_yuv(1, 1)).flatten().tolist())
+    args = (m, "cubic", 4, 2, torch.device("cpu"))
+    a = layers._clip_constants(net.to_rgb, layers._version(net.to_rgb), *args)
+    assert layers._clip_constants(net.to_rgb, layers._version(net.to_rgb), *args) is a  # cached
+    with torch.no_grad():
+        net.to_rgb.weight.mul_(2)  # as load_state_dict's copy_: the tensor's version moves
+    b = layers._clip_constants(net.to_rgb, layers._version(net.to_rgb), *args)
+    assert b is not a and torch.allclose(b["Wr"], 2 * a["Wr"])

@@ -202,20 +202,21 @@ def _base_filter(kernel: str, scale: int, cell: int) -> tuple[int, float, torch.
     return radius, 2 * nu * (1 + nu), A.float()
 
 
-def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: torch.Tensor,
-                         conv: nn.Conv2d, lr: torch.Tensor, kernel: str, scale: int, cell: int,
-                         rgb_to_yuv: torch.Tensor) -> torch.Tensor:
-    """(N, h', w') bool: the trunk cells of :func:`clamp_cells` whose RGB may leave [0, 1], read off the
-    unclamped planes themselves. A pixel's RGB is ``inv(M) (Y, U, V) - offset`` with its own chroma; the planes
-    hold Y per pixel and the mean of U, V over each 2x2 block, and a pixel's chroma strays from that mean by
-    at most a per-cell margin: for the learned part max|W_j - mean of its block| |f| (one small conv of |f|),
-    for the base the filter's deviation from its block mean times the spread of the LR window (at LR
-    resolution); plus the rounding of a bf16 tail. So a pixel can leave [0, 1] only where Y lies below or
-    above thresholds set by its block's chroma and the margins: the test costs a few elementwise passes over
-    the planes, and flags little more than the cells that really leave [0, 1]."""
-    yp, up, vp = planes
+def _version(conv: nn.Conv2d) -> tuple:
+    """What changes when the conv's weights do (loading weights copies into them: a new ``_version``)."""
+    b = conv.bias
+    return (conv.weight.data_ptr(), conv.weight._version, -1 if b is None else b.data_ptr(),
+            -1 if b is None else b._version)
+
+
+@functools.lru_cache(maxsize=16)
+def _clip_constants(conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: str, scale: int, cell: int,
+                    device: torch.device) -> dict:
+    """What :func:`_cells_that_may_clip` and :func:`clamp_cells` derive from the tail's weights, the colour
+    matrix (flattened (3, 4)) and the base filter alone: computed once per model and matrix, not per frame
+    (``version``: :func:`_version`, so new weights are seen)."""
     P, q = scale * cell, scale * cell // 2
-    M = rgb_to_yuv.detach().cpu().to(torch.float64)
+    M = torch.tensor(rgb_to_yuv, dtype=torch.float64).view(3, 4)
     Mi = torch.linalg.inv(M[:, :3])  # (3, 3): RGB = Mi ((Y, U, V) - offset)
     if (Mi[:, 0] <= 0).any():
         raise ValueError("rgb_to_yuv: RGB must grow with Y")
@@ -231,13 +232,37 @@ def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     wu, wv = (torch.einsum("c,cj...->j...", M[k, :3], W) for k in (1, 2))  # (PP, Cin, kk, kk)
     bu, bv = (M[k, :3] @ bias for k in (1, 2))  # (PP,)
     mag = W.abs().amax((0, 1))  # (Cin, kk, kk): |any learned RGB value| <= mag . |f| + max|b|
-    E = torch.stack([block_dev(wu).amax(0), block_dev(wv).amax(0), mag]).to(feats.device, torch.float32)
+    E = torch.stack([block_dev(wu).amax(0), block_dev(wv).amax(0), mag]).to(device, torch.float32)
     # the base's chroma: a pixel's deviation from its block mean is a zero-sum filter of the LR window, bounded
     # by the window's spread and, tighter in smooth areas, by its largest step between adjacent LR pixels
     radius, _, A = _base_filter(kernel, scale, cell)
     A64 = A.double()  # (P, nw): the 1D filter; the 2D one is kron(A, A)
-    cb = float(block_dev(torch.kron(A64, A64)).sum(1).max()) / 2
     kv, kh = _step_bounds(A64)
+    # the rebuild's: the tail as one matrix over (kk, kk, Cin) patches, its bias, the 2D base filter
+    Wr = conv.weight.detach().float().permute(0, 2, 3, 1).reshape(3 * P * P, -1)  # (3PP, kk kk Cin)
+    br = conv.bias.detach().float() if conv.bias is not None else Wr.new_zeros(3 * P * P)
+    return {"E": E, "M": M, "Mi": Mi, "radius": radius, "cb": float(block_dev(torch.kron(A64, A64)).sum(1).max()) / 2,
+            "kv": kv, "kh": kh, "bu_dev": float(block_dev(bu).max()), "bv_dev": float(block_dev(bv).max()),
+            "bias_max": float(bias.abs().max()), "Wr": Wr.to(device), "br": br.to(device),
+            "A2": torch.kron(A, A).to(device)}
+
+
+def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: torch.Tensor,
+                         conv: nn.Conv2d, lr: torch.Tensor, kernel: str, scale: int, cell: int,
+                         rgb_to_yuv: torch.Tensor) -> torch.Tensor:
+    """(N, h', w') bool: the trunk cells of :func:`clamp_cells` whose RGB may leave [0, 1], read off the
+    unclamped planes themselves. A pixel's RGB is ``inv(M) (Y, U, V) - offset`` with its own chroma; the planes
+    hold Y per pixel and the mean of U, V over each 2x2 block, and a pixel's chroma strays from that mean by
+    at most a per-cell margin: for the learned part max|W_j - mean of its block| |f| (one small conv of |f|),
+    for the base the filter's deviation from its block mean times the spread of the LR window (at LR
+    resolution); plus the rounding of a bf16 tail. So a pixel can leave [0, 1] only where Y lies below or
+    above thresholds set by its block's chroma and the margins: the test costs a few elementwise passes over
+    the planes, and flags little more than the cells that really leave [0, 1]."""
+    yp, up, vp = planes
+    q = scale * cell // 2
+    k = _clip_constants(conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), kernel, scale,
+                        cell, feats.device)
+    E, M, Mi, radius, cb, kv, kh = k["E"], k["M"], k["Mi"], k["radius"], k["cb"], k["kv"], k["kh"]
     with full_precision(feats):
         f = feats.float().abs()
         z = F.conv2d(f, E)  # (N, 3, h', w'): learned U, V deviation; learned magnitude
@@ -249,9 +274,9 @@ def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
         steps = _window(dv, cell, R, torch.maximum).mul_(kv).add_(_window(dh, cell, R, torch.maximum), alpha=kh)
         su, sv = torch.minimum(spread.mul_(cb), steps).unbind(1)  # (N, h', w') each
         bf16 = feats.dtype != torch.float32
-        mu = z[:, 0].add_(su).add_(float(block_dev(bu).max()))  # (N, h', w'): |U - block mean| <=
-        mv = z[:, 1].add_(sv).add_(float(block_dev(bv).max()))
-        slack = z[:, 2].add_(float(bias.abs().max())).mul_(2.0 ** -5 if bf16 else 2.0 ** -16).add_(1e-5)
+        mu = z[:, 0].add_(su).add_(k["bu_dev"])  # (N, h', w'): |U - block mean| <=
+        mv = z[:, 1].add_(sv).add_(k["bv_dev"])
+        slack = z[:, 2].add_(k["bias_max"]).mul_(2.0 ** -5 if bf16 else 2.0 ** -16).add_(1e-5)
         # channel c of a pixel is a (Y + (cu U + cv V) / a) - off +- m (a > 0, U and V its block's means): it
         # may leave [0, 1] only if that, with Y the block's min (max) and then the cell's min (max), does
         n, hh, ww = mu.shape
@@ -357,13 +382,12 @@ def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: 
         at = (ni * fh + ii) * fw + ji  # each cell's top-left feature row
         taps = (torch.arange(kk, device=at.device)[:, None] * fw + torch.arange(kk, device=at.device)).flatten()
         patch = fl.index_select(0, (at[:, None] + taps).flatten()).view(k, -1)  # (k, kk kk Cin): rows, not unfold
-        Wr = conv.weight.detach().float().permute(0, 2, 3, 1).reshape(3 * P * P, -1)  # (3PP, kk kk Cin)
-        rgb = torch.addmm(conv.bias.detach().float() if conv.bias is not None else Wr.new_zeros(3 * P * P),
-                          patch, Wr.T)  # (k, 3PP)
+        c = _clip_constants(conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), kernel,
+                            scale, cell, feats.device)
+        rgb = torch.addmm(c["br"], patch, c["Wr"].T)  # (k, 3PP): the tail as one matrix
         # + the base: each cell's LR window, symmetric at the frame's edges, through the 2D polyphase filter
         # kron(A, A) (one GEMM: batches of tiny row and column products are ~10x slower on a CPU)
-        radius, _, A = _base_filter(kernel, scale, cell)
-        A2 = torch.kron(A, A).to(lr.device)  # (P*P, nw*nw)
+        radius, A2 = c["radius"], c["A2"]  # A2: (P*P, nw*nw), kron(A, A)
         lp = _symmetric_pad(lr.float(), radius)  # (N, 3, H + 2r, W + 2r)
         nw = cell + 2 * radius
         _, _, H, W = lp.shape
