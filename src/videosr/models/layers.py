@@ -239,8 +239,8 @@ def _clip_constants(conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: 
     A64 = A.double()  # (P, nw): the 1D filter; the 2D one is kron(A, A)
     kv, kh = _step_bounds(A64)
     # the rebuild's: the tail as one matrix over (kk, kk, Cin) patches, its bias, the 2D base filter
-    Wr = conv.weight.detach().float().permute(0, 2, 3, 1).reshape(3 * P * P, -1)  # (3PP, kk kk Cin)
-    br = conv.bias.detach().float() if conv.bias is not None else Wr.new_zeros(3 * P * P)
+    Wr = conv.weight.detach().float().permute(0, 2, 3, 1).reshape(3 * P * P, -1).clone()  # (3PP, kk kk Cin)
+    br = conv.bias.detach().float().clone() if conv.bias is not None else Wr.new_zeros(3 * P * P)
     return {"E": E, "M": M, "Mi": Mi, "radius": radius, "cb": float(block_dev(torch.kron(A64, A64)).sum(1).max()) / 2,
             "kv": kv, "kh": kh, "bu_dev": float(block_dev(bu).max()), "bv_dev": float(block_dev(bv).max()),
             "bias_max": float(bias.abs().max()), "Wr": Wr.to(device), "br": br.to(device),
