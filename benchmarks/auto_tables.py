@@ -21,8 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 OUT = ROOT / "src" / "videosr" / "weights"
-BENCHES = ["bench_480x270_x4_fp32_no-amx.json", "bench_480x270_x4_online.json", "bench_480x270_x4.json",
-           "bench_480x270_x4_w48.json"]  # oldest or noisiest first: a later file that has a model wins
+BENCHES = [
+    "bench_480x270_x4_fp32_no-amx.json",
+    "bench_480x270_x4_online.json",
+    "bench_480x270_x4.json",
+    "bench_480x270_x4_w48.json",
+]  # oldest or noisiest first: a later file that has a model wins
 
 
 def speed() -> dict:
@@ -40,10 +44,13 @@ def speed() -> dict:
 def quality() -> dict:
     iq = json.loads((RESULTS / "input_quality.json").read_text())
     x264 = [r for r in iq["rows"] if r["codec"] == "libx264"]
-    out = {"x264_bpp": {"crf": [r["crf"] for r in x264], "bpp": [round(r["bpp"], 5) for r in x264]},
-           "x264_qp": {"crf": [r["crf"] for r in x264], "qp": [round(r["qp"], 3) for r in x264]},
-           "bits_vs_x264": {k: round(v, 3) for k, v in iq["bits_vs_x264"].items() if v},
-           "vid4_x4": {}, "sources": ["input_quality.json"]}
+    out = {
+        "x264_bpp": {"crf": [r["crf"] for r in x264], "bpp": [round(r["bpp"], 5) for r in x264]},
+        "x264_qp": {"crf": [r["crf"] for r in x264], "qp": [round(r["qp"], 3) for r in x264]},
+        "bits_vs_x264": {k: round(v, 3) for k, v in iq["bits_vs_x264"].items() if v},
+        "vid4_x4": {},
+        "sources": ["input_quality.json"],
+    }
     comp = RESULTS / "compressed"
     for f in sorted(comp.glob("vid4_x4_*.json")) if comp.is_dir() else []:
         d = json.loads(f.read_text())
@@ -68,7 +75,10 @@ def decision_table(scale: int = 4) -> str:
 
     auto.committed_table.cache_clear()
     inputs = [("clean (lossless)", None), ("~CRF 15", 15.0), ("~CRF 25", 25.0), ("~CRF 35", 35.0)]
-    lines = ["| CPU | input | `--quality auto` (default) | `--quality best` | `--quality fast` |", "|---|---|---|---|---|"]
+    lines = [
+        "| CPU | input | `--quality auto` (default) | `--quality best` | `--quality fast` |",
+        "|---|---|---|---|---|",
+    ]
     for kind in ("amx", "no-amx"):
         for label, crf in inputs:
             src = auto.Source("h264", None, crf, label)

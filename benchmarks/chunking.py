@@ -48,16 +48,30 @@ def main() -> None:
         out_w = quantize(whole.run_clip(lr))
         p_c = float(psnr(out_c, gt).mean())
         p_w = float(psnr(out_w, gt).mean())
-        rows[clip.name] = {"frames": int(lr.shape[0]), "chunk": chunked.chunk, "context": chunked.context,
-                           "psnr_y_chunked": round(p_c, 4), "psnr_y_whole": round(p_w, 4),
-                           "difference_db": round(p_c - p_w, 4), "seconds_chunked": round(t1 - t0, 2)}
+        rows[clip.name] = {
+            "frames": int(lr.shape[0]),
+            "chunk": chunked.chunk,
+            "context": chunked.context,
+            "psnr_y_chunked": round(p_c, 4),
+            "psnr_y_whole": round(p_w, 4),
+            "difference_db": round(p_c - p_w, 4),
+            "seconds_chunked": round(t1 - t0, 2),
+        }
         print(clip.name, rows[clip.name], flush=True)
     mean_c = sum(r["psnr_y_chunked"] for r in rows.values()) / len(rows)
     mean_w = sum(r["psnr_y_whole"] for r in rows.values()) / len(rows)
-    result = {"benchmark": "chunking", "model": a.model, "data": a.data, "clips": rows,
-              "mean": {"psnr_y_chunked": round(mean_c, 4), "psnr_y_whole": round(mean_w, 4),
-                       "difference_db": round(mean_c - mean_w, 4)},
-              "max_abs_clip_difference_db": max(abs(r["difference_db"]) for r in rows.values())}
+    result = {
+        "benchmark": "chunking",
+        "model": a.model,
+        "data": a.data,
+        "clips": rows,
+        "mean": {
+            "psnr_y_chunked": round(mean_c, 4),
+            "psnr_y_whole": round(mean_w, 4),
+            "difference_db": round(mean_c - mean_w, 4),
+        },
+        "max_abs_clip_difference_db": max(abs(r["difference_db"]) for r in rows.values()),
+    }
     print(json.dumps(result["mean"]), "max |clip diff|", result["max_abs_clip_difference_db"])
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -50,8 +50,9 @@ def live_frames(n: int, width: int = 480, height: int = 270) -> torch.Tensor:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from live_latency import pattern
 
-    return torch.stack([torch.from_numpy(pattern(i, width, height)).permute(2, 0, 1).float() / 255
-                        for i in range(n)])[None]
+    return torch.stack([torch.from_numpy(pattern(i, width, height)).permute(2, 0, 1).float() / 255 for i in range(n)])[
+        None
+    ]
 
 
 def main() -> None:
@@ -60,8 +61,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--content", choices=["sample", "live"], default="sample",
-                    help="the shipped sample clip, or the live latency benchmark's test pattern")
+    ap.add_argument(
+        "--content",
+        choices=["sample", "live"],
+        default="sample",
+        help="the shipped sample clip, or the live latency benchmark's test pattern",
+    )
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -97,9 +102,15 @@ def main() -> None:
                 t = time.perf_counter()
                 m.forward_planes(x, matrix)
                 bare = time.perf_counter() - t
-                rounds.append({"ms_per_frame": 1000 * total / a.frames, "clamp_ms_per_frame": 1000 * spent["s"] / a.frames,
-                               "without_clamp_ms_per_frame": 1000 * bare / a.frames, "cells_rebuilt": spent["cells"],
-                               "cells": spent["of"]})
+                rounds.append(
+                    {
+                        "ms_per_frame": 1000 * total / a.frames,
+                        "clamp_ms_per_frame": 1000 * spent["s"] / a.frames,
+                        "without_clamp_ms_per_frame": 1000 * bare / a.frames,
+                        "cells_rebuilt": spent["cells"],
+                        "cells": spent["of"],
+                    }
+                )
     finally:
         for mod in modules:
             mod.clamp_cells = original
@@ -107,8 +118,18 @@ def main() -> None:
         rgb = m(x)[0]  # (T, 3, sH, sW), unclamped
     P = round((rgb.shape[-2] * rgb.shape[-1] * a.frames / spent["of"]) ** 0.5)  # output pixels per cell side
     out_cells = ((rgb < 0) | (rgb > 1)).any(1).unflatten(1, (-1, P)).unflatten(3, (-1, P)).any(4).any(2)
-    out = {"benchmark": "clamp_cost", "cells_out_of_range": int(out_cells.sum()), "model": a.model, "content": a.content, "frames": a.frames, "size": [480, 270], "threads": a.threads,
-           "rounds": rounds, "machine": machine(), "load_avg": os.getloadavg()}
+    out = {
+        "benchmark": "clamp_cost",
+        "cells_out_of_range": int(out_cells.sum()),
+        "model": a.model,
+        "content": a.content,
+        "frames": a.frames,
+        "size": [480, 270],
+        "threads": a.threads,
+        "rounds": rounds,
+        "machine": machine(),
+        "load_avg": os.getloadavg(),
+    }
     print(json.dumps(out, indent=1))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")

@@ -50,8 +50,11 @@ def main() -> None:
     store = ClipStore.load(a.data)
     rows = []
     for group in (None, 1, 2, 4):
-        params = None if group is None else CodecCfg(prob=0.85, crf=[15, 40], noise_prob=0.1,
-                                                     noise_sigma=[1.0, 8.0], group=group)._params()
+        params = (
+            None
+            if group is None
+            else CodecCfg(prob=0.85, crf=[15, 40], noise_prob=0.1, noise_sigma=[1.0, 8.0], group=group)._params()
+        )
         ds = TrainClips(store, scale=4, patch=32, frames=7, batch=a.batch, codec_params=params, seed=1)
         ds.batch_at(0)  # warm-up
         t = time.perf_counter()
@@ -63,9 +66,16 @@ def main() -> None:
     clean = rows[0]["ms_per_batch"]
     for r in rows[1:]:
         r["codec_ms_per_batch"] = round(r["ms_per_batch"] - clean, 1)
-    doc = {"cpu": cpu_name(), "loadavg_1min": os.getloadavg()[0], "batch": a.batch, "frames": 7,
-           "lr_patch": 32, "steps": a.steps, "rows": rows,
-           "command": "python benchmarks/codec_cost.py --data " + a.data}
+    doc = {
+        "cpu": cpu_name(),
+        "loadavg_1min": os.getloadavg()[0],
+        "batch": a.batch,
+        "frames": 7,
+        "lr_patch": 32,
+        "steps": a.steps,
+        "rows": rows,
+        "command": "python benchmarks/codec_cost.py --data " + a.data,
+    }
     Path(a.json).write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {a.json}")
 

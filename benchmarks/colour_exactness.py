@@ -29,24 +29,35 @@ VIDEOSR = os.path.join(os.path.dirname(sys.executable), "videosr")
 
 
 def run(src: str, out: str, model: str, *extra: str) -> None:
-    r = subprocess.run([VIDEOSR, "upscale", src, out, "--model", model, "--overwrite", "--quiet", *extra],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [VIDEOSR, "upscale", src, out, "--model", model, "--overwrite", "--quiet", *extra],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode:
         sys.exit(f"videosr upscale {out} failed ({r.returncode}): {r.stderr.strip()}")
 
 
 def y_planes(path: str) -> np.ndarray:
     with av.open(path) as c:
-        return np.stack([np.frombuffer(f.planes[0], np.uint8).reshape(f.height, f.planes[0].line_size)[:, : f.width]
-                         for f in c.decode(video=0)]).astype(np.float64)
+        return np.stack(
+            [
+                np.frombuffer(f.planes[0], np.uint8).reshape(f.height, f.planes[0].line_size)[:, : f.width]
+                for f in c.decode(video=0)
+            ]
+        ).astype(np.float64)
 
 
 def png_luma(folder: str) -> np.ndarray:
     from videosr.io import rgb_to_yuv
 
     m = np.array(rgb_to_yuv(1, 1))[0]
-    return np.stack([(np.asarray(Image.open(p).convert("RGB"), np.float64) / 255 @ m[:3] + m[3]) * 255
-                     for p in sorted(glob.glob(os.path.join(folder, "*.png")))])
+    return np.stack(
+        [
+            (np.asarray(Image.open(p).convert("RGB"), np.float64) / 255 @ m[:3] + m[3]) * 255
+            for p in sorted(glob.glob(os.path.join(folder, "*.png")))
+        ]
+    )
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> dict:
@@ -70,10 +81,19 @@ def main() -> None:
         src, planes, tile, x264 = (y_planes(x) for x in (a.input, p("planes.mkv"), p("tile.mkv"), p("x264.mp4")))
         png = png_luma(p("png"))
     res = {
-        "model": a.model, "input": os.path.relpath(a.input, ROOT), "frames": len(planes), "tile": int(a.tile),
-        "mean_luma": {"source": src.mean(), "video": planes.mean(), "video_tile": tile.mean(),
-                      "video_x264": x264.mean(), "png": png.mean()},
-        "video_vs_tile": compare(planes, tile), "video_vs_png": compare(planes, np.round(png)),
+        "model": a.model,
+        "input": os.path.relpath(a.input, ROOT),
+        "frames": len(planes),
+        "tile": int(a.tile),
+        "mean_luma": {
+            "source": src.mean(),
+            "video": planes.mean(),
+            "video_tile": tile.mean(),
+            "video_x264": x264.mean(),
+            "png": png.mean(),
+        },
+        "video_vs_tile": compare(planes, tile),
+        "video_vs_png": compare(planes, np.round(png)),
         "tile_vs_png": compare(tile, np.round(png)),
     }
     res["mean_luma"] = {k: round(float(v), 3) for k, v in res["mean_luma"].items()}

@@ -64,9 +64,18 @@ def run_set(lr_set: str, models: list[str], weights: list[str | None], args) -> 
 
     _, recipe = LR_SETS[lr_set]
     t0 = time.perf_counter()
-    res = evaluate(models, str(args.data), scale=args.scale, degradation="BI", weights=weights,
-                   temporal=args.tof, max_frames=args.max_frames, threads=1,
-                   lr_cache=None if args.no_cache else args.lr_cache, **recipe)
+    res = evaluate(
+        models,
+        str(args.data),
+        scale=args.scale,
+        degradation="BI",
+        weights=weights,
+        temporal=args.tof,
+        max_frames=args.max_frames,
+        threads=1,
+        lr_cache=None if args.no_cache else args.lr_cache,
+        **recipe,
+    )
     sys.stderr.write(format_table(res))
     print(f"{lr_set}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
     docs = to_json(res)
@@ -110,8 +119,9 @@ def table(out: Path, prefix: str, sets: list[str]) -> str:
                 cells.append(f"{p:.2f} ({p - base['mean']['psnr_y']:+.2f})")
             else:
                 cells.append(f"{p:.2f}")
-        label = f"{m} (peer: `{Path(next(data[s][m] for s in sets if m in data[s])['weights']).name}`)" \
-            if m in peers else m
+        label = (
+            f"{m} (peer: `{Path(next(data[s][m] for s in sets if m in data[s])['weights']).name}`)" if m in peers else m
+        )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -129,8 +139,13 @@ def write_doc(md: str) -> None:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", default=[], help="registered model or checkpoint (repeatable)")
-    p.add_argument("--peer", action="append", default=[], metavar="NAME=WEIGHTS",
-                   help="a variant with a third-party weights file, e.g. pan-x4=../shared/peers/PAN/PANx4_DF2K.pth")
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="NAME=WEIGHTS",
+        help="a variant with a third-party weights file, e.g. pan-x4=../shared/peers/PAN/PANx4_DF2K.pth",
+    )
     p.add_argument("--sets", nargs="+", default=list(LR_SETS), choices=list(LR_SETS), help="LR sets to run")
     p.add_argument("--update", action="store_true", help="merge into the existing JSONs instead of replacing them")
     p.add_argument("--table-only", action="store_true", help="run nothing; print the table from the JSONs")
@@ -141,8 +156,11 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--tof", action="store_true", help="also compute tOF (slower)")
     p.add_argument("--max-frames", type=int, default=None, help="first N frames per clip (quick checks only)")
-    p.add_argument("--lr-cache", default=os.path.expanduser("~/.cache/videosr/lr"),
-                   help="where the LR made per clip and recipe is kept (default ~/.cache/videosr/lr)")
+    p.add_argument(
+        "--lr-cache",
+        default=os.path.expanduser("~/.cache/videosr/lr"),
+        help="where the LR made per clip and recipe is kept (default ~/.cache/videosr/lr)",
+    )
     p.add_argument("--no-cache", action="store_true", help="do not keep the LR on disk")
     args = p.parse_args()
 

@@ -32,7 +32,7 @@ import av
 import torch
 
 from videosr.bench import machine
-from videosr.evaluate import find_clips, load_clip, make_lr, LRRecipe
+from videosr.evaluate import LRRecipe, find_clips, load_clip, make_lr
 from videosr.flow import DIS_PRESETS, flow_warp
 from videosr.metrics import psnr
 from videosr.models import recurrent
@@ -68,7 +68,7 @@ def warp_psnr(flow: torch.nn.Module | None, lr: torch.Tensor) -> float:
     """Mean PSNR (RGB, 0..1) of frame t+1 warped onto frame t over the pairs of ``lr`` (T, 3, h, w)."""
     vals = []
     for t in range(lr.shape[0] - 1):
-        ref, sup = lr[t:t + 1], lr[t + 1:t + 2]
+        ref, sup = lr[t : t + 1], lr[t + 1 : t + 2]
         warped = sup if flow is None else flow_warp(sup, flow(ref, sup))
         vals.append(float(psnr(warped.clamp(0, 1), ref, 4)))  # 4 LR pixels of border: out-of-frame motion
     return statistics.fmean(vals)
@@ -113,18 +113,32 @@ def main() -> None:
                 flow(ref, sup)
                 times.append(1000 * (time.perf_counter() - t))
             fit = {c: round(warp_psnr(flow, lr), 3) for c, lr in lrs.items()}
-            row = {"aligner": name, "shift_error_lr_px": round(statistics.fmean(r["error"] for r in shifts), 4),
-                   "shifts": shifts, "warp_psnr": fit, "warp_psnr_mean": round(statistics.fmean(fit.values()), 3),
-                   "ms_per_pair_480x270": round(statistics.median(times), 2), "ms_rounds": [round(t, 2) for t in times]}
+            row = {
+                "aligner": name,
+                "shift_error_lr_px": round(statistics.fmean(r["error"] for r in shifts), 4),
+                "shifts": shifts,
+                "warp_psnr": fit,
+                "warp_psnr_mean": round(statistics.fmean(fit.values()), 3),
+                "ms_per_pair_480x270": round(statistics.median(times), 2),
+                "ms_rounds": [round(t, 2) for t in times],
+            }
             if not a.no_eval:
                 row["vid4_psnr_y_" + a.model] = vid4_db(a.model, None if name == "lk" else name[4:], data)
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k not in ("shifts", "ms_rounds")}), flush=True)
         still = {c: round(warp_psnr(None, lr), 3) for c, lr in lrs.items()}
-    out = {"benchmark": "dis_vs_lk", "data": os.path.relpath(data, ROOT), "pairs_per_clip": a.pairs - 1,
-           "threads": 1, "no_warp_psnr": still, "no_warp_psnr_mean": round(statistics.fmean(still.values()), 3),
-           "aligners": rows, "machine": machine(), "load_avg": os.getloadavg(),
-           "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    out = {
+        "benchmark": "dis_vs_lk",
+        "data": os.path.relpath(data, ROOT),
+        "pairs_per_clip": a.pairs - 1,
+        "threads": 1,
+        "no_warp_psnr": still,
+        "no_warp_psnr_mean": round(statistics.fmean(still.values()), 3),
+        "aligners": rows,
+        "machine": machine(),
+        "load_avg": os.getloadavg(),
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
 

@@ -38,10 +38,25 @@ def val_rows(path: str) -> dict[int, float]:
 
 def train_speed(flow: str, steps: int) -> float:
     with tempfile.TemporaryDirectory() as d:
-        cmd = [sys.executable, "-m", "videosr", "train", str(ROOT / "configs" / "quality-x4.toml"),
-               "--set", f"out_dir={d}", "--set", f"optim.steps={steps}", "--set", "val.every=0",
-               "--set", "ckpt.every=100000", "--set", f'model.kwargs.flow="{flow}"',
-               "--set", f"data.root={ROOT / 'datasets' / 'vsr'}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "videosr",
+            "train",
+            str(ROOT / "configs" / "quality-x4.toml"),
+            "--set",
+            f"out_dir={d}",
+            "--set",
+            f"optim.steps={steps}",
+            "--set",
+            "val.every=0",
+            "--set",
+            "ckpt.every=100000",
+            "--set",
+            f'model.kwargs.flow="{flow}"',
+            "--set",
+            f"data.root={ROOT / 'datasets' / 'vsr'}",
+        ]
         subprocess.run(cmd + ["--set", "optim.steps=20"], check=True, capture_output=True)  # warm caches
         t0 = time.perf_counter()
         subprocess.run(cmd + ["--set", f"out_dir={d}/timed"], check=True, capture_output=True)
@@ -74,9 +89,15 @@ def main() -> None:
     a = ap.parse_args()
     lv, cv = val_rows(a.learned_log), val_rows(a.classical_log)
     common = sorted(set(lv) & set(cv))
-    res = {"benchmark": "flow_compare", "model": "quality-x4", "config": "configs/quality-x4.toml",
-           "val": [{"step": s, "learned": lv[s], "classical": cv[s], "classical_minus_learned": round(cv[s] - lv[s], 4)}
-                   for s in common]}
+    res = {
+        "benchmark": "flow_compare",
+        "model": "quality-x4",
+        "config": "configs/quality-x4.toml",
+        "val": [
+            {"step": s, "learned": lv[s], "classical": cv[s], "classical_minus_learned": round(cv[s] - lv[s], 4)}
+            for s in common
+        ],
+    }
     res["train_steps_per_s"] = {f: round(train_speed(f, a.steps), 3) for f in ("learned", "classical")}
     res["infer_ms_per_frame"] = {f: round(min(infer_ms(f) for _ in range(2)), 1) for f in ("learned", "classical")}
     text = json.dumps(res, indent=2)

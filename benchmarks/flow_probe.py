@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from videosr.resample import imresize
 from videosr.evaluate import find_clips, load_clip
 from videosr.models.recurrent import ClassicalFlow
 from videosr.pipeline import load_model
+from videosr.resample import imresize
 
 VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "Vid4" / "GT"
 SHIFTS = [(0, 0), (2, 0), (4, 0), (8, 0), (0, 6), (16, 8), (-12, 4)]  # HR pixels
@@ -35,17 +35,22 @@ def probe(flow: torch.nn.Module, down: int, hr: torch.Tensor) -> list[dict]:
     h, w = hr.shape[-2:]
     rows = []
     for dx, dy in SHIFTS:
-        ref = hr[:, m:h - m, m:w - m]
-        sup = hr[:, m + dy:h - m + dy, m + dx:w - m + dx]  # sup(x) = ref(x + shift)
+        ref = hr[:, m : h - m, m : w - m]
+        sup = hr[:, m + dy : h - m + dy, m + dx : w - m + dx]  # sup(x) = ref(x + shift)
         lr_ref, lr_sup = imresize(ref[None], 0.25), imresize(sup[None], 0.25)  # (1, 3, h, w) each
         with torch.no_grad():
             f = flow(lr_ref, lr_sup)[0]  # (2, h', w')
         inner = f[:, 2:-2, 2:-2]
         want = (-dx / 4 / down, -dy / 4 / down)
         got = (float(inner[0].median()), float(inner[1].median()))
-        rows.append({"shift_hr": [dx, dy], "expected": [round(v, 4) for v in want],
-                     "median": [round(v, 4) for v in got],
-                     "error": round(((got[0] - want[0]) ** 2 + (got[1] - want[1]) ** 2) ** 0.5, 4)})
+        rows.append(
+            {
+                "shift_hr": [dx, dy],
+                "expected": [round(v, 4) for v in want],
+                "median": [round(v, 4) for v in got],
+                "error": round(((got[0] - want[0]) ** 2 + (got[1] - want[1]) ** 2) ** 0.5, 4),
+            }
+        )
     return rows
 
 
@@ -67,16 +72,30 @@ def main() -> None:
             raise SystemExit(f"{name} has no flow module (not a recurrent model)")
         kind = type(net.flow).__name__
         rows = probe(net.flow, net.down, hr)
-        out["models"].append({"model": name, "flow": kind, "down": net.down, "rows": rows,
-                              "mean_error": round(sum(r["error"] for r in rows) / len(rows), 4)})
+        out["models"].append(
+            {
+                "model": name,
+                "flow": kind,
+                "down": net.down,
+                "rows": rows,
+                "mean_error": round(sum(r["error"] for r in rows) / len(rows), 4),
+            }
+        )
         print(f"{name} ({kind}, down {net.down}): mean error {out['models'][-1]['mean_error']:.3f} grid px")
         for r in rows:
             print(f"  shift {r['shift_hr']} HR px: expected {r['expected']}, median {r['median']}")
     if any(m["flow"] == "ClassicalFlow" for m in out["models"]):
         return _write(out, a.json)
     rows = probe(ClassicalFlow(down=2), 2, hr)
-    out["models"].append({"model": "classical flow (reference)", "flow": "ClassicalFlow", "down": 2, "rows": rows,
-                          "mean_error": round(sum(r["error"] for r in rows) / len(rows), 4)})
+    out["models"].append(
+        {
+            "model": "classical flow (reference)",
+            "flow": "ClassicalFlow",
+            "down": 2,
+            "rows": rows,
+            "mean_error": round(sum(r["error"] for r in rows) / len(rows), 4),
+        }
+    )
     print(f"classical (down 2): mean error {out['models'][-1]['mean_error']:.3f} grid px")
     _write(out, a.json)
 

@@ -30,8 +30,11 @@ from videosr.metrics import psnr
 from videosr.models.auto import probe_source  # with the frames of the whole clip: PROBE_FRAMES >= 50
 
 VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "Vid4" / "GT"
-CRFS = {"libx264": [10, 15, 20, 25, 30, 35, 40, 45], "libx265": [15, 20, 25, 30, 35, 40],
-        "libvpx-vp9": [20, 30, 40, 50, 60]}
+CRFS = {
+    "libx264": [10, 15, 20, 25, 30, 35, 40, 45],
+    "libx265": [15, 20, 25, 30, 35, 40],
+    "libvpx-vp9": [20, 30, 40, 50, 60],
+}
 CODEC_NAME = {"libx264": "h264", "libx265": "hevc", "libvpx-vp9": "vp9"}
 
 
@@ -57,8 +60,12 @@ def encode(lr: torch.Tensor, path: str, codec: str, crf: int) -> None:
 
 def decode(path: str) -> torch.Tensor:
     with av.open(path) as c:
-        return torch.stack([torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1)
-                            for f in c.decode(video=0)]).float() / 255
+        return (
+            torch.stack(
+                [torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1) for f in c.decode(video=0)]
+            ).float()
+            / 255
+        )
 
 
 def main() -> None:
@@ -93,11 +100,15 @@ def main() -> None:
             if r["codec"] != codec or not x[0][0] <= r["lr_psnr_y"] <= x[-1][0]:
                 continue
             lb = float(np.interp(r["lr_psnr_y"], [p[0] for p in x], [p[1] for p in x]))
-            rs.append(r["bpp"] / 2 ** lb)
+            rs.append(r["bpp"] / 2**lb)
         ratios[CODEC_NAME[codec]] = math.exp(sum(map(math.log, rs)) / len(rs)) if rs else None
         print(f"{codec}: {ratios[CODEC_NAME[codec]]} x the bits of x264 for the same LR PSNR-Y")
-    out = {"data": "Vid4 GT, BI x4 LR, 8 bits, 25 fps yuv420p, one encoder thread", "rows": rows,
-           "bits_vs_x264": ratios, "seconds": round(time.time() - t0, 1)}
+    out = {
+        "data": "Vid4 GT, BI x4 LR, 8 bits, 25 fps yuv420p, one encoder thread",
+        "rows": rows,
+        "bits_vs_x264": ratios,
+        "seconds": round(time.time() - t0, 1),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
 

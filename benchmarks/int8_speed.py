@@ -54,6 +54,7 @@ CL = torch.channels_last
 
 # ------------------------------------------------------------------------------ the oneDNN int8 trunk
 
+
 def _qparams(lo: float, hi: float) -> tuple[float, int]:
     """uint8 affine parameters covering [lo, hi] (and 0)."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
@@ -83,10 +84,12 @@ class _QConv:
         """uint8 (N, C, H, W) channels last -> float32; ``accum``: + this float32 tensor (in place, fused)."""
         a = (qx, self.xq[0], self.xq[1], self.pw, self.wsc, self.wzp)
         if accum is None:
-            return torch.ops.onednn.qconv_pointwise(*a, self.b, [1, 1], self.pad, [1, 1], 1, 1.0, 0, torch.float32,
-                                                    "none", [], "")
-        return torch.ops.onednn.qconv2d_pointwise.binary(*a, accum, self.b, [1, 1], self.pad, [1, 1], 1, 1.0, 0,
-                                                         torch.float32, 1.0, 0, "sum", 1.0, "none", [], "")
+            return torch.ops.onednn.qconv_pointwise(
+                *a, self.b, [1, 1], self.pad, [1, 1], 1, 1.0, 0, torch.float32, "none", [], ""
+            )
+        return torch.ops.onednn.qconv2d_pointwise.binary(
+            *a, accum, self.b, [1, 1], self.pad, [1, 1], 1, 1.0, 0, torch.float32, 1.0, 0, "sum", 1.0, "none", [], ""
+        )
 
 
 class OneDnnTrunk:
@@ -118,8 +121,9 @@ class OneDnnTrunk:
         self.blocks = []
         prev = "fuse"
         for i, blk in enumerate(m.body):
-            self.blocks.append((_QConv(blk.conv1, q[prev]), _QConv(blk.conv2, q[f"conv1.{i}"]), q[f"conv1.{i}"],
-                                q[f"block.{i}"]))
+            self.blocks.append(
+                (_QConv(blk.conv1, q[prev]), _QConv(blk.conv2, q[f"conv1.{i}"]), q[f"conv1.{i}"], q[f"block.{i}"])
+            )
             prev = f"block.{i}"
         self.slope = float(m.act.negative_slope)
 
@@ -153,6 +157,7 @@ def _training_batches(model: torch.nn.Module):
 
 # ------------------------------------------------------------------------------------ measurement
 
+
 def _cpu() -> dict:
     flags: set[str] = set()
     name = ""
@@ -166,14 +171,16 @@ def _cpu() -> dict:
     except OSError:
         pass
     keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-    return {"model_name": name or platform.processor(), "flags": [k for k in keep if k in flags],
-            "cores_available": len(os.sched_getaffinity(0))}
+    return {
+        "model_name": name or platform.processor(),
+        "flags": [k for k in keep if k in flags],
+        "cores_available": len(os.sched_getaffinity(0)),
+    }
 
 
 def _frames(n: int, tmp: Path) -> tuple[list[torch.Tensor], torch.Tensor]:
     from videosr.bench import make_clip
-    from videosr.io import image_to_tensor, open_input
-    from videosr.io import rgb_to_yuv
+    from videosr.io import image_to_tensor, open_input, rgb_to_yuv
 
     clip = make_clip(tmp / "clip.mp4", n)
     with open_input(clip) as r:
@@ -215,8 +222,10 @@ def measure(args: argparse.Namespace, threads: int | None) -> dict:
                 ref = out
             y = torch.stack([o[0] for o in out]) * 255
             yr = torch.stack([o[0] for o in ref]) * 255
-            diffs[flow] = {"y_mean_abs_code_values": round(float((y - yr).abs().mean()), 4),
-                           "y_max_abs_code_values": round(float((y - yr).abs().max()), 3)}
+            diffs[flow] = {
+                "y_mean_abs_code_values": round(float((y - yr).abs().mean()), 4),
+                "y_max_abs_code_values": round(float((y - yr).abs().max()), 3),
+            }
         walls: dict[str, list[float]] = {f: [] for f in engines}
         cpus: dict[str, list[float]] = {f: [] for f in engines}
         trunk: dict[str, list[float]] = {f: [] for f in engines}
@@ -237,22 +246,30 @@ def measure(args: argparse.Namespace, threads: int | None) -> dict:
         loads.append(round(os.getloadavg()[0], 2))
     rows = {}
     for flow in engines:
-        rows[flow] = {"ms_per_frame_median": round(statistics.median(walls[flow]), 2),
-                      "ms_per_frame_best": round(min(walls[flow]), 2),
-                      "ms_per_frame_rounds": [round(w, 2) for w in walls[flow]],
-                      "cpu_ms_per_frame_median": round(statistics.median(cpus[flow]), 2),
-                      "trunk_ms_per_frame_median": round(statistics.median(trunk[flow]), 2),
-                      "trunk_ms_per_frame_best": round(min(trunk[flow]), 2),
-                      "vs_fp32": diffs[flow]}
+        rows[flow] = {
+            "ms_per_frame_median": round(statistics.median(walls[flow]), 2),
+            "ms_per_frame_best": round(min(walls[flow]), 2),
+            "ms_per_frame_rounds": [round(w, 2) for w in walls[flow]],
+            "cpu_ms_per_frame_median": round(statistics.median(cpus[flow]), 2),
+            "trunk_ms_per_frame_median": round(statistics.median(trunk[flow]), 2),
+            "trunk_ms_per_frame_best": round(min(trunk[flow]), 2),
+            "vs_fp32": diffs[flow],
+        }
     base = rows.get("fp32")
     if base:
-        for flow, r in rows.items():
+        for r in rows.values():
             r["speedup_vs_fp32_median"] = round(base["ms_per_frame_median"] / r["ms_per_frame_median"], 3)
             r["speedup_vs_fp32_best"] = round(base["ms_per_frame_best"] / r["ms_per_frame_best"], 3)
-            r["trunk_speedup_vs_fp32_median"] = round(base["trunk_ms_per_frame_median"]
-                                                      / r["trunk_ms_per_frame_median"], 3)
-    return {"onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL"), "threads": torch.get_num_threads(),
-            "load_average_1min_per_round": loads, "flows": rows, "notes": notes}
+            r["trunk_speedup_vs_fp32_median"] = round(
+                base["trunk_ms_per_frame_median"] / r["trunk_ms_per_frame_median"], 3
+            )
+    return {
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL"),
+        "threads": torch.get_num_threads(),
+        "load_average_1min_per_round": loads,
+        "flows": rows,
+        "notes": notes,
+    }
 
 
 def main() -> int:
@@ -261,7 +278,7 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=24)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--flows", nargs="+", default=list(FLOWS), choices=FLOWS)
-    p.add_argument("--no-capped", action="store_true", help="skip the ONEDNN_MAX_CPU_ISA=%s pass" % CAP)
+    p.add_argument("--no-capped", action="store_true", help=f"skip the ONEDNN_MAX_CPU_ISA={CAP} pass")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results here as well")
     args = p.parse_args()
@@ -272,23 +289,43 @@ def main() -> int:
     import onnxruntime
 
     out = {
-        "benchmark": "int8_speed", "model": args.model, "size": "480x270", "output": "1920x1080 (4:2:0 planes)",
-        "frames_per_round": args.frames, "rounds": args.rounds,
-        "cpu": _cpu(), "platform": platform.platform(), "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "benchmark": "int8_speed",
+        "model": args.model,
+        "size": "480x270",
+        "output": "1920x1080 (4:2:0 planes)",
+        "frames_per_round": args.frames,
+        "rounds": args.rounds,
+        "cpu": _cpu(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "note": "machine possibly shared: load averages per round are recorded; speeds are "
-                "comparable only within this run. The issue's target (int8 >= 1.5x fp32 on a CPU without AMX) "
-                "cannot be measured on this CPU, which has AMX; the capped pass emulates one for oneDNN only.",
+        "comparable only within this run. The issue's target (int8 >= 1.5x fp32 on a CPU without AMX) "
+        "cannot be measured on this CPU, which has AMX; the capped pass emulates one for oneDNN only.",
         "passes": res,
     }
     if not args.no_capped:
-        cmd = [sys.executable, __file__, "--child", "--model", args.model, "--frames", str(args.frames),
-               "--rounds", str(args.rounds), "--flows", *args.flows]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--model",
+            args.model,
+            "--frames",
+            str(args.frames),
+            "--rounds",
+            str(args.rounds),
+            "--flows",
+            *args.flows,
+        ]
         env = {**os.environ, "ONEDNN_MAX_CPU_ISA": CAP}
         child = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         for r in json.loads(child.stdout.strip().splitlines()[-1]):
-            r["note"] = ("oneDNN held below AMX (AVX-512 + VNNI): fp32, bf16 and int8_onednn as on a CPU without "
-                         "AMX; int8_ort's ONNX Runtime kernels are not capped")
+            r["note"] = (
+                "oneDNN held below AMX (AVX-512 + VNNI): fp32, bf16 and int8_onednn as on a CPU without "
+                "AMX; int8_ort's ONNX Runtime kernels are not capped"
+            )
             out["passes"].append(r)
     text = json.dumps(out, indent=1)
     print(text)

@@ -65,7 +65,7 @@ def decode_index(y: np.ndarray, scale: int) -> int | None:
     for b in range(BITS):
         cx = int((8 + b * (BLOCK + 4) + BLOCK / 2) * scale)
         cy = int((CODE_Y + BLOCK / 2) * scale)
-        v = float(y[cy - scale:cy + scale, cx - scale:cx + scale].mean())
+        v = float(y[cy - scale : cy + scale, cx - scale : cx + scale].mean())
         word |= (1 if v > 128 else 0) << b
     index = word & 0xFFF
     return index if (word >> 12) == _check(index) else None
@@ -83,11 +83,11 @@ def pattern(i: int, w: int, h: int) -> np.ndarray:
     img[..., 1] = (yy * 255 // max(h - 1, 1) + 2 * i) % 256
     img[..., 2] = ((xx // 8 + yy // 8 + i // 2) % 2) * 160 + 40
     x0 = (4 * i) % w
-    img[:, x0:x0 + 12] = 250
-    img[CODE_Y - 4:CODE_Y + BLOCK + 4, :8 + BITS * (BLOCK + 4) + 4] = 128
+    img[:, x0 : x0 + 12] = 250
+    img[CODE_Y - 4 : CODE_Y + BLOCK + 4, : 8 + BITS * (BLOCK + 4) + 4] = 128
     for b, bit in enumerate(code_bits(i)):
         x = 8 + b * (BLOCK + 4)
-        img[CODE_Y:CODE_Y + BLOCK, x:x + BLOCK] = 255 if bit else 0
+        img[CODE_Y : CODE_Y + BLOCK, x : x + BLOCK] = 255 if bit else 0
     return img
 
 
@@ -95,14 +95,20 @@ def send(port: int, w: int, h: int, seconds: float, out: str) -> None:
     """The sender: frames at FPS as MPEG-TS over UDP; writes {index: send time} to ``out``."""
     import av
 
-    oc = av.open(f"udp://127.0.0.1:{port}?pkt_size=1316", "w", format="mpegts",
-                 options={"flush_packets": "1", "omit_video_pes_length": "0"})
+    oc = av.open(
+        f"udp://127.0.0.1:{port}?pkt_size=1316",
+        "w",
+        format="mpegts",
+        options={"flush_packets": "1", "omit_video_pes_length": "0"},
+    )
     vs = oc.add_stream("libx264", rate=FPS, options={"preset": "ultrafast", "tune": "zerolatency", "crf": "18"})
     vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
     vs.codec_context.time_base = Fraction(1, FPS)
     vs.codec_context.gop_size = FPS
-    frames = [av.VideoFrame.from_ndarray(pattern(i, w, h), format="rgb24").reformat(format="yuv420p")
-              for i in range(int(seconds * FPS))]
+    frames = [
+        av.VideoFrame.from_ndarray(pattern(i, w, h), format="rgb24").reformat(format="yuv420p")
+        for i in range(int(seconds * FPS))
+    ]
     print("ready", flush=True)  # the frames are made: videosr may start (it waits --timeout for the first)
     while not _bound(port):
         time.sleep(0.02)
@@ -129,7 +135,7 @@ def _bound(port: int) -> bool:
             lines = open(name).read().splitlines()[1:]
         except OSError:
             continue
-        if any(line.split()[1].endswith(":%04X" % port) for line in lines):
+        if any(line.split()[1].endswith(f":{port:04X}") for line in lines):
             return True
     return False
 
@@ -141,25 +147,48 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(v[min(len(v) - 1, max(0, int(np.ceil(q * len(v))) - 1))], 1)
 
 
-def run_case(w: int, h: int, scale: int, model: str, seconds: float, warmup: float, port: int,
-             extra: list[str]) -> dict:
+def run_case(
+    w: int, h: int, scale: int, model: str, seconds: float, warmup: float, port: int, extra: list[str]
+) -> dict:
     import av
 
     p_in, p_out = port, port + 1
     send_file = os.path.join(ROOT, "benchmarks", "results", f".live_send_{os.getpid()}.json")
-    sender = subprocess.Popen([sys.executable, __file__, "--send", str(p_in), str(w), str(h), str(seconds),
-                               send_file], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    sender = subprocess.Popen(
+        [sys.executable, __file__, "--send", str(p_in), str(w), str(h), str(seconds), send_file],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     if sender.stdout.readline().strip() != "ready":
         raise RuntimeError("the sender did not start")
-    cmd = [sys.executable, "-m", "videosr", "upscale", "--live", f"udp://127.0.0.1:{p_in}",
-           f"udp://127.0.0.1:{p_out}", "--model", model, "--scale", str(scale), "--timeout", "4", "--json", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "videosr",
+        "upscale",
+        "--live",
+        f"udp://127.0.0.1:{p_in}",
+        f"udp://127.0.0.1:{p_out}",
+        "--model",
+        model,
+        "--scale",
+        str(scale),
+        "--timeout",
+        "4",
+        "--json",
+        *extra,
+    ]
     vs = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     arrived: dict[int, float] = {}  # output frame number (its pts x FPS) -> when its packet had arrived
     votes: list[int] = []  # frame index drawn in the pixels - frame number, for the first decoded frames
     size = None
     try:
-        c = av.open(f"udp://127.0.0.1:{p_out}?fifo_size=2000000&overrun_nonfatal=1&buffer_size=4194304",
-                    options={"fflags": "nobuffer", "flags": "low_delay"}, timeout=(60, 5))
+        c = av.open(
+            f"udp://127.0.0.1:{p_out}?fifo_size=2000000&overrun_nonfatal=1&buffer_size=4194304",
+            options={"fflags": "nobuffer", "flags": "low_delay"},
+            timeout=(60, 5),
+        )
         try:
             for packet in c.demux(video=0):
                 now = time.monotonic()
@@ -171,7 +200,7 @@ def run_case(w: int, h: int, scale: int, model: str, seconds: float, warmup: flo
                     for f in packet.decode():
                         size = (f.width, f.height)
                         y = np.frombuffer(f.planes[0], np.uint8).reshape(f.planes[0].height, f.planes[0].line_size)
-                        i = decode_index(y[:, :f.width], scale)
+                        i = decode_index(y[:, : f.width], scale)
                         if i is not None:
                             votes.append(i - round(float(f.pts * f.time_base) * FPS))
         except av.error.ExitError:
@@ -192,22 +221,46 @@ def run_case(w: int, h: int, scale: int, model: str, seconds: float, warmup: flo
     steady = [i for i in sorted(recv) if skip <= i < tail]
     span = recv[steady[-1]] - recv[steady[0]] if len(steady) > 1 else 0
     return {
-        "input": f"{w}x{h}", "output": f"{w * scale}x{h * scale}" if size is None else f"{size[0]}x{size[1]}",
-        "scale": scale, "model": model, "fps_sent": FPS, "frames_sent": len(sent), "frames_received": len(recv),
-        "latency_ms": {"p50": _pct(lat, 0.50), "p95": _pct(lat, 0.95), "p99": _pct(lat, 0.99),
-                       "max": round(max(lat), 1) if lat else None},
+        "input": f"{w}x{h}",
+        "output": f"{w * scale}x{h * scale}" if size is None else f"{size[0]}x{size[1]}",
+        "scale": scale,
+        "model": model,
+        "fps_sent": FPS,
+        "frames_sent": len(sent),
+        "frames_received": len(recv),
+        "latency_ms": {
+            "p50": _pct(lat, 0.50),
+            "p95": _pct(lat, 0.95),
+            "p99": _pct(lat, 0.99),
+            "max": round(max(lat), 1) if lat else None,
+        },
         "sustained_fps": round((len(steady) - 1) / span, 2) if span > 0 else None,
         "received_fraction_after_warmup": round(len(steady) / max(1, tail - skip), 3),
         "index_check": {"decoded": len(votes), "agreeing": votes.count(offset) if votes else 0},
-        "videosr": {k: summary.get(k) for k in ("frames_in", "frames_out", "upscaled", "passed_through", "dropped",
-                                                "dropped_late", "dropped_queue", "latency_ms", "model_ms",
-                                                "ended", "error") if k in summary},
+        "videosr": {
+            k: summary.get(k)
+            for k in (
+                "frames_in",
+                "frames_out",
+                "upscaled",
+                "passed_through",
+                "dropped",
+                "dropped_late",
+                "dropped_queue",
+                "latency_ms",
+                "model_ms",
+                "ended",
+                "error",
+            )
+            if k in summary
+        },
     }
 
 
 def _initial_weights(model: str) -> str:
     """A safetensors file of ``model``'s initial weights (a temporary file under benchmarks/results/)."""
     from safetensors.torch import save_file
+
     from videosr.models import create_model
 
     path = os.path.join(ROOT, "benchmarks", "results", f".live_{model}_initial.safetensors")
@@ -227,8 +280,14 @@ def machine() -> dict:
     import av
     import torch
 
-    return {"cpu": cpu, "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "torch": torch.__version__, "av": av.__version__, "platform": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "torch": torch.__version__,
+        "av": av.__version__,
+        "platform": platform.platform(),
+    }
 
 
 def main() -> None:
@@ -239,8 +298,11 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     ap.add_argument("--models", default=None, help="comma-separated: only these models")
     ap.add_argument("--port", type=int, default=47100)
-    ap.add_argument("--untrained", action="store_true",
-                    help="time models that ship no weights yet with their initial weights (speed, not quality)")
+    ap.add_argument(
+        "--untrained",
+        action="store_true",
+        help="time models that ship no weights yet with their initial weights (speed, not quality)",
+    )
     ap.add_argument("--json", default=RESULT)
     ap.add_argument("videosr_args", nargs="*", help="extra `videosr upscale` options (after --)")
     a = ap.parse_args()
@@ -252,9 +314,15 @@ def main() -> None:
     from videosr.models import VARIANTS
 
     only = set(a.models.split(",")) if a.models else None
-    results = {"benchmark": "live_latency", "command": " ".join(["benchmarks/live_latency.py", *sys.argv[1:]]),
-               "seconds_per_case": a.seconds, "warmup_seconds": a.warmup, "machine_before": machine(),
-               "cases": [], "skipped": []}
+    results = {
+        "benchmark": "live_latency",
+        "command": " ".join(["benchmarks/live_latency.py", *sys.argv[1:]]),
+        "seconds_per_case": a.seconds,
+        "warmup_seconds": a.warmup,
+        "machine_before": machine(),
+        "cases": [],
+        "skipped": [],
+    }
     port = a.port
     for name in a.cases.split(","):
         w, h, scale, models = CASES[name]
@@ -268,17 +336,27 @@ def main() -> None:
                 extra += ["--precision", precision]
             if v is not None and v.arch != "interp" and v.weights is None:
                 if not a.untrained:
-                    results["skipped"].append({"case": name, "model": model, "why": "no weights shipped yet "
-                                               "(videosr refuses a weightless model; --untrained times it anyway)"})
+                    results["skipped"].append(
+                        {
+                            "case": name,
+                            "model": model,
+                            "why": "no weights shipped yet "
+                            "(videosr refuses a weightless model; --untrained times it anyway)",
+                        }
+                    )
                     print(f"{name} {model}: skipped (no weights yet)", file=sys.stderr)
                     continue
                 extra += ["--weights", _initial_weights(model)]
                 weights = "initial (untrained) weights: the latency and speed of the architecture, not its quality"
             print(f"{name} {entry} ...", file=sys.stderr, flush=True)
             load = [round(x, 2) for x in os.getloadavg()]
-            row = {"case": name, "load_average_before": load, **({"weights": weights} if weights else {}),
-                   "precision": precision or "auto",
-                   **run_case(w, h, scale, model, a.seconds, a.warmup, port, extra)}
+            row = {
+                "case": name,
+                "load_average_before": load,
+                **({"weights": weights} if weights else {}),
+                "precision": precision or "auto",
+                **run_case(w, h, scale, model, a.seconds, a.warmup, port, extra),
+            }
             port += 2
             results["cases"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)

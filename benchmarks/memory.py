@@ -28,8 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 def peak_rss(args: list[str]) -> tuple[float, float]:
     """(peak RSS in MiB, wall seconds) of ``videosr ARGS``."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "videosr", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "videosr", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode()
@@ -49,16 +48,19 @@ def main() -> None:
     import clips
 
     w, h = map(int, a.size.split("x"))
-    res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                             "load_avg": os.getloadavg()}}
+    res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()}}
     with tempfile.TemporaryDirectory() as d:
         common = ["--model", "bicubic", "--scale", "2", "--quiet"]
         for n in (100, 1000):
             src = clips.make_video(os.path.join(d, f"in{n}.mp4"), frames=n, width=w, height=h, audio=True)
             args = ["upscale", src, os.path.join(d, f"out{n}.mp4"), *common]
             mib, sec = peak_rss(args)
-            res[f"frames_{n}"] = {"size": f"{w}x{h}", "peak_rss_mib": round(mib, 1), "seconds": round(sec, 1),
-                                  "command": "videosr " + " ".join(args).replace(d, "$TMP")}
+            res[f"frames_{n}"] = {
+                "size": f"{w}x{h}",
+                "peak_rss_mib": round(mib, 1),
+                "seconds": round(sec, 1),
+                "command": "videosr " + " ".join(args).replace(d, "$TMP"),
+            }
             print(f"{n} frames {w}x{h}: peak RSS {mib:.0f} MiB ({sec:.1f} s)", flush=True)
         ratio = res["frames_1000"]["peak_rss_mib"] / res["frames_100"]["peak_rss_mib"]
         res["ratio_1000_over_100"] = round(ratio, 3)
@@ -67,9 +69,14 @@ def main() -> None:
             src = clips.make_video(os.path.join(d, "in4k.mp4"), frames=a.frames_4k, width=3840, height=2160)
             args = ["upscale", src, os.path.join(d, "out8k.mp4"), *common, "--tile", "auto"]
             mib, sec = peak_rss(args)
-            res["4k_x2"] = {"input": "3840x2160", "output": "7680x4320", "frames": a.frames_4k,
-                            "peak_rss_mib": round(mib, 1), "seconds": round(sec, 1),
-                            "command": "videosr " + " ".join(args).replace(d, "$TMP")}
+            res["4k_x2"] = {
+                "input": "3840x2160",
+                "output": "7680x4320",
+                "frames": a.frames_4k,
+                "peak_rss_mib": round(mib, 1),
+                "seconds": round(sec, 1),
+                "command": "videosr " + " ".join(args).replace(d, "$TMP"),
+            }
             print(f"4K x2 ({a.frames_4k} frames): peak RSS {mib:.0f} MiB ({sec:.1f} s)", flush=True)
     with open(a.out, "w") as f:
         json.dump(res, f, indent=2)

@@ -40,12 +40,19 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         rows[v.name] = stats_row(v, flops=True)
-        print(f"{v.name}: {rows[v.name]['params']:,} params, {rows[v.name]['gflops_480x270']} GFLOPs/frame "
-              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-    data = {"input": f"{STATS_W}x{STATS_H}", "frames": STATS_T, "torch": torch.__version__,
-            "note": "written by benchmarks/model_flops.py; GFLOPs per output frame (convs and matmuls, "
-                    "2 FLOPs per multiply-add, torch.utils.flop_counter)",
-            "models": {k: rows[k] for k in sorted(rows)}}
+        print(
+            f"{v.name}: {rows[v.name]['params']:,} params, {rows[v.name]['gflops_480x270']} GFLOPs/frame "
+            f"({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+        )
+    data = {
+        "input": f"{STATS_W}x{STATS_H}",
+        "frames": STATS_T,
+        "torch": torch.__version__,
+        "note": "written by benchmarks/model_flops.py; GFLOPs per output frame (convs and matmuls, "
+        "2 FLOPs per multiply-add, torch.utils.flop_counter)",
+        "models": {k: rows[k] for k in sorted(rows)},
+    }
     out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {out}", file=sys.stderr)
 

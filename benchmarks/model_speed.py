@@ -64,17 +64,27 @@ def main() -> int:
     results = []
     for name in names:
         model = create_model(name, pretrained=False)
-        row = {"model": name, "params": count_params(model),
-               "gflops_per_frame": round(count_flops(model, args.height, args.width, args.frames) / 1e9, 2)}
+        row = {
+            "model": name,
+            "params": count_params(model),
+            "gflops_per_frame": round(count_flops(model, args.height, args.width, args.frames) / 1e9, 2),
+        }
         for mode in args.modes:
             wall, cpu = time_model(model, x, mode, args.repeats)
             row[f"ms_per_frame_{mode}"] = round(1e3 * wall / args.frames, 1)
             row[f"cpu_ms_per_frame_{mode}"] = round(1e3 * cpu / args.frames / args.threads, 1)
         results.append(row)
         print(json.dumps(row), flush=True)
-    out = {"torch": torch.__version__, "load_average": [round(v, 2) for v in os.getloadavg()], "threads": args.threads, "cpu": platform.processor() or platform.machine(),
-           "input": f"{args.width}x{args.height}", "frames_per_run": args.frames, "repeats": args.repeats,
-           "results": results}
+    out = {
+        "torch": torch.__version__,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "input": f"{args.width}x{args.height}",
+        "frames_per_run": args.frames,
+        "repeats": args.repeats,
+        "results": results,
+    }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

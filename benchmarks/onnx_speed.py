@@ -73,12 +73,19 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> dict:
     for backend in args.backends:
         walls, cpus = measure(fns[backend], args.repeats)
         per = 1000.0 / args.frames
-        rows[backend] = {"ms_per_frame_median": round(statistics.median(walls) * per, 2),
-                         "ms_per_frame_best": round(min(walls) * per, 2),
-                         "cpu_ms_per_frame_per_thread": round(statistics.median(cpus) * per / args.threads, 2)}
+        rows[backend] = {
+            "ms_per_frame_median": round(statistics.median(walls) * per, 2),
+            "ms_per_frame_best": round(min(walls) * per, 2),
+            "cpu_ms_per_frame_per_thread": round(statistics.median(cpus) * per / args.threads, 2),
+        }
     diff = float((onnx_net(x) - ref).abs().max())
-    return {"model": name, "export_seconds": round(export_s, 2), "onnx_bytes": path.stat().st_size,
-            "onnx_vs_torch_max_abs": diff, "backends": rows}
+    return {
+        "model": name,
+        "export_seconds": round(export_s, 2),
+        "onnx_bytes": path.stat().st_size,
+        "onnx_vs_torch_max_abs": diff,
+        "backends": rows,
+    }
 
 
 def main() -> int:
@@ -98,11 +105,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results = [bench_model(n, args, Path(tmp)) for n in args.models]
     out = {
-        "benchmark": "onnx_speed", "size": f"{args.width}x{args.height}", "frames_per_clip": args.frames,
-        "threads": args.threads, "repeats": args.repeats,
-        "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-        "cpu": platform.processor() or platform.machine(), "cores_available": len(os.sched_getaffinity(0)),
-        "native_bf16": cpu_has_native_bf16(), "load_average": [round(v, 2) for v in os.getloadavg()],
+        "benchmark": "onnx_speed",
+        "size": f"{args.width}x{args.height}",
+        "frames_per_clip": args.frames,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cores_available": len(os.sched_getaffinity(0)),
+        "native_bf16": cpu_has_native_bf16(),
+        "load_average": [round(v, 2) for v in os.getloadavg()],
         "results": results,
     }
     text = json.dumps(out, indent=2)

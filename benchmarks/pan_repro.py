@@ -20,8 +20,14 @@ from PIL import Image
 
 from videosr.models import create_model
 
-PUBLISHED = {(4, "Set5"): 32.13, (4, "Set14"): 28.61, (3, "Set5"): 34.40, (3, "Set14"): 30.36,
-             (2, "Set5"): 38.00, (2, "Set14"): 33.59}
+PUBLISHED = {
+    (4, "Set5"): 32.13,
+    (4, "Set14"): 28.61,
+    (3, "Set5"): 34.40,
+    (3, "Set14"): 30.36,
+    (2, "Set5"): 38.00,
+    (2, "Set14"): 33.59,
+}
 
 
 def y_channel(rgb: np.ndarray) -> np.ndarray:
@@ -34,7 +40,7 @@ def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
     a = y_channel(sr)[border:-border, border:-border]
     b = y_channel(hr)[border:-border, border:-border]
     mse = np.mean((a - b) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / mse))
+    return float(10 * np.log10(255.0**2 / mse))
 
 
 @torch.no_grad()
@@ -69,8 +75,11 @@ def main() -> int:
     for name in args.sets:
         scores = evaluate(model, shared / "data" / name, args.scale)
         mean = sum(scores.values()) / len(scores)
-        out[name] = {"mean": round(mean, 3), "published": PUBLISHED.get((args.scale, name)),
-                     "per_image": {k: round(v, 3) for k, v in scores.items()}}
+        out[name] = {
+            "mean": round(mean, 3),
+            "published": PUBLISHED.get((args.scale, name)),
+            "per_image": {k: round(v, 3) for k, v in scores.items()},
+        }
     print(json.dumps({"model": f"pan-x{args.scale}", "weights": str(ckpt), **out}, indent=1))
     return 0
 

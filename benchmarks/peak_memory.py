@@ -47,8 +47,12 @@ def run_once(extra: list[str]) -> dict:
         if code != 0:
             raise SystemExit(f"videosr upscale failed ({code}): {stderr.strip()}")
         summary = json.loads(stdout.strip().splitlines()[-1])
-    return {"peak_rss_mib": round(ru.ru_maxrss / 1024, 1), "seconds": round(wall, 1), "model": summary["model"],
-            "frames": summary["frames"]}
+    return {
+        "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+        "seconds": round(wall, 1),
+        "model": summary["model"],
+        "frames": summary["frames"],
+    }
 
 
 def time_models(repeat: int) -> dict:
@@ -56,20 +60,29 @@ def time_models(repeat: int) -> dict:
     runs = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "videosr", "models"], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "videosr", "models"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         _, status, ru = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         err = proc.stderr.read().decode()
         proc.stderr.close()
         if os.waitstatus_to_exitcode(status) != 0:
             raise SystemExit(f"videosr models failed: {err.strip()}")
-        runs.append({"seconds": round(wall, 2), "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2),
-                     "peak_rss_mib": round(ru.ru_maxrss / 1024, 1)})
-    return {"command": "videosr models", "runs": runs,
-            "median_seconds": statistics.median(r["seconds"] for r in runs),
-            "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
-            "load_avg": [round(x, 2) for x in os.getloadavg()]}
+        runs.append(
+            {
+                "seconds": round(wall, 2),
+                "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 2),
+                "peak_rss_mib": round(ru.ru_maxrss / 1024, 1),
+            }
+        )
+    return {
+        "command": "videosr models",
+        "runs": runs,
+        "median_seconds": statistics.median(r["seconds"] for r in runs),
+        "median_cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 def main() -> None:
@@ -89,15 +102,22 @@ def main() -> None:
     runs = [run_once(a.extra) for _ in range(a.repeat)]
     import torch
 
-    entry = {"command": "videosr upscale src/videosr/assets/sample.mp4 OUT.mp4 --overwrite --json "
-                        + " ".join(a.extra),
-             "input": "320x180 x4 -> 1280x720, 72 frames",
-             "model": runs[0]["model"], "note": a.note, "runs": runs,
-             "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-             "median_seconds": statistics.median(r["seconds"] for r in runs),
-             "machine": {"python": platform.python_version(), "torch": torch.__version__,
-                         "cpus": len(os.sched_getaffinity(0)), "load_avg": [round(x, 2) for x in os.getloadavg()]},
-             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    entry = {
+        "command": "videosr upscale src/videosr/assets/sample.mp4 OUT.mp4 --overwrite --json " + " ".join(a.extra),
+        "input": "320x180 x4 -> 1280x720, 72 frames",
+        "model": runs[0]["model"],
+        "note": a.note,
+        "runs": runs,
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+        "median_seconds": statistics.median(r["seconds"] for r in runs),
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpus": len(os.sched_getaffinity(0)),
+            "load_avg": [round(x, 2) for x in os.getloadavg()],
+        },
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     _save(a.out, a.label, entry)
     print(json.dumps(entry, indent=2))
 

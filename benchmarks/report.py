@@ -48,14 +48,20 @@ def section_ffmpeg(r: dict) -> list[str]:
     ]
     for k, fps in r["fps_best"].items():
         out.append(f"| {k} | {fps:.2f} | {', '.join(f'{s:.2f}' for s in r['seconds'][k])} |")
-    out += ["", f"**videosr / FFmpeg = {r['ratio_videosr_over_ffmpeg']:.3f}** (target >= 0.8). "
-            f"Frames out: {r['frames_out']}. Machine: {r['machine']}.", ""]
+    out += [
+        "",
+        f"**videosr / FFmpeg = {r['ratio_videosr_over_ffmpeg']:.3f}** (target >= 0.8). "
+        f"Frames out: {r['frames_out']}. Machine: {r['machine']}.",
+        "",
+    ]
     if "ratio_videosr_rgb_path_over_ffmpeg" in r:
-        out += [f"`videosr_rgb_path` is the same run with `planes=False`: every HR frame as RGB float, quantized "
-                f"into gbrp and converted to yuv420p by swscale ({r['ratio_videosr_rgb_path_over_ffmpeg']:.3f}x "
-                "FFmpeg). `videosr upscale` instead lets bicubic/lanczos scale the decoded Y, U, V planes "
-                "directly when the output pix_fmt is the source's (8-bit planar YUV), as FFmpeg's scaler does.",
-                ""]
+        out += [
+            f"`videosr_rgb_path` is the same run with `planes=False`: every HR frame as RGB float, quantized "
+            f"into gbrp and converted to yuv420p by swscale ({r['ratio_videosr_rgb_path_over_ffmpeg']:.3f}x "
+            "FFmpeg). `videosr upscale` instead lets bicubic/lanczos scale the decoded Y, U, V planes "
+            "directly when the output pix_fmt is the source's (8-bit planar YUV), as FFmpeg's scaler does.",
+            "",
+        ]
     return out
 
 
@@ -66,19 +72,28 @@ def section_bench(r: dict, title: str) -> list[str]:
         "",
         f"`videosr bench`: {r['size']} x{r['scale']}, {r['frames']} frames, {enc['codec']} preset {enc['preset']} "
         f"crf {enc['crf']}. Floor (decode + FFmpeg lanczos + encode, no network): **{r['floor_fps']:.1f} fps**"
-        + (f" (median of {r['repeat']} rounds: {', '.join(str(f) for f in r['floor_fps_runs'])})."
-           if r.get("repeat", 1) > 1 else "."),
+        + (
+            f" (median of {r['repeat']} rounds: {', '.join(str(f) for f in r['floor_fps_runs'])})."
+            if r.get("repeat", 1) > 1
+            else "."
+        ),
         "Stage columns time each stage alone (first round); total is the real threaded pipeline"
-        + (", median over the rounds; x floor is the median of each round's total / that round's floor "
-           "(rounds interleave floor and models, seconds apart)." if r.get("repeat", 1) > 1 else "."),
+        + (
+            ", median over the rounds; x floor is the median of each round's total / that round's floor "
+            "(rounds interleave floor and models, seconds apart)."
+            if r.get("repeat", 1) > 1
+            else "."
+        ),
         "",
         "| model | precision | path | decode fps | model fps | model ms/frame | encode fps | total fps | x floor |"
         + (" x floor per round |" if r.get("repeat", 1) > 1 else ""),
         "|---|---|---|---|---|---|---|---|---|" + ("---|" if r.get("repeat", 1) > 1 else ""),
     ]
     for m in r["models"]:
-        row = (f"| {m['model']} | {m['precision']} | {m.get('path', 'rgb')} | {m['decode_fps']} | {m['model_fps']} | "
-               f"{m['model_ms_per_frame']} | {m['encode_fps']} | {m['total_fps']} | {m['fraction_of_floor']} |")
+        row = (
+            f"| {m['model']} | {m['precision']} | {m.get('path', 'rgb')} | {m['decode_fps']} | {m['model_fps']} | "
+            f"{m['model_ms_per_frame']} | {m['encode_fps']} | {m['total_fps']} | {m['fraction_of_floor']} |"
+        )
         if r.get("repeat", 1) > 1:
             row += f" {', '.join(str(x) for x in m['fraction_of_floor_runs'])} |"
         out.append(row)
@@ -87,55 +102,80 @@ def section_bench(r: dict, title: str) -> list[str]:
 
 
 def section_temporal(r: dict) -> list[str]:
-    out = ["## Do the video models use time? (`benchmarks/temporal_use.py`)", "",
-           f"Vid4 {r['degradation']} x4 PSNR-Y (dB), `videosr eval` protocol"
-           + (f", first {r['max_frames']} frames per clip" if r["max_frames"] else ", all frames") + ": "
-           "as a video model, with alignment switched off (every flow zero), and with every frame upscaled "
-           "alone.", "",
-           "| model | video | zero flow | single frame | gain from time | gain from alignment |",
-           "|---|---|---|---|---|---|"]
+    out = [
+        "## Do the video models use time? (`benchmarks/temporal_use.py`)",
+        "",
+        f"Vid4 {r['degradation']} x4 PSNR-Y (dB), `videosr eval` protocol"
+        + (f", first {r['max_frames']} frames per clip" if r["max_frames"] else ", all frames")
+        + ": "
+        "as a video model, with alignment switched off (every flow zero), and with every frame upscaled "
+        "alone.",
+        "",
+        "| model | video | zero flow | single frame | gain from time | gain from alignment |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in r["models"]:
         name = m["model"]
         if "checkpoint" in m:
             name = f"training checkpoint, flow {m['checkpoint']['flow']}, step {m['checkpoint']['step']}"
         zf = f"{m['zero_flow']['mean']:.3f}" if "zero_flow" in m else "-"
         ga = f"{m['gain_from_alignment_db']:+.3f}" if "gain_from_alignment_db" in m else "-"
-        out.append(f"| {name} | {m['video']['mean']:.3f} | {zf} | {m['single_frame']['mean']:.3f} | "
-                   f"{m['gain_from_time_db']:+.3f} | {ga} |")
+        out.append(
+            f"| {name} | {m['video']['mean']:.3f} | {zf} | {m['single_frame']['mean']:.3f} | "
+            f"{m['gain_from_time_db']:+.3f} | {ga} |"
+        )
     return out + [""]
 
 
 def section_flow(r: dict) -> list[str]:
-    out = ["## Learned vs classical flow in quality-x4 (`benchmarks/flow_compare.py`)", "",
-           "Two trainings of `configs/quality-x4.toml` that differ only in `model.kwargs.flow`; validation "
-           "PSNR-Y (Vid4 subset, from the training logs) at the same steps, training and inference speed "
-           "timed in one run.", "",
-           "| step | learned | classical | classical - learned |", "|---|---|---|---|"]
+    out = [
+        "## Learned vs classical flow in quality-x4 (`benchmarks/flow_compare.py`)",
+        "",
+        "Two trainings of `configs/quality-x4.toml` that differ only in `model.kwargs.flow`; validation "
+        "PSNR-Y (Vid4 subset, from the training logs) at the same steps, training and inference speed "
+        "timed in one run.",
+        "",
+        "| step | learned | classical | classical - learned |",
+        "|---|---|---|---|",
+    ]
     for v in r["val"]:
         out.append(f"| {v['step']} | {v['learned']:.3f} | {v['classical']:.3f} | {v['classical_minus_learned']:+.3f} |")
     ts, im = r["train_steps_per_s"], r["infer_ms_per_frame"]
-    out += ["", f"Training: learned {ts['learned']} steps/s, classical {ts['classical']} steps/s (one thread). "
-            f"Inference, 480x270 -> 1080p: learned {im['learned']} ms/frame, classical {im['classical']} ms/frame "
-            "(two threads).", ""]
+    out += [
+        "",
+        f"Training: learned {ts['learned']} steps/s, classical {ts['classical']} steps/s (one thread). "
+        f"Inference, 480x270 -> 1080p: learned {im['learned']} ms/frame, classical {im['classical']} ms/frame "
+        "(two threads).",
+        "",
+    ]
     return out
 
 
 def section_flow_probe(r: dict) -> list[str]:
-    out = ["## Does the flow estimate motion? (`benchmarks/flow_probe.py`)", "",
-           f"{r['data']}: the second crop moved by known HR shifts, both made LR (BI x4); the flow module's median "
-           "over the frame against the truth, in pixels of the feature grid (LR / down).", "",
-           "| model | flow | " + " | ".join(f"shift {tuple(s)}" for s in r["shifts_hr"]) + " | mean error |",
-           "|---|---|" + "---|" * len(r["shifts_hr"]) + "---|"]
+    out = [
+        "## Does the flow estimate motion? (`benchmarks/flow_probe.py`)",
+        "",
+        f"{r['data']}: the second crop moved by known HR shifts, both made LR (BI x4); the flow module's median "
+        "over the frame against the truth, in pixels of the feature grid (LR / down).",
+        "",
+        "| model | flow | " + " | ".join(f"shift {tuple(s)}" for s in r["shifts_hr"]) + " | mean error |",
+        "|---|---|" + "---|" * len(r["shifts_hr"]) + "---|",
+    ]
     for m in r["models"]:
-        cells = " | ".join(f"{x['median'][0]:+.2f}, {x['median'][1]:+.2f} (want {x['expected'][0]:+.2f}, "
-                           f"{x['expected'][1]:+.2f})" for x in m["rows"])
+        cells = " | ".join(
+            f"{x['median'][0]:+.2f}, {x['median'][1]:+.2f} (want {x['expected'][0]:+.2f}, {x['expected'][1]:+.2f})"
+            for x in m["rows"]
+        )
         out.append(f"| {m['model']} | {m['flow']} | {cells} | {m['mean_error']:.3f} |")
     return out + [""]
 
 
-FLOW_NAMES = {"fp32": "fp32, channels_last", "bf16": "bf16 autocast, channels_last",
-              "int8_ort": "int8, ONNX Runtime trunk (shipped: --precision int8)",
-              "int8_onednn": "int8, oneDNN x86 kernels (torch.ops.onednn, eager; not shipped)"}
+FLOW_NAMES = {
+    "fp32": "fp32, channels_last",
+    "bf16": "bf16 autocast, channels_last",
+    "int8_ort": "int8, ONNX Runtime trunk (shipped: --precision int8)",
+    "int8_onednn": "int8, oneDNN x86 kernels (torch.ops.onednn, eager; not shipped)",
+}
 
 
 def section_int8(r: dict) -> list[str]:
@@ -143,29 +183,39 @@ def section_int8(r: dict) -> list[str]:
     from videosr.models.registry import INT8_TOLERANCE_DB
 
     cpu = r["cpu"]
-    out = ["## int8 inference (`benchmarks/int8_speed.py`)", "",
-           f"Model stage of `{r['model']}` as `videosr upscale` runs it on 4:2:0 video ({r['size']} -> {r['output']}), "
-           f"{r['frames_per_round']} frames per round, {r['rounds']} interleaved rounds, ms per frame (wall: median "
-           "and best of the rounds; CPU: process CPU time, all threads). "
-           f"CPU: {cpu['model_name']}, {cpu['cores_available']} cores, flags {', '.join(cpu['flags'])}; "
-           f"torch {r['torch']}, onnxruntime {r['onnxruntime']}, {r['date_utc']} UTC. {r['note']}", "",
-           "Rerun: `.venv/bin/python benchmarks/int8_speed.py --json benchmarks/results/int8_speed.json` "
-           "(the int8 trunks: `scripts/quantize_int8.py --model NAME`, calibrated on the training set).", ""]
+    out = [
+        "## int8 inference (`benchmarks/int8_speed.py`)",
+        "",
+        f"Model stage of `{r['model']}` as `videosr upscale` runs it on 4:2:0 video ({r['size']} -> {r['output']}), "
+        f"{r['frames_per_round']} frames per round, {r['rounds']} interleaved rounds, ms per frame (wall: median "
+        "and best of the rounds; CPU: process CPU time, all threads). "
+        f"CPU: {cpu['model_name']}, {cpu['cores_available']} cores, flags {', '.join(cpu['flags'])}; "
+        f"torch {r['torch']}, onnxruntime {r['onnxruntime']}, {r['date_utc']} UTC. {r['note']}",
+        "",
+        "Rerun: `.venv/bin/python benchmarks/int8_speed.py --json benchmarks/results/int8_speed.json` "
+        "(the int8 trunks: `scripts/quantize_int8.py --model NAME`, calibrated on the training set).",
+        "",
+    ]
     for ps in r["passes"]:
         isa = ps["onednn_max_cpu_isa"]
         title = "this CPU (AMX)" if isa == "ALL" else f"ONEDNN_MAX_CPU_ISA={isa} (no AMX for oneDNN)"
-        out += [f"**{title}, {ps['threads']} thread{'s' if ps['threads'] > 1 else ''}** (load average during the "
-                f"rounds: {', '.join(str(x) for x in ps['load_average_1min_per_round'])})", "",
-                "| flow | ms/frame median | best | CPU ms/frame | x fp32 (median) | x fp32 (best) | trunk ms/frame median | "
-                "trunk best | trunk x fp32 | Y vs fp32, mean / max code values |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            f"**{title}, {ps['threads']} thread{'s' if ps['threads'] > 1 else ''}** (load average during the "
+            f"rounds: {', '.join(str(x) for x in ps['load_average_1min_per_round'])})",
+            "",
+            "| flow | ms/frame median | best | CPU ms/frame | x fp32 (median) | x fp32 (best) | trunk ms/frame median | "
+            "trunk best | trunk x fp32 | Y vs fp32, mean / max code values |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for flow, f in ps["flows"].items():
             d = f["vs_fp32"]
-            out.append(f"| {FLOW_NAMES.get(flow, flow)} | {f['ms_per_frame_median']} | {f['ms_per_frame_best']} | "
-                       f"{f['cpu_ms_per_frame_median']} | {f['speedup_vs_fp32_median']} | {f['speedup_vs_fp32_best']} | "
-                       f"{f['trunk_ms_per_frame_median']} | {f['trunk_ms_per_frame_best']} | "
-                       f"{f['trunk_speedup_vs_fp32_median']} | "
-                       f"{d['y_mean_abs_code_values']} / {d['y_max_abs_code_values']} |")
+            out.append(
+                f"| {FLOW_NAMES.get(flow, flow)} | {f['ms_per_frame_median']} | {f['ms_per_frame_best']} | "
+                f"{f['cpu_ms_per_frame_median']} | {f['speedup_vs_fp32_median']} | {f['speedup_vs_fp32_best']} | "
+                f"{f['trunk_ms_per_frame_median']} | {f['trunk_ms_per_frame_best']} | "
+                f"{f['trunk_speedup_vs_fp32_median']} | "
+                f"{d['y_mean_abs_code_values']} / {d['y_max_abs_code_values']} |"
+            )
         if ps.get("notes"):
             out += ["", "; ".join(f"{k}: {v}" for k, v in ps["notes"].items())]
         if ps.get("note"):
@@ -175,38 +225,57 @@ def section_int8(r: dict) -> list[str]:
     if "int8_ort" in ps0:
         st, tr = ps0["int8_ort"], ps0["fp32"]
         rest = tr["ms_per_frame_median"] - tr["trunk_ms_per_frame_median"]
-        out += [f"Reading: int8 speeds up the trunk it quantizes ({st['trunk_speedup_vs_fp32_median']}x fp32 here, "
-                "engine threads), but the model stage gains far less "
-                f"({st['speedup_vs_fp32_median']}x): of fp32's {tr['ms_per_frame_median']} ms/frame, about {rest:.0f} "
-                "are float work int8 leaves alone (the bicubic base of the 1080p planes, adding the sub-pixels, and the "
-                "RGB clamp's rebuilt cells), so the issue's target of a 1.5x faster model stage is not met on this "
-                "machine. int8 / fp32 model stage (median) per pass: "
-                + ", ".join(f"{q['onednn_max_cpu_isa']} {q['threads']}t {q['flows']['int8_ort']['speedup_vs_fp32_median']}x"
-                            for q in r["passes"])
-                + "; bf16 / fp32: " + ", ".join(f"{q['onednn_max_cpu_isa']} {q['threads']}t "
-                                                f"{q['flows']['bf16']['speedup_vs_fp32_median']}x"
-                                                for q in r["passes"] if "bf16" in q["flows"]) + ".", ""]
-    out += [f"The gate: Vid4 PSNR-Y (dB, `videosr eval`, all frames, the model's degradation) in int8 against fp32; "
-            f"`--precision int8` is allowed within {INT8_TOLERANCE_DB} dB.", "",
-            "| model | fp32 | bf16 | int8 | int8 - fp32 | int8 allowed |", "|---|---|---|---|---|---|"]
+        out += [
+            f"Reading: int8 speeds up the trunk it quantizes ({st['trunk_speedup_vs_fp32_median']}x fp32 here, "
+            "engine threads), but the model stage gains far less "
+            f"({st['speedup_vs_fp32_median']}x): of fp32's {tr['ms_per_frame_median']} ms/frame, about {rest:.0f} "
+            "are float work int8 leaves alone (the bicubic base of the 1080p planes, adding the sub-pixels, and the "
+            "RGB clamp's rebuilt cells), so the issue's target of a 1.5x faster model stage is not met on this "
+            "machine. int8 / fp32 model stage (median) per pass: "
+            + ", ".join(
+                f"{q['onednn_max_cpu_isa']} {q['threads']}t {q['flows']['int8_ort']['speedup_vs_fp32_median']}x"
+                for q in r["passes"]
+            )
+            + "; bf16 / fp32: "
+            + ", ".join(
+                f"{q['onednn_max_cpu_isa']} {q['threads']}t {q['flows']['bf16']['speedup_vs_fp32_median']}x"
+                for q in r["passes"]
+                if "bf16" in q["flows"]
+            )
+            + ".",
+            "",
+        ]
+    out += [
+        f"The gate: Vid4 PSNR-Y (dB, `videosr eval`, all frames, the model's degradation) in int8 against fp32; "
+        f"`--precision int8` is allowed within {INT8_TOLERANCE_DB} dB.",
+        "",
+        "| model | fp32 | bf16 | int8 | int8 - fp32 | int8 allowed |",
+        "|---|---|---|---|---|---|",
+    ]
     for v in list_models():
         if v.int8_trunk is None:
             continue
         fp, bf, i8 = v.vid4_psnr_y, v.vid4_psnr_y_bf16, v.vid4_psnr_y_int8
-        out.append(f"| {v.name} | {fp:.3f} | {bf:.3f} | {'-' if i8 is None else f'{i8:.3f}'} | "
-                   f"{'-' if i8 is None else f'{i8 - fp:+.3f}'} | {'yes' if v.int8_allowed else 'no'} |")
+        out.append(
+            f"| {v.name} | {fp:.3f} | {bf:.3f} | {'-' if i8 is None else f'{i8:.3f}'} | "
+            f"{'-' if i8 is None else f'{i8 - fp:+.3f}'} | {'yes' if v.int8_allowed else 'no'} |"
+        )
     return out + [""]
 
 
 def main() -> None:
-    lines = ["# Benchmarks", "", "Generated by `benchmarks/report.py` from `benchmarks/results/*.json`; rerun the "
-             "commands in that script's docstring to reproduce. Timings on this project's 2-core CI-class machines. "
-             "Machines of this kind differ (the same floor ran at 45 fps on one and 20 fps on another; some have "
-             "AMX, on which bf16 convolutions run several times fp32 and `--precision auto` picks bf16 for the "
-             "models verified within 0.05 dB of fp32 on Vid4; others have AVX512-BF16 alone, where bf16 is slower "
-             "and auto stays fp32), so every comparison here is within one run on one machine; each section "
-             "names its machine.",
-             ""]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `benchmarks/report.py` from `benchmarks/results/*.json`; rerun the "
+        "commands in that script's docstring to reproduce. Timings on this project's 2-core CI-class machines. "
+        "Machines of this kind differ (the same floor ran at 45 fps on one and 20 fps on another; some have "
+        "AMX, on which bf16 convolutions run several times fp32 and `--precision auto` picks bf16 for the "
+        "models verified within 0.05 dB of fp32 on Vid4; others have AVX512-BF16 alone, where bf16 is slower "
+        "and auto stays fp32), so every comparison here is within one run on one machine; each section "
+        "names its machine.",
+        "",
+    ]
     r = load("upscale_vs_ffmpeg.json")
     if r:
         lines += section_ffmpeg(r)

@@ -45,7 +45,7 @@ def score(net, clips, mode: str) -> dict:
     for name, gt, lr in clips:
         with torch.inference_mode():
             if mode == "single_frame":
-                out = torch.cat([run_clip(net, lr[i:i + 1], precision="fp32") for i in range(len(lr))])
+                out = torch.cat([run_clip(net, lr[i : i + 1], precision="fp32") for i in range(len(lr))])
             else:
                 out = run_clip(net, lr, precision="fp32")
         per[name] = float(psnr(quantize(out.float().clamp(0, 1)), gt).mean())
@@ -59,8 +59,9 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=None)
     ap.add_argument("--degradation", default="BI", choices=["BI", "BD"])
     ap.add_argument("--json", default=None)
-    ap.add_argument("--update", action="store_true",
-                    help="keep the --json file's rows of other models (same data and degradation)")
+    ap.add_argument(
+        "--update", action="store_true", help="keep the --json file's rows of other models (same data and degradation)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(1)
     items, _ = find_clips(a.data)
@@ -89,8 +90,14 @@ def main() -> None:
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps({k: v.get("mean", v) if isinstance(v, dict) else v for k, v in row.items()}), flush=True)
         results.append(row)
-    out = {"benchmark": "temporal_use", "data": a.data, "scale": 4, "degradation": a.degradation,
-           "max_frames": a.max_frames, "models": results}
+    out = {
+        "benchmark": "temporal_use",
+        "data": a.data,
+        "scale": 4,
+        "degradation": a.degradation,
+        "max_frames": a.max_frames,
+        "models": results,
+    }
     if a.json and a.update and Path(a.json).exists():
         old = json.loads(Path(a.json).read_text())
         same = {k: old.get(k) for k in ("data", "degradation", "max_frames")}

@@ -34,16 +34,46 @@ def ffmpeg_inprocess(src: Path, dst: Path, scale: int, crf: int, preset: str) ->
 
 
 def ffmpeg_cli(src: Path, dst: Path, scale: int, crf: int, preset: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", f"scale=iw*{scale}:ih*{scale}:flags=bicubic",
-                    "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p", "-an", str(dst)],
-                   check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(src),
+            "-vf",
+            f"scale=iw*{scale}:ih*{scale}:flags=bicubic",
+            "-c:v",
+            "libx264",
+            "-preset",
+            preset,
+            "-crf",
+            str(crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(dst),
+        ],
+        check=True,
+    )
 
 
 def videosr_run(src: Path, dst: Path, scale: int, crf: int, preset: str, model: str, planes: bool = True) -> int:
     from videosr.pipeline import upscale
 
-    r = upscale(str(src), str(dst), scale=scale, model=model, codec="libx264", crf=crf, preset=preset,
-                overwrite=True, progress=False, planes=planes)
+    r = upscale(
+        str(src),
+        str(dst),
+        scale=scale,
+        model=model,
+        codec="libx264",
+        crf=crf,
+        preset=preset,
+        overwrite=True,
+        progress=False,
+        planes=planes,
+    )
     return int(r["frames"])
 
 
@@ -82,8 +112,9 @@ def main() -> None:
         for _ in range(a.repeat):
             runs["ffmpeg_inprocess"].append(timed(ffmpeg_inprocess, clip, d / "ff.mp4", a.scale, a.crf, a.preset))
             runs["videosr"].append(timed(videosr_run, clip, d / "vs.mp4", a.scale, a.crf, a.preset, a.model))
-            runs["videosr_rgb_path"].append(timed(videosr_run, clip, d / "rgb.mp4", a.scale, a.crf, a.preset,
-                                                  a.model, False))
+            runs["videosr_rgb_path"].append(
+                timed(videosr_run, clip, d / "rgb.mp4", a.scale, a.crf, a.preset, a.model, False)
+            )
             if have_cli:
                 runs["ffmpeg_cli"].append(timed(ffmpeg_cli, clip, d / "cli.mp4", a.scale, a.crf, a.preset))
         outs = (("ffmpeg_inprocess", "ff.mp4"), ("videosr", "vs.mp4"), ("videosr_rgb_path", "rgb.mp4"))
@@ -92,17 +123,25 @@ def main() -> None:
     fps = {k: a.frames / min(v) for k, v in runs.items()}
     result = {
         "benchmark": "upscale_vs_ffmpeg",
-        "input": f"480x270 x {a.frames} frames (sample clip content)", "scale": a.scale,
+        "input": f"480x270 x {a.frames} frames (sample clip content)",
+        "scale": a.scale,
         "encoder": {"codec": "libx264", "preset": a.preset, "crf": a.crf},
         "videosr_model": a.model,
         "seconds": {k: [round(x, 3) for x in v] for k, v in runs.items()},
         "fps_best": {k: round(v, 2) for k, v in fps.items()},
         "ratio_videosr_over_ffmpeg": round(fps["videosr"] / fps["ffmpeg_inprocess"], 3),
         "ratio_videosr_rgb_path_over_ffmpeg": round(fps["videosr_rgb_path"] / fps["ffmpeg_inprocess"], 3),
-        "frames_out": frames, "bytes_out": sizes,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "platform": platform.platform(),
-                    "av": av.__version__, "ffmpeg": ".".join(map(str, av.ffmpeg_version_info))
-                    if isinstance(av.ffmpeg_version_info, tuple) else str(av.ffmpeg_version_info)},
+        "frames_out": frames,
+        "bytes_out": sizes,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "av": av.__version__,
+            "ffmpeg": ".".join(map(str, av.ffmpeg_version_info))
+            if isinstance(av.ffmpeg_version_info, tuple)
+            else str(av.ffmpeg_version_info),
+        },
     }
     text = json.dumps(result, indent=2)
     print(text)

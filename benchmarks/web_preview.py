@@ -65,8 +65,14 @@ def main() -> int:
     app, demo = launch(str(work / "jobs"), port=port, block=False, quiet=True)
     url = f"http://127.0.0.1:{port}/"
     times = [round(0.3 + i * (2.4 / max(1, args.repeat)), 2) for i in range(args.repeat)]
-    result: dict = {"benchmark": "web_preview", "clip": "480x270, 72 frames, 24 fps (sample resized)", "scale": 4,
-                    "model": "fast-x4", "compare": "bicubic", "target_s": 2.0}
+    result: dict = {
+        "benchmark": "web_preview",
+        "clip": "480x270, 72 frames, 24 fps (sample resized)",
+        "scale": 4,
+        "model": "fast-x4",
+        "compare": "bicubic",
+        "target_s": 2.0,
+    }
     try:
         client = Client(url, verbose=False, download_files=str(work / "dl"))
         client.predict(handle_file(str(clip)), 4, api_name="/upload")
@@ -77,27 +83,37 @@ def main() -> int:
             note = client.predict(4, "fast-x4", "bicubic", t, 50, 50, api_name="/preview")[2]
             api.append(round(time.perf_counter() - t0, 3))
             server.append(float(note.rsplit("computed in ", 1)[1].split(" s")[0]))
-        result["api_s"] = {"runs": api, "median": round(statistics.median(api), 3),
-                           "what": "gradio_client: request -> both images and the crop downloaded"}
-        result["server_s"] = {"runs": server, "median": round(statistics.median(server), 3),
-                              "what": "decode + both models + conversion, as the page reports it"}
+        result["api_s"] = {
+            "runs": api,
+            "median": round(statistics.median(api), 3),
+            "what": "gradio_client: request -> both images and the crop downloaded",
+        }
+        result["server_s"] = {
+            "runs": server,
+            "median": round(statistics.median(server), 3),
+            "what": "decode + both models + conversion, as the page reports it",
+        }
         chromium = shutil.which("chromium")
         if chromium:
             from playwright.sync_api import expect, sync_playwright
 
             page_s = []
             with sync_playwright() as p:
-                b = p.chromium.launch(executable_path=chromium, headless=True,
-                                      args=["--no-sandbox", "--disable-dev-shm-usage"])
+                b = p.chromium.launch(
+                    executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+                )
                 page = b.new_page(viewport={"width": 1200, "height": 900})
                 page.set_default_timeout(60_000)
                 page.goto(url)
                 page.locator("#videosr-upload input[type=file]").set_input_files(str(clip))
                 expect(page.locator("#videosr-probe")).to_contain_text("480x270", timeout=60_000)
                 for i, t in enumerate([0.1] + times):
-                    page.evaluate("""t => { const s = document.querySelector('#videosr-time input[type=number]');
+                    page.evaluate(
+                        """t => { const s = document.querySelector('#videosr-time input[type=number]');
                         s.value = t; s.dispatchEvent(new Event('input', {bubbles: true}));
-                        s.dispatchEvent(new Event('change', {bubbles: true})); s.blur(); }""", t)
+                        s.dispatchEvent(new Event('change', {bubbles: true})); s.blur(); }""",
+                        t,
+                    )
                     page.wait_for_timeout(300)
                     old = page.locator("#videosr-slider img").first.get_attribute("src") if i else None
                     t0 = time.perf_counter()
@@ -105,21 +121,32 @@ def main() -> int:
                     page.wait_for_function(
                         """old => { const im = document.querySelectorAll('#videosr-slider img');
                             return im.length >= 2 && im[0].src !== old && [...im].every(x => x.complete
-                            && x.naturalWidth > 0); }""", arg=old, timeout=60_000)
+                            && x.naturalWidth > 0); }""",
+                        arg=old,
+                        timeout=60_000,
+                    )
                     if i:  # the first one is a warm-up in the page
                         page_s.append(round(time.perf_counter() - t0, 3))
                 b.close()
-            result["page_s"] = {"runs": page_s, "median": round(statistics.median(page_s), 3),
-                                "what": "click on Preview -> both slider images loaded in headless chromium"}
+            result["page_s"] = {
+                "runs": page_s,
+                "median": round(statistics.median(page_s), 3),
+                "what": "click on Preview -> both slider images loaded in headless chromium",
+            }
         else:
             result["page_s"] = None
             result["note"] = "no chromium: only the API latency was measured"
     finally:
         demo.close()
         app.queue.stop(2)
-    result["machine"] = {"cpus": os.cpu_count(), "cpu_kind": cpu_kind(), "platform": platform.platform(),
-                         "python": platform.python_version(), "loadavg_before": load_before,
-                         "loadavg_after": [round(x, 2) for x in os.getloadavg()]}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "cpu_kind": cpu_kind(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_before": load_before,
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
     import gradio
     import torch
 

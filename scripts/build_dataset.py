@@ -43,12 +43,26 @@ OPENCV_DOC = "usr/share/doc/opencv-doc"
 # OpenCV sample photographs (Apache-2.0 / BSD-3-Clause, see licenses/opencv-doc.copyright). Left out on
 # purpose: baboon (a Set14 test image), lena (licence), butterfly (name clash with Set5), Middlebury and Oxford
 # benchmark images (aloe, rubberwhale, basketball, graf, leuven: their own terms), logos, synthetic images.
-OPENCV_STILLS = ["aero1.jpg", "aero3.jpg", "building.jpg", "fruits.jpg", "home.jpg", "orange.jpg",
-                 "apple.jpg", "stuff.jpg", "board.jpg", "ela_original.jpg", "squirrel_cls.jpg"]
+OPENCV_STILLS = [
+    "aero1.jpg",
+    "aero3.jpg",
+    "building.jpg",
+    "fruits.jpg",
+    "home.jpg",
+    "orange.jpg",
+    "apple.jpg",
+    "stuff.jpg",
+    "board.jpg",
+    "ela_original.jpg",
+    "squirrel_cls.jpg",
+]
 # Real videos: (file inside the package, gzipped?, number of runs). Megamind (a film trailer) is left out;
 # tree.avi is Cinepak at 320x240 (too blocky for ground truth).
-OPENCV_VIDEOS = [("opencv4/html/box.mp4.gz", True, 6), ("opencv4/html/cup.mp4.gz", True, 3),
-                 ("examples/data/vtest.avi", False, 6)]
+OPENCV_VIDEOS = [
+    ("opencv4/html/box.mp4.gz", True, 6),
+    ("opencv4/html/cup.mp4.gz", True, 3),
+    ("examples/data/vtest.avi", False, 6),
+]
 # scikit-image's bundled colour photographs with a public-domain / CC0 status stated in skimage.data.
 SKIMAGE_STILLS = {
     "astronaut.png": "public domain (NASA)",
@@ -114,8 +128,20 @@ def extract_deb(deb: Path, dest: Path) -> str:
 def fetch_skimage_wheel(cache: Path) -> Path:
     found = sorted(cache.glob(f"scikit_image-{SKIMAGE_VERSION}-*.whl"))
     if not found:
-        r = run([sys.executable, "-m", "pip", "download", f"scikit-image=={SKIMAGE_VERSION}", "--no-deps",
-                 "--only-binary", ":all:", "-d", str(cache)])
+        r = run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"scikit-image=={SKIMAGE_VERSION}",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "-d",
+                str(cache),
+            ]
+        )
         if r.returncode != 0:
             raise RuntimeError(r.stderr.strip()[-300:])
         found = sorted(cache.glob(f"scikit_image-{SKIMAGE_VERSION}-*.whl"))
@@ -152,8 +178,11 @@ def add_still(out: Path, manifest: dict, im: Image.Image, name: str, meta: dict,
     grad, flat = texture_stats(im)
     rec = {**meta, "orig_size": list(orig), "grad": round(grad, 3), "flat": round(flat, 3)}
     if check and (grad < MIN_GRAD or flat > MAX_FLAT):
-        rec["reason"] = f"non-photographic: grad {grad:.2f} < {MIN_GRAD}" if grad < MIN_GRAD else \
-            f"non-photographic: flat {flat:.2f} > {MAX_FLAT}"
+        rec["reason"] = (
+            f"non-photographic: grad {grad:.2f} < {MIN_GRAD}"
+            if grad < MIN_GRAD
+            else f"non-photographic: flat {flat:.2f} > {MAX_FLAT}"
+        )
         manifest["rejected"].append(rec)
         return
     if min(im.size) < 256:
@@ -193,7 +222,7 @@ def decode_runs(path: Path, runs: int) -> tuple[list[list[np.ndarray]], dict]:
     n = len(frames)
     info["total_frames"] = n
     starts = np.linspace(0, max(n - CLIP_LEN, 0), runs).round().astype(int)
-    return [frames[s0:s0 + CLIP_LEN] for s0 in starts], info
+    return [frames[s0 : s0 + CLIP_LEN] for s0 in starts], info
 
 
 def build(out: Path, cache: Path) -> None:
@@ -205,8 +234,9 @@ def build(out: Path, cache: Path) -> None:
     if mpath.exists():
         try:
             m = json.loads(mpath.read_text())
-            files = [s["path"] for s in m["stills"]] + [f"{c['path']}/{i:03d}.png" for c in m["clips"]
-                                                          for i in range(c["frames"])]
+            files = [s["path"] for s in m["stills"]] + [
+                f"{c['path']}/{i:03d}.png" for c in m["clips"] for i in range(c["frames"])
+            ]
             if m.get("build_version") == BUILD_VERSION and all((out / f).exists() for f in files):
                 log(f"{out} is up to date ({len(m['stills'])} stills, {len(m['clips'])} clips)")
                 return
@@ -231,7 +261,7 @@ def build(out: Path, cache: Path) -> None:
     # 1. wallpapers (photographs only, by texture statistics)
     for pkg, p in wallpapers(xroot):
         rel = str(p.relative_to(xroot / pkg))
-        name = (p.parent.parent.parent.name if p.parent.name == "images" else p.stem)
+        name = p.parent.parent.parent.name if p.parent.name == "images" else p.stem
         if pkg == "plasma-workspace-wallpapers" and name in PLASMA_ARTWORK:
             manifest["rejected"].append({**meta(pkg, rel), "reason": "illustration (curated list)"})
             continue
@@ -242,21 +272,35 @@ def build(out: Path, cache: Path) -> None:
         p = xroot / "opencv-doc" / OPENCV_DOC / "examples/data" / f
         if p.exists():
             with Image.open(p) as im:
-                add_still(out, manifest, im, f"opencv-{Path(f).stem}", meta("opencv-doc", str(p.relative_to(
-                    xroot / "opencv-doc"))))
+                add_still(
+                    out,
+                    manifest,
+                    im,
+                    f"opencv-{Path(f).stem}",
+                    meta("opencv-doc", str(p.relative_to(xroot / "opencv-doc"))),
+                )
     # 3. scikit-image photographs, read from the wheel
     try:
         whl = fetch_skimage_wheel(cache)
-        manifest["packages"]["scikit-image"] = {"version": SKIMAGE_VERSION, "wheel": whl.name, "registry": "PyPI",
-                                                "license": "BSD-3-Clause (code); images: per file"}
+        manifest["packages"]["scikit-image"] = {
+            "version": SKIMAGE_VERSION,
+            "wheel": whl.name,
+            "registry": "PyPI",
+            "license": "BSD-3-Clause (code); images: per file",
+        }
         with zipfile.ZipFile(whl) as z:
             for f, lic in SKIMAGE_STILLS.items():
                 with z.open(f"skimage/data/{f}") as fh:
                     im = Image.open(fh)
                     im.load()
-                add_still(out, manifest, im, f"skimage-{Path(f).stem}",
-                          {"source": "scikit-image", "version": SKIMAGE_VERSION, "file": f"skimage/data/{f}",
-                           "license": lic}, check=False)
+                add_still(
+                    out,
+                    manifest,
+                    im,
+                    f"skimage-{Path(f).stem}",
+                    {"source": "scikit-image", "version": SKIMAGE_VERSION, "file": f"skimage/data/{f}", "license": lic},
+                    check=False,
+                )
     except Exception as e:  # noqa: BLE001 - the wheel is optional; the rest of the set still builds
         log(f"skipping scikit-image photos: {type(e).__name__}: {e}")
     # 4. real video: runs of consecutive frames
@@ -277,19 +321,30 @@ def build(out: Path, cache: Path) -> None:
                 fp = out / rel / f"{i:03d}.png"
                 if not fp.exists():
                     save_png(Image.fromarray(fr), fp)
-            manifest["clips"].append({"path": rel, "frames": len(frames), "width": frames[0].shape[1],
-                                      "height": frames[0].shape[0], **info,
-                                      **meta("opencv-doc", str(src.relative_to(xroot / "opencv-doc")))})
+            manifest["clips"].append(
+                {
+                    "path": rel,
+                    "frames": len(frames),
+                    "width": frames[0].shape[1],
+                    "height": frames[0].shape[0],
+                    **info,
+                    **meta("opencv-doc", str(src.relative_to(xroot / "opencv-doc"))),
+                }
+            )
         log(f"{stem}: {len(clips)} runs of {CLIP_LEN} frames")
     keep = {out / s["path"] for s in manifest["stills"]}
     for p in (out / "stills").glob("*.png"):
         if p not in keep:  # left over from an older build version
             p.unlink()
     size = sum(p.stat().st_size for d in ("stills", "clips", "licenses") for p in (out / d).rglob("*") if p.is_file())
-    manifest["summary"] = {"stills": len(manifest["stills"]), "clips": len(manifest["clips"]),
-                           "clip_frames": sum(c["frames"] for c in manifest["clips"]),
-                           "rejected": len(manifest["rejected"]), "bytes": size,
-                           "build_seconds": round(time.time() - t0, 1)}
+    manifest["summary"] = {
+        "stills": len(manifest["stills"]),
+        "clips": len(manifest["clips"]),
+        "clip_frames": sum(c["frames"] for c in manifest["clips"]),
+        "rejected": len(manifest["rejected"]),
+        "bytes": size,
+        "build_seconds": round(time.time() - t0, 1),
+    }
     tmp = mpath.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, mpath)
@@ -299,8 +354,12 @@ def build(out: Path, cache: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--cache", type=Path, default=None,
-                    help="where downloaded packages are kept between runs (default: OUT_DIR/.cache)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="where downloaded packages are kept between runs (default: OUT_DIR/.cache)",
+    )
     ap.add_argument("--clean-cache", action="store_true", help="delete the package cache after building")
     a = ap.parse_args()
     cache = a.cache or a.out_dir / ".cache"

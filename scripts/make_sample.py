@@ -89,8 +89,9 @@ def main(out: Path) -> None:
         samples = chord(FRAMES / FPS)
         step = 1024
         for i in range(0, samples.shape[1], step):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, i:i + step]), format="fltp",
-                                            layout="stereo")
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, i : i + step]), format="fltp", layout="stereo"
+            )
             af.sample_rate = RATE
             af.pts = i
             af.time_base = Fraction(1, RATE)
@@ -102,5 +103,8 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else
-         Path(__file__).resolve().parent.parent / "src" / "videosr" / "assets" / "sample.mp4")
+    main(
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(__file__).resolve().parent.parent / "src" / "videosr" / "assets" / "sample.mp4"
+    )

@@ -129,19 +129,27 @@ def main() -> None:
         rows = eval_rows(Path(path), a.name)
         if cmd:
             lines += [f"`{cmd}`", ""]
-        lines += ["| model | degradation | precision | " + " | ".join(rows[0]["clips"]) + " | mean PSNR-Y | mean SSIM-Y |",
-                  "|---|---|---|" + "---|" * len(rows[0]["clips"]) + "---|---|"]
+        lines += [
+            "| model | degradation | precision | " + " | ".join(rows[0]["clips"]) + " | mean PSNR-Y | mean SSIM-Y |",
+            "|---|---|---|" + "---|" * len(rows[0]["clips"]) + "---|---|",
+        ]
         for r in rows:
             clips = " | ".join(f"{c['psnr_y']:.2f}" for c in r["clips"].values())
-            lines.append(f"| {r['model']} | {r['degradation']} | {r.get('precision', 'fp32')} | {clips} | "
-                         f"**{r['mean']['psnr_y']:.2f}** ({r['mean']['psnr_y']:.4f}) | {r['mean']['ssim_y']:.4f} |")
+            lines.append(
+                f"| {r['model']} | {r['degradation']} | {r.get('precision', 'fp32')} | {clips} | "
+                f"**{r['mean']['psnr_y']:.2f}** ({r['mean']['psnr_y']:.4f}) | {r['mean']['ssim_y']:.4f} |"
+            )
         lines.append("")
     curve = learning_curve(run / "log.csv")
     if curve:
         deg = cfg.get("data", {}).get("degradation", "BI")
         deg = deg if deg in ("BI", "BD") else "BI"  # validation runs on the training degradation (BI, BD)
-        lines += [f"## Learning curve (validation: first 5 frames of each Vid4 clip, {deg}, EMA weights)", "",
-                  "| step | hours | PSNR-Y |", "|---|---|---|"]
+        lines += [
+            f"## Learning curve (validation: first 5 frames of each Vid4 clip, {deg}, EMA weights)",
+            "",
+            "| step | hours | PSNR-Y |",
+            "|---|---|---|",
+        ]
         lines += [f"| {s} | {h:.2f} | {p:.2f} |" for s, h, p in curve]
         lines.append("")
     if a.note:

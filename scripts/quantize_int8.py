@@ -19,8 +19,8 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -51,17 +51,18 @@ def calibration_clips(data: Path) -> Iterator[tuple[str, torch.Tensor]]:
     for c in manifest.get("clips", []):
         frames = [_rgb(data / c["path"] / f"{i:03d}.png") for i in range(c["frames"])]
         for k in range(0, len(frames), CHUNK):
-            yield f"{c['path']}[{k}:{k + CHUNK}]", torch.stack(frames[k:k + CHUNK])
+            yield f"{c['path']}[{k}:{k + CHUNK}]", torch.stack(frames[k : k + CHUNK])
     for s in manifest.get("stills", []):
         img = _rgb(data / s["path"])
         h, w = img.shape[-2:]
         ch, cw = min(h, STILL_CROP[0]), min(w, STILL_CROP[1])
         y0, x0 = (h - ch) // 2, (w - cw) // 2
-        yield s["path"], img[None, :, y0:y0 + ch, x0:x0 + cw]
+        yield s["path"], img[None, :, y0 : y0 + ch, x0 : x0 + cw]
 
 
-def batches(model: torch.nn.Module, data: Path, degradation: str, names: list[str]
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    model: torch.nn.Module, data: Path, degradation: str, names: list[str]
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(u, idx) trunk inputs of each calibration clip, as FastVSR._features makes them."""
     s, d = int(model.scale), int(model.down)
     for name, hr in calibration_clips(data):
@@ -94,12 +95,27 @@ def main() -> None:
         export_trunk(model, fp)
         with torch.inference_mode():
             quantize_trunk(fp, out, batches(model, data, v.vid4_degradation, names))
-    _stamp(out, {"model": args.model, "weights_sha256": v.sha256, "calibration": f"{data.name}: {len(names)} "
-                 f"clips ({v.vid4_degradation} x{v.scale}), training set only", "method": "onnxruntime "
-                 "quantize_static QDQ, per-channel int8 weights, uint8 activations, MinMax"})
-    print(json.dumps({"model": args.model, "file": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
-                      "sha256": sha256_file(out), "bytes": out.stat().st_size, "calibration_clips": len(names)},
-                     indent=1))
+    _stamp(
+        out,
+        {
+            "model": args.model,
+            "weights_sha256": v.sha256,
+            "calibration": f"{data.name}: {len(names)} clips ({v.vid4_degradation} x{v.scale}), training set only",
+            "method": "onnxruntime quantize_static QDQ, per-channel int8 weights, uint8 activations, MinMax",
+        },
+    )
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "file": str(out.relative_to(ROOT) if out.is_relative_to(ROOT) else out),
+                "sha256": sha256_file(out),
+                "bytes": out.stat().st_size,
+                "calibration_clips": len(names),
+            },
+            indent=1,
+        )
+    )
 
 
 def _stamp(path: Path, meta: dict[str, str]) -> None:

@@ -23,11 +23,26 @@ def pattern(i: int, width: int, height: int, *, deep: bool = False) -> np.ndarra
     return img
 
 
-def make_video(path, *, frames: int = 10, width: int = 64, height: int = 48, fps=25,
-               codec: str = "libx264", pix_fmt: str = "yuv420p", pts=None, time_base=None,
-               audio: bool = False, audio_codec: str = "aac", subtitles: bool = False,
-               rotation: int | None = None, color: dict | None = None, options=None,
-               fmt: str | None = None, language: str | None = None) -> str:
+def make_video(
+    path,
+    *,
+    frames: int = 10,
+    width: int = 64,
+    height: int = 48,
+    fps=25,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    pts=None,
+    time_base=None,
+    audio: bool = False,
+    audio_codec: str = "aac",
+    subtitles: bool = False,
+    rotation: int | None = None,
+    color: dict | None = None,
+    options=None,
+    fmt: str | None = None,
+    language: str | None = None,
+) -> str:
     """Write a small clip. ``pts``: explicit per-frame pts (VFR) in ``time_base``.
     ``color``: dict of codec-context colour attributes (color_primaries, color_trc, colorspace, color_range).
     ``subtitles``: adds a text subtitle stream (subrip in mkv, mov_text in mp4/mov) with 2 cues.
@@ -106,7 +121,11 @@ def make_video(path, *, frames: int = 10, width: int = 64, height: int = 48, fps
         cues = [(0, int(dur * 400), "Hello <i>world</i>"), (int(dur * 500), int(dur * 400), "Second line")]
         for start, length, text in cues:
             raw = text.encode()
-            if sst.codec_context is not None and sst.codec_context.name == "mov_text" or oc.format.name in ("mp4", "mov"):
+            if (
+                sst.codec_context is not None
+                and sst.codec_context.name == "mov_text"
+                or oc.format.name in ("mp4", "mov")
+            ):
                 plain = text.replace("<i>", "").replace("</i>", "").encode()
                 raw = len(plain).to_bytes(2, "big") + plain
             pkt = av.Packet(raw)
@@ -151,7 +170,7 @@ def make_y4m(path, *, frames: int = 5, width: int = 64, height: int = 48, header
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(pattern(i, width, height), format="rgb24").reformat(format="yuv420p")
             fh.write(b"FRAME\n")
-            for p in f.to_ndarray().ravel(), :
+            for p in (f.to_ndarray().ravel(),):
                 fh.write(p.tobytes())
     return path
 

@@ -20,7 +20,8 @@ def test_auto_keeps_the_speed_bar_and_best_takes_the_best(kind):
         best = auto.choose(4, src, "best", kind=kind)
         ok = [v for v in VARIANTS.values() if v.scale == 4 and v.weights and v.vid4_degradation == "BI"]
         assert auto.expected_psnr(VARIANTS[best.model], src) == max(
-            s for s in (auto.expected_psnr(v, src) for v in ok) if s is not None)
+            s for s in (auto.expected_psnr(v, src) for v in ok) if s is not None
+        )
         fast = auto.choose(4, src, "fast", kind=kind)
         assert auto.speed(VARIANTS[fast.model], kind) == max(auto.speed(v, kind) or 0 for v in ok)
     with pytest.raises(UsageError, match="--quality"):
@@ -35,8 +36,9 @@ def test_auto_never_picks_a_model_for_another_degradation():
 
 def test_speed_is_shared_by_equal_architectures():
     fast = VARIANTS["fast-x4"]
-    twin = [v for v in VARIANTS.values() if v.arch == fast.arch and dict(v.kwargs) == dict(fast.kwargs)
-            and v.scale == 4]
+    twin = [
+        v for v in VARIANTS.values() if v.arch == fast.arch and dict(v.kwargs) == dict(fast.kwargs) and v.scale == 4
+    ]
     assert len(twin) >= 2  # fast-x4-bd at least
     assert all(auto.speed(v, "amx") == auto.speed(fast, "amx") for v in twin)
 

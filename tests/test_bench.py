@@ -9,8 +9,7 @@ from videosr.cli import main
 
 def test_bench_tiny(tmp_path, capsys) -> None:
     out = tmp_path / "bench.json"
-    code = main(["bench", "--model", "bicubic", "--size", "48x32", "--frames", "6", "--scale", "2",
-                 "--json", str(out)])
+    code = main(["bench", "--model", "bicubic", "--size", "48x32", "--frames", "6", "--scale", "2", "--json", str(out)])
     assert code == 0
     r = json.loads(out.read_text())
     assert r["frames"] == 6 and r["floor_fps"] > 0
@@ -24,8 +23,26 @@ def test_bench_repeat_reports_medians_of_interleaved_rounds(tmp_path) -> None:
     import statistics
 
     out = tmp_path / "bench.json"
-    assert main(["bench", "--model", "bicubic", "--size", "48x32", "--frames", "4", "--scale", "2",
-                 "--repeat", "3", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--model",
+                "bicubic",
+                "--size",
+                "48x32",
+                "--frames",
+                "4",
+                "--scale",
+                "2",
+                "--repeat",
+                "3",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     (row,) = r["models"]
     assert r["repeat"] == 3 and len(r["floor_fps_runs"]) == 3 and len(row["total_fps_runs"]) == 3

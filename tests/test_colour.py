@@ -18,8 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from videosr.io import Frame, open_input, open_output
-from videosr.io import rgb_to_yuv
+from videosr.io import Frame, open_input, open_output, rgb_to_yuv
 from videosr.io.convert import image_to_tensor
 from videosr.models import create_model
 from videosr.models.registry import VARIANTS
@@ -33,8 +32,9 @@ CROP_Y, CROP_X, CROP_H, CROP_W, FRAMES = 112, 160, 64, 96, 2
 
 
 def planes_of(f: av.VideoFrame) -> list[np.ndarray]:
-    return [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].astype(np.float64)
-            for p in f.planes]
+    return [
+        np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].astype(np.float64) for p in f.planes
+    ]
 
 
 def decoded_planes(path) -> list[list[np.ndarray]]:
@@ -64,7 +64,7 @@ def crop_clip(tmp_path_factory) -> str:
             for k, (p, q) in enumerate(zip(planes_of(f), g.planes)):
                 d = 1 if k == 0 else 2
                 a = np.frombuffer(q, np.uint8).reshape(q.height, q.line_size)
-                a[:, : q.width] = p[CROP_Y // d:(CROP_Y + CROP_H) // d, CROP_X // d:(CROP_X + CROP_W) // d]
+                a[:, : q.width] = p[CROP_Y // d : (CROP_Y + CROP_H) // d, CROP_X // d : (CROP_X + CROP_W) // d]
             g.pts = i
             g.colorspace, g.color_range = 1, 1
             for pkt in st.encode(g):

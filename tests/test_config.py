@@ -27,7 +27,9 @@ def test_defaults_and_roundtrip():
 
 
 def test_toml_and_overrides(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
 out_dir = "runs/x"
 [model]
 name = "fast-x4"
@@ -37,9 +39,21 @@ batch = 4
 [optim]
 lr = 3e-4
 steps = 100
-""")
-    cfg = load_config(p, ["optim.lr=0.001", "data.patch=32", "data.augment=false", "optim.betas=0.8,0.9",
-                          "val.clips=[calendar, walk]", "model.kwargs.width=16", "ema=0", "precision=fp32"])
+""",
+    )
+    cfg = load_config(
+        p,
+        [
+            "optim.lr=0.001",
+            "data.patch=32",
+            "data.augment=false",
+            "optim.betas=0.8,0.9",
+            "val.clips=[calendar, walk]",
+            "model.kwargs.width=16",
+            "ema=0",
+            "precision=fp32",
+        ],
+    )
     assert cfg.model.kwargs == {"feat": 8, "width": 16}
     assert cfg.optim.lr == 0.001 and isinstance(cfg.optim.lr, float)
     assert cfg.optim.steps == 100 and cfg.data.batch == 4 and cfg.data.patch == 32
@@ -50,34 +64,40 @@ steps = 100
     assert cfg.out_dir == "runs/x"
 
 
-@pytest.mark.parametrize("text, msg", [
-    ("[optim]\nlrr = 1.0\n", "unknown config key 'optim.lrr'"),
-    ("bogus = 1\n", "unknown config key 'bogus'"),
-    ("[data]\nbatch = 2.5\n", "'data.batch' must be an integer"),
-    ("[data]\nbatch = true\n", "'data.batch' must be an integer"),
-    ("[optim]\nlr = \"fast\"\n", "'optim.lr' must be a number"),
-    ("[data]\naugment = 1\n", "'data.augment' must be true or false"),
-    ("optim = 3\n", "'optim' must be a table"),
-    ("[optim]\nbetas = [0.9, \"x\"]\n", "'optim.betas[1]' must be a number"),
-    ("[data]\ndegradation = \"XYZ\"\n", "data.degradation must be"),
-    ("[optim\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, msg",
+    [
+        ("[optim]\nlrr = 1.0\n", "unknown config key 'optim.lrr'"),
+        ("bogus = 1\n", "unknown config key 'bogus'"),
+        ("[data]\nbatch = 2.5\n", "'data.batch' must be an integer"),
+        ("[data]\nbatch = true\n", "'data.batch' must be an integer"),
+        ('[optim]\nlr = "fast"\n', "'optim.lr' must be a number"),
+        ("[data]\naugment = 1\n", "'data.augment' must be true or false"),
+        ("optim = 3\n", "'optim' must be a table"),
+        ('[optim]\nbetas = [0.9, "x"]\n', "'optim.betas[1]' must be a number"),
+        ('[data]\ndegradation = "XYZ"\n', "data.degradation must be"),
+        ("[optim\n", "not valid TOML"),
+    ],
+)
 def test_toml_errors(tmp_path, text, msg):
     with pytest.raises(UsageError, match=msg.replace("[", r"\[").replace("]", r"\]")):
         load_config(write(tmp_path, text))
 
 
-@pytest.mark.parametrize("item, msg", [
-    ("optim.lrr=1", "unknown config key 'optim.lrr'"),
-    ("nope.x=1", "unknown config key 'nope.x'"),
-    ("data.batch=two", "expected an integer"),
-    ("data.batch=2.5", "expected an integer"),
-    ("optim.lr=abc", "expected a number"),
-    ("data.augment=maybe", "expected true or false"),
-    ("optim=1", "is a table"),
-    ("data.batch.x=1", "not a table"),
-    ("novalue", "needs key=value"),
-])
+@pytest.mark.parametrize(
+    "item, msg",
+    [
+        ("optim.lrr=1", "unknown config key 'optim.lrr'"),
+        ("nope.x=1", "unknown config key 'nope.x'"),
+        ("data.batch=two", "expected an integer"),
+        ("data.batch=2.5", "expected an integer"),
+        ("optim.lr=abc", "expected a number"),
+        ("data.augment=maybe", "expected true or false"),
+        ("optim=1", "is a table"),
+        ("data.batch.x=1", "not a table"),
+        ("novalue", "needs key=value"),
+    ],
+)
 def test_override_errors(item, msg):
     with pytest.raises(UsageError, match=msg):
         load_config(None, [item])

@@ -12,8 +12,8 @@ import torch
 
 from videosr import degrade, resample
 from videosr.degrade import bd_degrade, bi_degrade
-from videosr.resample import imresize, imresize_np, upsample
 from videosr.errors import UsageError
+from videosr.resample import imresize, imresize_np, upsample
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
@@ -122,8 +122,9 @@ def test_interp_models():
     torch.testing.assert_close(y[1, 2], upsample(x[1, 2], 4))
     m2 = create_model("lanczos", scale=2)
     assert m2.scale == 2 and m2(x).shape == (2, 3, 3, 20, 24)
-    torch.testing.assert_close(m2(x)[0, 0].double(), imresize(x[0, 0].double(), 2, kernel="lanczos3"),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        m2(x)[0, 0].double(), imresize(x[0, 0].double(), 2, kernel="lanczos3"), atol=1e-5, rtol=0
+    )
 
 
 # ---- protocol degradations --------------------------------------------------------------------------
@@ -188,8 +189,9 @@ def test_bd_matches_vid4_calendar():
         d = np.abs(ours - ref)
         assert d.mean() <= 1.0 and d.max() <= 1 and (d == 0).mean() > 0.999, (f.name, d.mean())
         # BasicSR's duf_downsample convention (13x13, reflect) is within 1 level on average as well
-        basicsr = _u8(bd_degrade(_load(f).float(), 4, kernel_size=13, padding="reflect", quantize_lr=True,
-                                 rounding="round"))
+        basicsr = _u8(
+            bd_degrade(_load(f).float(), 4, kernel_size=13, padding="reflect", quantize_lr=True, rounding="round")
+        )
         assert np.abs(basicsr - ref).mean() <= 1.0
 
 
@@ -229,7 +231,7 @@ def test_realistic_degrade_steps():
     assert 7 / 255 < d.std() < 13 / 255 and (d[:, 0] - d[:, 1]).abs().max() < 2 / 255
     pois = dataclasses_replace(none, noise_prob=1, poisson_prob=1, grey_noise_prob=0)
     _, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(2), pois, return_params=True)
-    assert p["noise"]["type"] == "poisson" and 10 ** 1.5 <= p["noise"]["peak"] <= 10 ** 3.5
+    assert p["noise"]["type"] == "poisson" and 10**1.5 <= p["noise"]["peak"] <= 10**3.5
     # blur: anisotropic kernel is normalised and rotated
     k = degrade.anisotropic_gaussian_kernel(15, 3.0, 1.0, math.pi / 2)
     assert abs(k.sum().item() - 1) < 1e-12 and k[7, 0] < k[0, 7]  # long axis vertical after 90 degrees
@@ -297,8 +299,9 @@ def test_upsample_linear_is_torch_bilinear():
 
 
 def test_video_compress_deterministic_presets_and_rate():
-    x = degrade.quantize(_clip(t=5, h=64, w=64, seed=3) + 0.05 * torch.rand(5, 3, 64, 64,
-                                                                             generator=torch.Generator().manual_seed(4)))
+    x = degrade.quantize(
+        _clip(t=5, h=64, w=64, seed=3) + 0.05 * torch.rand(5, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    )
     errs = []
     for crf in (15, 35):
         a = degrade.video_compress(x, "libx264", crf, preset="medium")
@@ -310,10 +313,16 @@ def test_video_compress_deterministic_presets_and_rate():
     assert not torch.equal(c, degrade.video_compress(x, "libx264", 35, preset="medium"))
 
 
-@pytest.mark.parametrize("codec,crf,preset,msg", [
-    ("h264", 25, None, "unknown LR codec"), ("libx264", 52, None, "out of range"),
-    ("libx264", -1, None, "out of range"), ("libx264", 25, "turbo", "unknown libx264 preset"),
-    ("libvpx-vp9", 64, None, "out of range")])
+@pytest.mark.parametrize(
+    "codec,crf,preset,msg",
+    [
+        ("h264", 25, None, "unknown LR codec"),
+        ("libx264", 52, None, "out of range"),
+        ("libx264", -1, None, "out of range"),
+        ("libx264", 25, "turbo", "unknown libx264 preset"),
+        ("libvpx-vp9", 64, None, "out of range"),
+    ],
+)
 def test_check_codec_errors(codec, crf, preset, msg):
     with pytest.raises(UsageError, match=msg):
         degrade.check_codec(codec, crf, preset)
@@ -345,8 +354,9 @@ def test_codec_mosaic_roundtrip_and_groups(g):
     m, cols = degrade._tile(x, 8)
     assert m.shape[-1] == cols * 56 and torch.equal(degrade._untile(m, g, cols, 24, 40, 8), x)
     lr = degrade.quantize(torch.stack([_clip(t=3, h=32, w=32, seed=s) for s in range(6)]))
-    y, r = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), degrade.CodecParams(prob=1, group=g),
-                                 return_params=True)
+    y, r = degrade.codec_degrade(
+        lr, torch.Generator().manual_seed(0), degrade.CodecParams(prob=1, group=g), return_params=True
+    )
     assert len(r) == 6 and all(r[i] == r[i // g * g] for i in range(6))  # one recipe per group
     assert all(not torch.equal(y[i], lr[i]) for i in range(6))
 

@@ -19,10 +19,9 @@ import sys
 import time
 
 import av
+import clips
 import numpy as np
 import pytest
-
-import clips
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VIDEOSR = os.path.join(os.path.dirname(sys.executable), "videosr")
@@ -49,8 +48,7 @@ def ray_local(tmp_path_factory):
     os.environ["VIDEOSR_FAULT_DIR"] = str(fault)  # inherited by the workers started below
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 << 20,
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 << 20, log_to_driver=False)
     for sig, h in handlers.items():  # Ray's core worker replaces them; keep pytest's
         if h is not None:
             signal.signal(sig, h)
@@ -62,22 +60,28 @@ def ray_local(tmp_path_factory):
 
 
 def _cli(*args, timeout=120, env=None):
-    return subprocess.run([VIDEOSR, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [VIDEOSR, *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 # ----------------------------------------------------------------------------------------- always runs
 def test_without_ray_extra_exit_2(tmp_path):
     clip = clips.make_video(tmp_path / "in.mp4", frames=3, width=16, height=16)
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "from videosr.cli import main\n"
-            f"sys.exit(main(['upscale', {clip!r}, {str(tmp_path / 'o.mp4')!r}, '--model', 'bicubic', "
-            "'--workers', '2']))")
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from videosr.cli import main\n"
+        f"sys.exit(main(['upscale', {clip!r}, {str(tmp_path / 'o.mp4')!r}, '--model', 'bicubic', "
+        "'--workers', '2']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "pip install -e '.[ray]'" in r.stderr
-    code = code.replace("['upscale', ", "['batch', ").replace(f", {str(tmp_path / 'o.mp4')!r}", "").replace(
-        "'--workers', '2'", f"'--out-dir', {str(tmp_path / 'out')!r}")
+    code = (
+        code.replace("['upscale', ", "['batch', ")
+        .replace(f", {str(tmp_path / 'o.mp4')!r}", "")
+        .replace("'--workers', '2'", f"'--out-dir', {str(tmp_path / 'out')!r}")
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr
     assert "pip install -e '.[ray]'" in r.stderr
@@ -91,26 +95,34 @@ def test_probe_plans_exact_keyframes(tmp_path):
     plan = probe_packets(clip)
     assert plan["frames"] == 12 and sorted(plan["seek"]) == [0, 5, 10]
     # B-frames (open reordering): the keyframes stay exact seek points, the pts plan is in presentation order
-    clip = clips.make_video(tmp_path / "b.mp4", frames=12, width=16, height=16,
-                            options=BFRAMES)
+    clip = clips.make_video(tmp_path / "b.mp4", frames=12, width=16, height=16, options=BFRAMES)
     plan = probe_packets(clip)
     assert plan["pts"] == sorted(plan["pts"]) and 6 in plan["seek"]
 
 
 # ----------------------------------------------------------------------------------------- local runtime
-@pytest.mark.parametrize("model,frames,segment", [
-    ("bicubic", 14, 4),      # image model: chunk 1
-    ("fast-x4", 20, 8),      # sliding window (context 1): warm-up on both sides of every segment
-    ("quality-x4", 40, 16),  # recurrent (context 8, chunk 32 on the planes path): 2 segments
-])
+@pytest.mark.parametrize(
+    "model,frames,segment",
+    [
+        ("bicubic", 14, 4),  # image model: chunk 1
+        ("fast-x4", 20, 8),  # sliding window (context 1): warm-up on both sides of every segment
+        ("quality-x4", 40, 16),  # recurrent (context 8, chunk 32 on the planes path): 2 segments
+    ],
+)
 def test_two_workers_pixel_identical(ray_local, tmp_path, model, frames, segment):
     """The same command with and without workers: the same video, pixel for pixel. Lossless FFV1, so the
     decoded frames are exactly the model's quantized output (libx264 with its automatic threads is not
     reproducible run to run even in one process: identical planes gave different bitstreams under load)."""
     from videosr import distributed, pipeline
 
-    clip = clips.make_video(tmp_path / "in.mp4", frames=frames, width=24, height=16, audio=True,
-                            options=BFRAMES if model == "fast-x4" else KEYINT)
+    clip = clips.make_video(
+        tmp_path / "in.mp4",
+        frames=frames,
+        width=24,
+        height=16,
+        audio=True,
+        options=BFRAMES if model == "fast-x4" else KEYINT,
+    )
     kw = dict(model=model, segment=segment, codec="ffv1", progress=False)
     one = pipeline.upscale(clip, tmp_path / "one.mkv", **kw)
     many = distributed.upscale(clip, tmp_path / "many.mkv", workers=2, **kw)
@@ -135,8 +147,9 @@ def test_no_keyframes_to_seek_to(ray_local, tmp_path, source):
         clip = clips.make_video(tmp_path / "in.mkv", frames=9, width=16, height=16, fmt="matroska")
         kw = {}
     pipeline.upscale(clip, tmp_path / "one.mkv", model="bicubic", segment=3, codec="ffv1", progress=False, **kw)
-    s = distributed.upscale(clip, tmp_path / "many.mkv", workers=2, model="bicubic", segment=3, codec="ffv1",
-                            progress=False, **kw)
+    s = distributed.upscale(
+        clip, tmp_path / "many.mkv", workers=2, model="bicubic", segment=3, codec="ffv1", progress=False, **kw
+    )
     assert s["segments"] == 3 and s["seeked"] == 0
     _same_video(tmp_path / "one.mkv", tmp_path / "many.mkv")
     assert clips.video_pts(tmp_path / "many.mkv") == clips.video_pts(tmp_path / "one.mkv")
@@ -182,8 +195,9 @@ def test_repeated_timestamps_chain_across_segments(ray_local, tmp_path):
     from videosr import distributed, pipeline
 
     pts = [0, 40, 80, 120, 160, 200, 240, 240, 240, 240, 280, 320]
-    clip = clips.make_video(tmp_path / "in.mkv", frames=12, width=16, height=16, pts=pts, time_base="1/1000",
-                            fmt="matroska")
+    clip = clips.make_video(
+        tmp_path / "in.mkv", frames=12, width=16, height=16, pts=pts, time_base="1/1000", fmt="matroska"
+    )
     kw = dict(model="bicubic", segment=3, codec="ffv1", progress=False)
     pipeline.upscale(clip, tmp_path / "one.mkv", **kw)
     s = distributed.upscale(clip, tmp_path / "many.mkv", workers=2, **kw)
@@ -199,8 +213,9 @@ def test_torch_threads_follow_granted_cpus(ray_local, tmp_path):
     clip = clips.make_video(tmp_path / "in.mp4", frames=8, width=16, height=16, options=KEYINT)
     s = distributed.upscale(clip, tmp_path / "a.mkv", workers=2, model="fast-x4", segment=8, progress=False)
     assert s["threads"] == [1]
-    s = distributed.upscale(clip, tmp_path / "b.mkv", workers=1, cpus_per_worker=2, model="fast-x4", segment=8,
-                            progress=False)
+    s = distributed.upscale(
+        clip, tmp_path / "b.mkv", workers=1, cpus_per_worker=2, model="fast-x4", segment=8, progress=False
+    )
     assert s["threads"] == [2]
 
 
@@ -213,8 +228,9 @@ def test_worker_sigkilled_mid_task_is_retried(ray_local, tmp_path):
     pipeline.upscale(clip, tmp_path / "one.mkv", model="bicubic", segment=4, codec="ffv1", progress=False)
     marker = os.path.join(ray_local["fault"], "kill-4")
     open(marker, "w").close()
-    s = distributed.upscale(clip, tmp_path / "many.mkv", workers=2, model="bicubic", segment=4, codec="ffv1",
-                            progress=False)
+    s = distributed.upscale(
+        clip, tmp_path / "many.mkv", workers=2, model="bicubic", segment=4, codec="ffv1", progress=False
+    )
     assert not os.path.exists(marker)
     assert [n for n in os.listdir(ray_local["fault"]) if n.startswith("killed-4-")]  # it did die
     assert s["frames"] == 12
@@ -225,10 +241,22 @@ def test_worker_sigkilled_mid_task_is_retried(ray_local, tmp_path):
 def test_cli_upscale_workers_embedded_runtime(tmp_path):
     """`videosr upscale IN OUT --workers 2`: a Ray runtime of its own, started in the process and stopped."""
     pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
-    clip = clips.make_video(tmp_path / "in.mkv", frames=8, width=16, height=16, options=KEYINT, subtitles=True,
-                            audio=True, fmt="matroska")
-    r = _cli("upscale", clip, tmp_path / "out.mkv", "--model", "bicubic", "--segment", "4", "--workers", "2",
-             "--json", timeout=170)
+    clip = clips.make_video(
+        tmp_path / "in.mkv", frames=8, width=16, height=16, options=KEYINT, subtitles=True, audio=True, fmt="matroska"
+    )
+    r = _cli(
+        "upscale",
+        clip,
+        tmp_path / "out.mkv",
+        "--model",
+        "bicubic",
+        "--segment",
+        "4",
+        "--workers",
+        "2",
+        "--json",
+        timeout=170,
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["frames"] == 8 and s["segments"] == 2 and "2 local workers" in s["workers"]
@@ -242,8 +270,16 @@ def test_cli_unreachable_cluster_and_bad_uses(tmp_path):
     take, before any Ray runtime starts."""
     pytest.importorskip("ray", reason="the [ray] extra is not installed (pip install -e '.[ray]')")
     clip = clips.make_video(tmp_path / "in.mp4", frames=3, width=16, height=16)
-    r = _cli("upscale", clip, tmp_path / "o.mkv", "--model", "bicubic", "--ray-address", f"127.0.0.1:{_free_port()}",
-             timeout=60)
+    r = _cli(
+        "upscale",
+        clip,
+        tmp_path / "o.mkv",
+        "--model",
+        "bicubic",
+        "--ray-address",
+        f"127.0.0.1:{_free_port()}",
+        timeout=60,
+    )
     assert r.returncode == 2 and "cannot reach the Ray cluster" in r.stderr, r.stderr
     r = _cli("upscale", clip, tmp_path / "o.y4m", "--model", "bicubic", "--workers", "2", timeout=60)
     assert r.returncode == 2 and "video file output" in r.stderr, r.stderr
@@ -262,13 +298,28 @@ def test_cli_batch(ray_local, tmp_path):
     clips.make_video(src / "c.mov", frames=3, width=16, height=16)
     (src / "more" / "broken.mp4").write_bytes(b"not a video at all")
     out = tmp_path / "out"
-    args = ("batch", src / "a.mp4", src / "more", str(src / "*.mov"), "--out-dir", out, "--model", "bicubic",
-            "--ray-address", ray_local["address"], "--json")
+    args = (
+        "batch",
+        src / "a.mp4",
+        src / "more",
+        str(src / "*.mov"),
+        "--out-dir",
+        out,
+        "--model",
+        "bicubic",
+        "--ray-address",
+        ray_local["address"],
+        "--json",
+    )
     r = _cli(*args)
     assert r.returncode == 1, r.stderr  # one failed
     res = {os.path.basename(x["input"]): x for x in json.loads(r.stdout)}
-    assert {k: v["status"] for k, v in res.items()} == {"a.mp4": "done", "b.mkv": "done", "broken.mp4": "failed",
-                                                          "c.mov": "done"}
+    assert {k: v["status"] for k, v in res.items()} == {
+        "a.mp4": "done",
+        "b.mkv": "done",
+        "broken.mp4": "failed",
+        "c.mov": "done",
+    }
     assert res["broken.mp4"]["exit_code"] == 3 and "broken.mp4" in res["broken.mp4"]["error"]
     assert [len(_frames(out / n)) for n in ("a.mp4", "b.mkv", "c.mov")] == [5, 4, 3]
     r = _cli(*args[:-1])  # the table this time
@@ -297,8 +348,23 @@ def test_driver_killed_then_resume_reuses_segments(ray_local, tmp_path):
     clip = clips.make_video(tmp_path / "in.mp4", frames=48, width=24, height=16, options=KEYINT)
     pipeline.upscale(clip, tmp_path / "one.mkv", model="fast-x4", segment=8, codec="ffv1", progress=False)
     out = tmp_path / "many.mkv"
-    cmd = [VIDEOSR, "upscale", clip, out, "--model", "fast-x4", "--segment", "8", "--codec", "ffv1", "--ray-address",
-           ray_local["address"], "--workers", "1", "--quiet"]
+    cmd = [
+        VIDEOSR,
+        "upscale",
+        clip,
+        out,
+        "--model",
+        "fast-x4",
+        "--segment",
+        "8",
+        "--codec",
+        "ffv1",
+        "--ray-address",
+        ray_local["address"],
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
@@ -318,8 +384,22 @@ def test_driver_killed_then_resume_reuses_segments(ray_local, tmp_path):
     done = _manifest(out)
     made = len(done["segments"]) + len(done.get("ahead", []))
     assert 2 <= made < 6 and not out.exists()
-    r = _cli("upscale", clip, out, "--model", "fast-x4", "--segment", "8", "--codec", "ffv1", "--ray-address",
-             ray_local["address"], "--resume", "--json", timeout=170)
+    r = _cli(
+        "upscale",
+        clip,
+        out,
+        "--model",
+        "fast-x4",
+        "--segment",
+        "8",
+        "--codec",
+        "ffv1",
+        "--ray-address",
+        ray_local["address"],
+        "--resume",
+        "--json",
+        timeout=170,
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert s["reused"] >= made and s["segments"] == 6
@@ -400,26 +480,57 @@ def test_two_node_cluster_survives_losing_a_node(tmp_path):
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     port = _free_port()
     # loopback only: no token (Ray 2.5x+ may otherwise make one per head; a real cluster keeps its token auth)
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "3",
-           "RAY_health_check_timeout_ms": "1000"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_health_check_period_ms": "1000",
+        "RAY_health_check_failure_threshold": "3",
+        "RAY_health_check_timeout_ms": "1000",
+    }
     env.pop("VIDEOSR_FAULT_DIR", None)
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([ray_bin, "start", "--head", "--port", str(port), "--include-dashboard", "false",
-                             *common], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    head = subprocess.Popen(
+        [ray_bin, "start", "--head", "--port", str(port), "--include-dashboard", "false", *common],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     node = None
     try:
         _wait_started(head, 90)
-        node = subprocess.Popen([ray_bin, "start", "--address", f"127.0.0.1:{port}", *common],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        node = subprocess.Popen(
+            [ray_bin, "start", "--address", f"127.0.0.1:{port}", *common],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         _wait_started(node, 90)
         clip = clips.make_video(tmp_path / "in.mp4", frames=48, width=24, height=16, options=KEYINT)
         pipeline.upscale(clip, tmp_path / "one.mkv", model="fast-x4", segment=8, codec="ffv1", progress=False)
         out = tmp_path / "many.mkv"
-        job = subprocess.Popen([VIDEOSR, "upscale", clip, out, "--model", "fast-x4", "--segment", "8", "--codec",
-                                "ffv1", "--ray-address", f"127.0.0.1:{port}", "--json"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=env)
+        job = subprocess.Popen(
+            [
+                VIDEOSR,
+                "upscale",
+                clip,
+                out,
+                "--model",
+                "fast-x4",
+                "--segment",
+                "8",
+                "--codec",
+                "ffv1",
+                "--ray-address",
+                f"127.0.0.1:{port}",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         try:
             deadline = time.monotonic() + 150
             while time.monotonic() < deadline:

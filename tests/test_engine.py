@@ -26,7 +26,7 @@ class Window(nn.Module):
         b, t, c, h, w = x.shape
         r = self.context
         xp = torch.cat([x[:, :1]] * r + [x] + [x[:, -1:]] * r, dim=1)  # (b, t+2r, c, h, w)
-        y = sum(xp[:, i:i + t] * (i + 1) for i in range(2 * r + 1)) / sum(range(1, 2 * r + 2))
+        y = sum(xp[:, i : i + t] * (i + 1) for i in range(2 * r + 1)) / sum(range(1, 2 * r + 2))
         y = self.conv(y.reshape(b * t, c, h, w))  # (b*t, c, h, w)
         return F.interpolate(y, scale_factor=2).reshape(b, t, c, 2 * h, 2 * w)
 
@@ -80,7 +80,7 @@ def test_causal_chunks_use_only_past_frames() -> None:
     assert torch.allclose(out[:4], m(x[None])[0][:4], atol=1e-6)
     for t in range(4, 10):
         lo = max(0, (t // 4) * 4 - 3)
-        assert torch.allclose(out[t], x[lo:t + 1].mean(0), atol=1e-6)
+        assert torch.allclose(out[t], x[lo : t + 1].mean(0), atol=1e-6)
 
 
 @pytest.mark.parametrize("tile", [8, 13, 32])
@@ -193,6 +193,7 @@ def test_compile_runs_the_compiled_forward_and_maps_its_failures(monkeypatch) ->
     def broken(fn, **k):
         def f(*a, **kw):
             raise BackendCompilerFailed("backend='inductor' raised:\nCppCompileError: no compiler")
+
         return f
 
     monkeypatch.setattr(torch, "compile", broken)

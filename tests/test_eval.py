@@ -34,7 +34,7 @@ def _smooth(h, w, seed, shift=(0, 0)):
     t = torch.from_numpy(base).permute(2, 0, 1)[None].float()
     big = torch.nn.functional.interpolate(t, size=(h + 16, w + 16), mode="bicubic", align_corners=False)[0]
     dy, dx = shift
-    crop = big[:, 8 + dy: 8 + dy + h, 8 + dx: 8 + dx + w]
+    crop = big[:, 8 + dy : 8 + dy + h, 8 + dx : 8 + dx + w]
     return (crop.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
 
 
@@ -86,9 +86,9 @@ def test_evaluate_video_set(video_set):
 def test_evaluate_matches_manual_protocol(image_set):
     """Image set: crop = scale by default; LR = MATLAB bicubic rounded to 8 bits; output rounded."""
     from videosr.degrade import bi_degrade, quantize
-    from videosr.resample import upsample
     from videosr.evaluate import _read_image
     from videosr.metrics import psnr, ssim
+    from videosr.resample import upsample
 
     res = evaluate(["bicubic"], str(image_set), scale=3, progress=False)[0]
     gt = _read_image(image_set / "two.png")[:, :33, :45]
@@ -133,8 +133,24 @@ def test_evaluate_errors(image_set):
 def test_cli_json_and_images(video_set, tmp_path, capsys):
     out_json = tmp_path / "r.json"
     pics = tmp_path / "pics"
-    rc = main(["eval", "--model", "bicubic", "--data", str(video_set), "--scale", "2", "--json", str(out_json),
-               "--save-images", str(pics), "--clip", "clipA", "--quiet"])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            "bicubic",
+            "--data",
+            str(video_set),
+            "--scale",
+            "2",
+            "--json",
+            str(out_json),
+            "--save-images",
+            str(pics),
+            "--clip",
+            "clipA",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "clipA" in out and "clipB" not in out
@@ -148,8 +164,23 @@ def test_cli_json_and_images(video_set, tmp_path, capsys):
     # the plot is not blank: the line colour appears
     assert (np.asarray(plot)[..., 2] > 150).sum() > 50
     # usage errors print one line and exit non-zero
-    assert main(["eval", "--model", "bicubic", "--data", str(video_set), "--degradation", "BD",
-                 "--crop-border", "-1", "--quiet"]) == UsageError.exit_code
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "bicubic",
+                "--data",
+                str(video_set),
+                "--degradation",
+                "BD",
+                "--crop-border",
+                "-1",
+                "--quiet",
+            ]
+        )
+        == UsageError.exit_code
+    )
 
 
 def test_cli_checkpoint_path_gives_model_error(image_set, tmp_path):
@@ -166,8 +197,9 @@ def test_cli_checkpoint_path_gives_model_error(image_set, tmp_path):
 @pytest.mark.shared
 @pytest.mark.parametrize("name,expected_psnr", [("Set5", 28.42), ("Set14", 26.00)])
 def test_image_sets_bicubic_x4_with_shipped_lr(name, expected_psnr):
-    r = evaluate(["bicubic"], str(DATA / name / "HR"), lr=str(DATA / name / "LR_bicubic" / "X4"), scale=4,
-                 progress=False)[0]
+    r = evaluate(
+        ["bicubic"], str(DATA / name / "HR"), lr=str(DATA / name / "LR_bicubic" / "X4"), scale=4, progress=False
+    )[0]
     assert abs(r["mean"]["psnr_y"] - expected_psnr) <= 0.10, r["mean"]
 
 
@@ -175,8 +207,9 @@ def test_image_sets_bicubic_x4_with_shipped_lr(name, expected_psnr):
 @pytest.mark.shared
 def test_set5_bicubic_x4_from_hr_equals_shipped_lr():
     made = evaluate(["bicubic"], str(DATA / "Set5" / "HR"), scale=4, progress=False)[0]
-    shipped = evaluate(["bicubic"], str(DATA / "Set5" / "HR"), lr=str(DATA / "Set5" / "LR_bicubic" / "X4"),
-                       scale=4, progress=False)[0]
+    shipped = evaluate(
+        ["bicubic"], str(DATA / "Set5" / "HR"), lr=str(DATA / "Set5" / "LR_bicubic" / "X4"), scale=4, progress=False
+    )[0]
     assert abs(made["mean"]["psnr_y"] - shipped["mean"]["psnr_y"]) < 0.01
 
 
@@ -185,8 +218,7 @@ def test_set5_bicubic_x4_from_hr_equals_shipped_lr():
 @pytest.mark.slow
 def test_vid4_bicubic_bi_x4():
     """Vid4 BI x4 bicubic, all 171 frames: PSNR-Y 23.78, SSIM-Y 0.6347 (tOF skipped here for time)."""
-    r = evaluate(["bicubic"], str(DATA / "Vid4" / "GT"), scale=4, degradation="BI", temporal=False,
-                 progress=False)[0]
+    r = evaluate(["bicubic"], str(DATA / "Vid4" / "GT"), scale=4, degradation="BI", temporal=False, progress=False)[0]
     assert abs(r["mean"]["psnr_y"] - 23.78) <= 0.10 and abs(r["mean"]["ssim_y"] - 0.6347) <= 0.005, r["mean"]
 
 
@@ -257,8 +289,15 @@ def test_compressed_lr_is_deterministic_and_lossier_as_crf_rises(video_set):
     base = evaluate(["bicubic"], str(video_set), **kw)[0]["mean"]["psnr_y"]
     p = [runs[c]["mean"]["psnr_y"] for c in (10, 30, 45)]
     assert base > p[0] > p[1] > p[2], (base, p)
-    assert runs[30]["lr"] == {"degradation": "BI", "codec": "libx264", "crf": 30, "preset": "medium", "noise": 0,
-                              "fps": 25, "pix_fmt": "yuv420p"}
+    assert runs[30]["lr"] == {
+        "degradation": "BI",
+        "codec": "libx264",
+        "crf": 30,
+        "preset": "medium",
+        "noise": 0,
+        "fps": 25,
+        "pix_fmt": "yuv420p",
+    }
 
 
 def test_compressed_lr_other_codecs_and_bd(video_set):
@@ -299,35 +338,81 @@ def test_image_set_with_lr_codec(image_set):
 
 def test_cli_compressed_lr_json_and_table(video_set, tmp_path, capsys):
     out_json = tmp_path / "r.json"
-    rc = main(["eval", "--model", "bicubic", "--data", str(video_set), "--scale", "2", "--no-tof", "--quiet",
-               "--lr-codec", "libx264", "--lr-crf", "25", "--lr-preset", "fast", "--lr-noise", "1.5",
-               "--json", str(out_json)])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            "bicubic",
+            "--data",
+            str(video_set),
+            "--scale",
+            "2",
+            "--no-tof",
+            "--quiet",
+            "--lr-codec",
+            "libx264",
+            "--lr-crf",
+            "25",
+            "--lr-preset",
+            "fast",
+            "--lr-noise",
+            "1.5",
+            "--json",
+            str(out_json),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "bicubic (x2, BI + noise 1.5 + libx264 CRF 25 fast (yuv420p, 25 fps))"
     doc = json.loads(out_json.read_text())
     assert doc["degradation"] == "BI"
-    assert doc["lr"] == {"degradation": "BI", "codec": "libx264", "crf": 25, "preset": "fast", "noise": 1.5,
-                         "fps": 25, "pix_fmt": "yuv420p"}
-    assert main(["eval", "--model", "bicubic", "--data", str(video_set), "--scale", "2", "--no-tof", "--quiet",
-                 "--json", str(out_json)]) == 0
+    assert doc["lr"] == {
+        "degradation": "BI",
+        "codec": "libx264",
+        "crf": 25,
+        "preset": "fast",
+        "noise": 1.5,
+        "fps": 25,
+        "pix_fmt": "yuv420p",
+    }
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                "bicubic",
+                "--data",
+                str(video_set),
+                "--scale",
+                "2",
+                "--no-tof",
+                "--quiet",
+                "--json",
+                str(out_json),
+            ]
+        )
+        == 0
+    )
     assert json.loads(out_json.read_text())["lr"] == {"degradation": "BI"}
     assert capsys.readouterr().out.splitlines()[0] == "bicubic (x2, BI)"
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--lr-codec", "libx999", "--lr-crf", "25"], "unknown LR codec 'libx999'"),
-    (["--lr-codec", "libx264", "--lr-crf", "52"], "CRF 52 is out of range for libx264 (0..51)"),
-    (["--lr-codec", "libvpx-vp9", "--lr-crf", "-1"], "out of range for libvpx-vp9 (0..63)"),
-    (["--lr-codec", "libx264", "--lr-crf", "twenty"], "--lr-crf must be an integer"),
-    (["--lr-codec", "libx264", "--lr-crf", "25", "--lr-preset", "fastest"], "unknown libx264 preset 'fastest'"),
-    (["--lr-crf", "25"], "--lr-crf needs --lr-codec"),
-    (["--lr-preset", "slow"], "--lr-preset needs --lr-codec"),
-    (["--lr-codec", "libx264"], "needs --lr-crf"),
-    (["--lr-noise", "-3"], "--lr-noise must be"),
-    (["--lr-noise", "lots"], "--lr-noise must be a number"),
-    (["--lr", "LRDIR", "--lr-codec", "libx264", "--lr-crf", "25"], "--lr-codec cannot be used with --lr"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--lr-codec", "libx999", "--lr-crf", "25"], "unknown LR codec 'libx999'"),
+        (["--lr-codec", "libx264", "--lr-crf", "52"], "CRF 52 is out of range for libx264 (0..51)"),
+        (["--lr-codec", "libvpx-vp9", "--lr-crf", "-1"], "out of range for libvpx-vp9 (0..63)"),
+        (["--lr-codec", "libx264", "--lr-crf", "twenty"], "--lr-crf must be an integer"),
+        (["--lr-codec", "libx264", "--lr-crf", "25", "--lr-preset", "fastest"], "unknown libx264 preset 'fastest'"),
+        (["--lr-crf", "25"], "--lr-crf needs --lr-codec"),
+        (["--lr-preset", "slow"], "--lr-preset needs --lr-codec"),
+        (["--lr-codec", "libx264"], "needs --lr-crf"),
+        (["--lr-noise", "-3"], "--lr-noise must be"),
+        (["--lr-noise", "lots"], "--lr-noise must be a number"),
+        (["--lr", "LRDIR", "--lr-codec", "libx264", "--lr-crf", "25"], "--lr-codec cannot be used with --lr"),
+    ],
+)
 def test_cli_lr_option_errors_are_one_line_exit_2(image_set, capsys, monkeypatch, args, words):
     import videosr.evaluate as ev
 
@@ -362,8 +447,9 @@ def test_lr_cache_on_disk(video_set, tmp_path):
     assert len(list(cache.glob("*.npy"))) == 5
     # a corrupt cache file is made again, not trusted
     files[1].write_bytes(b"garbage")
-    assert evaluate(["bicubic"], str(video_set), lr_cache=str(cache), **kw)[0]["clips"]["clipB"] == \
-        first["clips"]["clipB"]
+    assert (
+        evaluate(["bicubic"], str(video_set), lr_cache=str(cache), **kw)[0]["clips"]["clipB"] == first["clips"]["clipB"]
+    )
     assert np.load(files[1]).shape == (3, 3, 21, 25)
 
 
@@ -405,8 +491,9 @@ def test_lr_frames_are_paired_by_name_not_position(video_set, tmp_path, capsys):
     (lr / "clipA" / "f10.png").unlink()
     with pytest.raises(InputError, match=r"missing in LR: f10; only in LR: f8"):
         evaluate(["bicubic"], str(video_set), lr=str(lr), **kw)
-    rc = main(["eval", "--model", "bicubic", "--data", str(video_set), "--lr", str(lr), "--scale", "2",
-               "--no-tof", "--quiet"])
+    rc = main(
+        ["eval", "--model", "bicubic", "--data", str(video_set), "--lr", str(lr), "--scale", "2", "--no-tof", "--quiet"]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 3 and len(err.splitlines()) == 1 and "missing in LR: f10" in err and "Traceback" not in err
     # renamed frames (different numbering) are not silently paired by position
@@ -439,8 +526,20 @@ def test_lr_must_mirror_data_structure(image_set, tmp_path, capsys):
     ok = evaluate(["bicubic"], str(image_set), lr=str(lr), scale=4, progress=False)[0]
     assert set(ok["clips"]) == {"one", "two"}
     # one LR file for a folder of GT images used to score every image against it
-    rc = main(["eval", "--model", "bicubic", "--data", str(image_set), "--lr", str(lr / "onex4.png"),
-               "--scale", "4", "--quiet"])
+    rc = main(
+        [
+            "eval",
+            "--model",
+            "bicubic",
+            "--data",
+            str(image_set),
+            "--lr",
+            str(lr / "onex4.png"),
+            "--scale",
+            "4",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "must be a folder of the same structure" in err and len(err.splitlines()) == 1
     # an extra LR image: the names differ (no --clip): an error listing it

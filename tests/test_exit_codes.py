@@ -15,9 +15,9 @@ import sys
 from fractions import Fraction
 
 import av
+import clips
 import pytest
 
-import clips
 from videosr.cli import main
 
 BICUBIC = ["--model", "bicubic", "--scale", "2", "--quiet"]
@@ -41,8 +41,13 @@ def one_line(code: int, err: str, expect: int, *words: str) -> str:
 
 def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:
     """The real process: what reaches the terminal (the encoders' own C-level output included)."""
-    return subprocess.run([sys.executable, "-m", "videosr", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "videosr", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def hidden(folder) -> list[str]:
@@ -65,8 +70,12 @@ def rich(tmp_path_factory):
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         streams.append((s, w, h))
     oc.add_attachment("font.ttf", "font/ttf", b"FAKEFONT" * 16)
-    oc.set_chapters([{"id": 1, "start": 0, "end": 40, "time_base": Fraction(1, 1000), "metadata": {"title": "One"}},
-                     {"id": 2, "start": 40, "end": 120, "time_base": Fraction(1, 1000), "metadata": {"title": "Two"}}])
+    oc.set_chapters(
+        [
+            {"id": 1, "start": 0, "end": 40, "time_base": Fraction(1, 1000), "metadata": {"title": "One"}},
+            {"id": 2, "start": 40, "end": 120, "time_base": Fraction(1, 1000), "metadata": {"title": "Two"}},
+        ]
+    )
     for i in range(3):
         for s, w, h in streams:
             f = av.VideoFrame.from_ndarray(clips.pattern(i, w, h), format="rgb24")
@@ -81,15 +90,19 @@ def rich(tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------ codec options: exit 2
-@pytest.mark.parametrize("opts,words", [
-    (["--crf", "-5"], ["--crf -5", "libx264 (0..51"]),
-    (["--crf", "99"], ["--crf 99", "0..51"]),
-    (["--preset", "bogus"], ["preset 'bogus'", "veryslow"]),
-    (["--codec", "libsvtav1", "--crf", "70"], ["libsvtav1 (1..63"]),
-    (["--codec", "libsvtav1", "--preset", "14"], ["0..13"]),
-    (["--codec", "vp9", "--preset", "9"], ["libvpx-vp9", "0..8"]),
-    (["--codec", "libx265", "--crf", "52"], ["libx265 (0..51"]),
-], ids=["crf-negative", "crf-99", "x264-preset", "av1-crf", "av1-preset", "vp9-preset", "x265-crf"])
+@pytest.mark.parametrize(
+    "opts,words",
+    [
+        (["--crf", "-5"], ["--crf -5", "libx264 (0..51"]),
+        (["--crf", "99"], ["--crf 99", "0..51"]),
+        (["--preset", "bogus"], ["preset 'bogus'", "veryslow"]),
+        (["--codec", "libsvtav1", "--crf", "70"], ["libsvtav1 (1..63"]),
+        (["--codec", "libsvtav1", "--preset", "14"], ["0..13"]),
+        (["--codec", "vp9", "--preset", "9"], ["libvpx-vp9", "0..8"]),
+        (["--codec", "libx265", "--crf", "52"], ["libx265 (0..51"]),
+    ],
+    ids=["crf-negative", "crf-99", "x264-preset", "av1-crf", "av1-preset", "vp9-preset", "x265-crf"],
+)
 def test_bad_codec_options_are_usage_errors_naming_the_valid_values(tmp_path, clip, opts, words):
     out = tmp_path / "out.mkv"
     one_line(*cli("upscale", clip, str(out), *BICUBIC, *opts), 2, *words)
@@ -114,9 +127,17 @@ def _oom(monkeypatch, exc):
     monkeypatch.setattr(Interp, "upsample_plane", boom)
 
 
-@pytest.mark.parametrize("exc", [RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate "
-                                              "memory: you tried to allocate 49766400 bytes. Error code 12"),
-                                 MemoryError()], ids=["torch-cpu-allocator", "MemoryError"])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 49766400 bytes. Error code 12"
+        ),
+        MemoryError(),
+    ],
+    ids=["torch-cpu-allocator", "MemoryError"],
+)
 def test_out_of_memory_is_its_own_error_with_a_tile_hint(tmp_path, clip, monkeypatch, exc):
     _oom(monkeypatch, exc)
     out = tmp_path / "out.mkv"
@@ -133,11 +154,13 @@ def test_encoder_enomem_is_out_of_memory_not_cannot_write():
 
 def test_tile_auto_sees_the_address_space_limit():
     # `ulimit -v`: free RAM is not what may be allocated; auto_tile must size tiles from the room left
-    code = ("import resource, re\n"
-            "from videosr.engine import _available_memory\n"
-            "vm = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))\n"
-            "print(_available_memory())\n")
+    code = (
+        "import resource, re\n"
+        "from videosr.engine import _available_memory\n"
+        "vm = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (256 << 20), resource.RLIM_INFINITY))\n"
+        "print(_available_memory())\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert int(r.stdout) <= 256 << 20
@@ -163,8 +186,10 @@ def test_input_moved_away_mid_run_is_exit_3_and_resumable(tmp_path):
     assert hidden(tmp_path) == []
 
 
-@pytest.mark.parametrize("header,word", [(b"YUV4MPEG2 W0 H16 F25:1 Ip C420jpeg\n", "width '0'"),
-                                         (b"YUV4MPEG2 H16 F25:1 Ip C420jpeg\n", "no width")])
+@pytest.mark.parametrize(
+    "header,word",
+    [(b"YUV4MPEG2 W0 H16 F25:1 Ip C420jpeg\n", "width '0'"), (b"YUV4MPEG2 H16 F25:1 Ip C420jpeg\n", "no width")],
+)
 def test_bad_y4m_header_is_exit_3_naming_the_problem(tmp_path, header, word):
     src = clips.make_y4m(tmp_path / "bad.y4m", frames=1, width=16, height=16, header=header)
     one_line(*cli("upscale", src, str(tmp_path / "o.mp4"), *BICUBIC), 3, "invalid y4m header", word)
@@ -185,11 +210,16 @@ def test_manifest_with_wrong_types_is_never_an_internal_error(tmp_path, clip):
         upscale(clip, out, model="bicubic", scale=2, codec="ffv1", segment=1, progress=False, on_frame=stop)
     mpath = os.path.join(tmp_path, ".out.mkv.videosr-resume", "manifest.json")
     good = json.load(open(mpath))
-    for change in ({"options": {**good["options"], "model": [1]}}, {"input": {**good["input"], "size": "big"}},
-                   {"options": {**good["options"], "crf": {"a": None}}}, {"input": []}):
+    for change in (
+        {"options": {**good["options"], "model": [1]}},
+        {"input": {**good["input"], "size": "big"}},
+        {"options": {**good["options"], "crf": {"a": None}}},
+        {"input": []},
+    ):
         json.dump({**good, **change}, open(mpath, "w"))
-        code, err = cli("upscale", clip, out, "--scale", "2", "--quiet", "--codec", "ffv1", "--segment", "1",
-                        "--resume")  # --model auto reads the model from the state
+        code, err = cli(
+            "upscale", clip, out, "--scale", "2", "--quiet", "--codec", "ffv1", "--segment", "1", "--resume"
+        )  # --model auto reads the model from the state
         assert code in (3, 8) and "internal error" not in err, (change, err)
         one_line(code, err, code)
 
@@ -239,8 +269,20 @@ def test_state_without_segments_never_blocks_the_next_run(tmp_path, clip):
     out = str(tmp_path / "out.mkv")
     sdir = state_dir(out)
     os.mkdir(sdir)  # what a run killed before its first segment leaves (e.g. by a ulimit)
-    json.dump({"version": 2, "input": {}, "options": {}, "job": "0" * 16, "segment_frames": 1, "segments": [],
-               "finished": False, "frames": None, "final": None}, open(os.path.join(sdir, "manifest.json"), "w"))
+    json.dump(
+        {
+            "version": 2,
+            "input": {},
+            "options": {},
+            "job": "0" * 16,
+            "segment_frames": 1,
+            "segments": [],
+            "finished": False,
+            "frames": None,
+            "final": None,
+        },
+        open(os.path.join(sdir, "manifest.json"), "w"),
+    )
     assert cli("upscale", clip, out, *BICUBIC, "--codec", "ffv1")[0] == 0
     assert hidden(tmp_path) == []
 
@@ -265,15 +307,25 @@ def test_warnings_once_on_one_line_and_quiet_is_quiet(tmp_path, rich):
     assert all(ln.startswith("videosr: warning: ") for ln in warns), r.stderr
     assert "IOWarning" not in r.stderr and ".py:" not in r.stderr
     assert any("video stream #1" in w for w in warns) and any("attachment font.ttf" in w for w in warns)
-    r = run_cli("upscale", rich, str(tmp_path / "q.mp4"), "--model", "bicubic", "--scale", "2", "--quiet",
-                "--codec", "libsvtav1")
+    r = run_cli(
+        "upscale",
+        rich,
+        str(tmp_path / "q.mp4"),
+        "--model",
+        "bicubic",
+        "--scale",
+        "2",
+        "--quiet",
+        "--codec",
+        "libsvtav1",
+    )
     assert r.returncode == 0 and r.stderr == "", r.stderr  # no warnings, no SVT-AV1 info lines
 
 
 # ---------------------------------------------------------------------------------------------- streams
 def test_mkv_to_mkv_keeps_attachments_and_chapters(tmp_path, rich):
-    from videosr.pipeline import upscale
     from videosr.io import IOWarning
+    from videosr.pipeline import upscale
 
     out = str(tmp_path / "o.mkv")
     with pytest.warns(IOWarning, match="video stream #1"):

@@ -7,11 +7,11 @@ import json
 import os
 import sys
 
+import clips
 import numpy as np
 import pytest
 import torch
 
-import clips
 from videosr.cli import main
 from videosr.errors import ModelError, UsageError
 from videosr.models import VARIANTS, create_model
@@ -129,13 +129,38 @@ def test_cli_export_then_upscale_with_onnxruntime(tmp_path) -> None:
     weights = tmp_path / "fast.safetensors"
     save_file(create_model("fast-x4", pretrained=False).state_dict(), str(weights))
     out = tmp_path / "fast.onnx"
-    assert main(["export", "--model", "fast", "--scale", "4", "--weights", str(weights), "--format", "onnx",
-                 str(out), "--frames", "3", "--opset", "17"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                "fast",
+                "--scale",
+                "4",
+                "--weights",
+                str(weights),
+                "--format",
+                "onnx",
+                str(out),
+                "--frames",
+                "3",
+                "--opset",
+                "17",
+            ]
+        )
+        == 0
+    )
     from videosr.export import load_onnx
 
     meta = load_onnx(out, threads=1).metadata
-    assert (meta["model"], meta["scale"], meta["context"], meta["causal"], meta["frames"], meta["opset"]) == \
-        ("fast-x4", "4", "1", "false", "dynamic", "17")
+    assert (meta["model"], meta["scale"], meta["context"], meta["causal"], meta["frames"], meta["opset"]) == (
+        "fast-x4",
+        "4",
+        "1",
+        "false",
+        "dynamic",
+        "17",
+    )
     assert main(["export", "--model", "fast-x4", str(out)]) == 4  # exists, no --overwrite
     assert main(["export", "--model", "fast-x4", str(tmp_path / "x.onnnx")]) == 2  # not .onnx
     assert main(["export", "--model", "nope", str(tmp_path / "y.onnx")]) == 7
@@ -145,8 +170,25 @@ def test_cli_export_then_upscale_with_onnxruntime(tmp_path) -> None:
     frames = {}
     for backend in ("torch", "onnxruntime"):
         dst = tmp_path / backend
-        assert main(["upscale", src, str(dst) + os.sep, "--model", "fast-x4", "--weights", str(weights),
-                     "--backend", backend, "--precision", "fp32", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "upscale",
+                    src,
+                    str(dst) + os.sep,
+                    "--model",
+                    "fast-x4",
+                    "--weights",
+                    str(weights),
+                    "--backend",
+                    backend,
+                    "--precision",
+                    "fp32",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         from PIL import Image
 
         pngs = sorted(f for f in os.listdir(dst) if f.endswith(".png"))  # not the .videosr-output marker

@@ -12,9 +12,9 @@ import pydoc
 import time
 
 import av
+import clips
 import pytest
 
-import clips
 from videosr.cli import main
 
 
@@ -23,6 +23,7 @@ def _err_lines(err: str) -> list[str]:
 
 
 # progress: a line at once, an ETA only after warm-up ------------------------------------------------------
+
 
 class _Clock:
     def __init__(self) -> None:
@@ -93,6 +94,7 @@ def test_scale_3_says_it_is_bicubic_and_why(tmp_path, capsys) -> None:
 
 # videosr models: committed GFLOPs, checked against a fresh count ------------------------------------------
 
+
 def _package_models():
     """The variants the package registers (tests register their own, e.g. tests/test_train.py's tiny one)."""
     from videosr.models import list_models
@@ -148,8 +150,9 @@ def test_a_changed_variant_shows_no_stale_flops(monkeypatch) -> None:
     from videosr.models import registry
     from videosr.models.catalog import describe_models
 
-    v = dataclasses.replace(registry.VARIANTS["fast-x4-small"], kwargs={**registry.VARIANTS["fast-x4-small"].kwargs,
-                                                                         "width": 20})
+    v = dataclasses.replace(
+        registry.VARIANTS["fast-x4-small"], kwargs={**registry.VARIANTS["fast-x4-small"].kwargs, "width": 20}
+    )
     monkeypatch.setitem(registry.VARIANTS, "fast-x4-small", v)
     row = next(r for r in describe_models() if r["name"] == "fast-x4-small")
     assert row["gflops_480x270"] is None and row["params"] > 0  # counted afresh, no stale figure
@@ -157,7 +160,15 @@ def test_a_changed_variant_shows_no_stale_flops(monkeypatch) -> None:
 
 # weightless variants are refused ---------------------------------------------------------------------------
 
-WEIGHTED_X4 = ["fast-x4", "fast-x4-bd", "fast-x4-causal", "online-x4", "quality-x4", "quality-x4-full", "quality-x4-full-w48"]
+WEIGHTED_X4 = [
+    "fast-x4",
+    "fast-x4-bd",
+    "fast-x4-causal",
+    "online-x4",
+    "quality-x4",
+    "quality-x4-full",
+    "quality-x4-full-w48",
+]
 
 
 @pytest.mark.parametrize("model", ["pan-x4", "fast-x4-large", "fast-x4-small", "quality-x4-large", "pan"])
@@ -214,6 +225,7 @@ def test_eval_and_export_refuse_untrained_too(tmp_path) -> None:
 
 # the small things --------------------------------------------------------------------------------------------
 
+
 def test_debug_after_the_subcommand_shows_a_traceback(tmp_path, capsys) -> None:
     missing = str(tmp_path / "nope.mp4")
     assert main(["upscale", missing, str(tmp_path / "o.mp4"), "--debug"]) == 3
@@ -234,8 +246,25 @@ def test_output_exists_message_names_the_option(tmp_path, capsys) -> None:
 def test_image_folder_fps(tmp_path, capsys) -> None:
     folder = clips.make_images(tmp_path / "frames", [f"f{i}.png" for i in range(4)], width=16, height=12)
     out = tmp_path / "o.mkv"
-    assert main(["upscale", str(folder), str(out), "--model", "bicubic", "--scale", "2", "--fps", "30000/1001",
-                 "--codec", "ffv1", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(folder),
+                str(out),
+                "--model",
+                "bicubic",
+                "--scale",
+                "2",
+                "--fps",
+                "30000/1001",
+                "--codec",
+                "ffv1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with av.open(str(out)) as c:
         s = c.streams.video[0]
         assert abs(float(s.average_rate) - 30000 / 1001) < 1e-3
@@ -286,6 +315,7 @@ def test_help_lists_the_api_and_the_arguments(capsys) -> None:
 
 # memory: the planes path lengthens a recurrent model's chunk only where it costs little ----------------------
 
+
 class _Reader:
     plane_format = None
 
@@ -294,8 +324,16 @@ class _Reader:
 
         from videosr.io._types import VideoInfo
 
-        self.info = VideoInfo(width=w, height=h, frames=10, fps=Fraction(25), time_base=Fraction(1, 25), bit_depth=8,
-                              pix_fmt="yuv420p", codec="h264")
+        self.info = VideoInfo(
+            width=w,
+            height=h,
+            frames=10,
+            fps=Fraction(25),
+            time_base=Fraction(1, 25),
+            bit_depth=8,
+            pix_fmt="yuv420p",
+            codec="h264",
+        )
 
 
 @pytest.mark.parametrize("size,chunk", [((320, 180), 16), ((64, 48), 32)])
@@ -324,8 +362,9 @@ def test_recurrent_rgb_path_reconstructs_only_the_kept_frames(monkeypatch) -> No
     net = create_model("quality-x4", pretrained=False, width=8, blocks=1, flow_width=8, up_channels=4).eval()
     calls: list = []
     real = RecurrentVSR.forward
-    monkeypatch.setattr(RecurrentVSR, "forward", lambda self, x, keep=None: calls.append((x.shape[1], keep))
-                        or real(self, x, keep=keep))
+    monkeypatch.setattr(
+        RecurrentVSR, "forward", lambda self, x, keep=None: calls.append((x.shape[1], keep)) or real(self, x, keep=keep)
+    )
     x = torch.rand(11, 3, 12, 16)
     eng = Engine(net, device="cpu", precision="fp32", chunk=4)
     frames = list(eng.stream(iter(x)))
@@ -351,13 +390,52 @@ def test_resume_keeps_the_image_folder_fps(tmp_path, capsys) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted):
-        upscale(str(folder), out, model="bicubic", scale=2, codec="ffv1", segment=2, fps="24", progress=False,
-                on_frame=stop)
-    assert main(["upscale", str(folder), out, "--model", "bicubic", "--scale", "2", "--codec", "ffv1",
-                 "--segment", "2", "--resume", "--quiet"]) == 8
+        upscale(
+            str(folder), out, model="bicubic", scale=2, codec="ffv1", segment=2, fps="24", progress=False, on_frame=stop
+        )
+    assert (
+        main(
+            [
+                "upscale",
+                str(folder),
+                out,
+                "--model",
+                "bicubic",
+                "--scale",
+                "2",
+                "--codec",
+                "ffv1",
+                "--segment",
+                "2",
+                "--resume",
+                "--quiet",
+            ]
+        )
+        == 8
+    )
     assert "fps ('24' then, None now)" in capsys.readouterr().err
-    assert main(["upscale", str(folder), out, "--model", "bicubic", "--scale", "2", "--codec", "ffv1",
-                 "--segment", "2", "--resume", "--fps", "24", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "upscale",
+                str(folder),
+                out,
+                "--model",
+                "bicubic",
+                "--scale",
+                "2",
+                "--codec",
+                "ffv1",
+                "--segment",
+                "2",
+                "--resume",
+                "--fps",
+                "24",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     with av.open(out) as c:
         assert abs(float(c.streams.video[0].average_rate) - 24) < 1e-3
         assert sum(1 for _ in c.decode(video=0)) == 6

@@ -15,9 +15,9 @@ import warnings
 from fractions import Fraction
 
 import av
+import clips
 import pytest
 
-import clips
 from videosr.cli import main
 from videosr.io import IOWarning
 from videosr.pipeline import upscale
@@ -30,6 +30,7 @@ KW = dict(model="bicubic", scale=2, progress=False)  # the library call: its war
 @contextlib.contextmanager
 def deadline(seconds: int):
     """Fail instead of hanging: SIGALRM interrupts a blocked open()/read() of a pipe after ``seconds``."""
+
     def expire(signum, frame):
         raise TimeoutError(f"still blocked after {seconds} s")
 
@@ -160,8 +161,12 @@ def test_resume_with_a_pipe_input_is_refused(tmp_path, capsys) -> None:
 
 
 def test_closed_stdin_is_exit_3(tmp_path, capsys, monkeypatch) -> None:
-    p = subprocess.run([sys.executable, "-m", "videosr", "upscale", "-", str(tmp_path / "o.mp4"), *UPSCALE],
-                       capture_output=True, timeout=120, preexec_fn=lambda: os.close(0))  # as `<&-`
+    p = subprocess.run(
+        [sys.executable, "-m", "videosr", "upscale", "-", str(tmp_path / "o.mp4"), *UPSCALE],
+        capture_output=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )  # as `<&-`
     assert p.returncode == 3, p.stderr  # was: exit 70 (AttributeError: sys.stdin is None)
     assert "standard input is closed" in one_line_error(p.stderr.decode())
     monkeypatch.setattr(sys, "stdin", None)  # what Python makes of a closed fd 0 at start
@@ -179,8 +184,11 @@ def test_symlink_loop_and_broken_link_are_exit_3(tmp_path, capsys, out_name) -> 
     os.symlink(tmp_path / "a.mp4", tmp_path / "b.mp4")
     os.symlink(tmp_path / "gone.mp4", tmp_path / "broken.mp4")
     out = tmp_path / out_name
-    for inp, words in (("a.mp4", "symbolic link loop"), ("broken.mp4", "broken symbolic link"),
-                       ("a.mp4/x.mp4", "symbolic link loop")):
+    for inp, words in (
+        ("a.mp4", "symbolic link loop"),
+        ("broken.mp4", "broken symbolic link"),
+        ("a.mp4/x.mp4", "symbolic link loop"),
+    ):
         assert main(["upscale", str(tmp_path / inp), str(out), *UPSCALE]) == 3
         assert words in one_line_error(capsys.readouterr().err)
         assert main(["upscale", str(tmp_path / inp), str(out), *UPSCALE, "--resume"]) in (2, 3)
@@ -216,8 +224,15 @@ def test_high_frame_rate_timestamps(tmp_path, fps, ext) -> None:
 def test_mkv_never_merges_close_timestamps_of_vfr_input(tmp_path) -> None:
     """Frames 0.5 ms apart in a 1/10000 time base (average rate 20 fps): Matroska cannot tell them apart, so
     the later one moves 1 ms on (with a warning) instead of sharing a timestamp."""
-    src = clips.make_video(tmp_path / "in.mp4", frames=N, width=W, height=H, fps=20, time_base=Fraction(1, 10000),
-                           pts=[0, 5, 500, 505, 1000, 1005])
+    src = clips.make_video(
+        tmp_path / "in.mp4",
+        frames=N,
+        width=W,
+        height=H,
+        fps=20,
+        time_base=Fraction(1, 10000),
+        pts=[0, 5, 500, 505, 1000, 1005],
+    )
     out = tmp_path / "out.mkv"
     with pytest.warns(IOWarning, match="non-increasing timestamp at frame 1 .closer than the container's 1 ms"):
         assert upscale(src, str(out), **KW)["frames"] == N

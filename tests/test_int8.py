@@ -10,15 +10,16 @@ import torch
 
 pytest.importorskip("onnxruntime")
 
-from videosr.resample import upsample  # noqa: E402
 from videosr.engine import Engine, resolve_precision  # noqa: E402
 from videosr.errors import ModelError, UsageError  # noqa: E402
 from videosr.models import VARIANTS, create_model, list_models, registry  # noqa: E402
 from videosr.models.registry import Variant, register_variant  # noqa: E402
+from videosr.resample import upsample  # noqa: E402
 
 INT8 = [v.name for v in list_models() if v.int8_allowed]
-BT709_LIMITED = torch.tensor([[0.1826, 0.6142, 0.0620, 16 / 255], [-0.1006, -0.3386, 0.4392, 128 / 255],
-                              [0.4392, -0.3989, -0.0403, 128 / 255]])
+BT709_LIMITED = torch.tensor(
+    [[0.1826, 0.6142, 0.0620, 16 / 255], [-0.1006, -0.3386, 0.4392, 128 / 255], [0.4392, -0.3989, -0.0403, 128 / 255]]
+)
 
 
 def _clip(scale: int, frames: int = 4, h: int = 24, w: int = 32) -> torch.Tensor:
@@ -27,7 +28,7 @@ def _clip(scale: int, frames: int = 4, h: int = 24, w: int = 32) -> torch.Tensor
     coarse = torch.rand(1, 3, h // 4 + 2, w // 4 + 2 + frames, generator=g)
     big = upsample(coarse, 4).clamp(0, 1)[0]  # (3, H, W)
     big = (big + 0.1 * torch.rand(big.shape, generator=g)).clamp(0, 1)
-    x = torch.stack([big[:, 4:4 + h, 4 + i:4 + i + w] for i in range(frames)])
+    x = torch.stack([big[:, 4 : 4 + h, 4 + i : 4 + i + w] for i in range(frames)])
     return (x * 255).round() / 255  # what an 8-bit video decodes to
 
 
@@ -83,8 +84,9 @@ def test_upscale_cli_runs_int8(tmp_path, small_clip, capsys) -> None:
         pytest.skip("no variant allows int8")
     from videosr.cli import main
 
-    code = main(["upscale", small_clip, str(tmp_path / "o.mp4"), "--model", INT8[0], "--precision", "int8",
-                 "--quiet", "--json"])
+    code = main(
+        ["upscale", small_clip, str(tmp_path / "o.mp4"), "--model", INT8[0], "--precision", "int8", "--quiet", "--json"]
+    )
     assert code == 0 and (tmp_path / "o.mp4").stat().st_size > 0
     out, _ = capsys.readouterr()
     assert json.loads(out.strip().splitlines()[-1])["frames"] == 10
@@ -95,13 +97,24 @@ def test_gate(tmp_path, monkeypatch) -> None:
     (verify_int8=False) runs it to measure the gate; a trunk needs its sha256, and a tampered one is refused."""
     for f in registry.WEIGHTS_DIR.iterdir():  # the shipped files stay readable
         (tmp_path / f.name).write_bytes(f.read_bytes())
-    rows = [{"model": "g", "precision": "fp32", "degradation": "BI", "mean": {"psnr_y": 24.40}},
-            {"model": "g", "precision": "int8", "degradation": "BI", "mean": {"psnr_y": 24.25}}]
+    rows = [
+        {"model": "g", "precision": "fp32", "degradation": "BI", "mean": {"psnr_y": 24.40}},
+        {"model": "g", "precision": "int8", "degradation": "BI", "mean": {"psnr_y": 24.25}},
+    ]
     (tmp_path / "g.json").write_text(json.dumps(rows))
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
     ref = VARIANTS["fast-x4"]
-    kw = dict(arch="fastvsr", scale=4, kwargs=ref.kwargs, weights=ref.weights, sha256=ref.sha256, degradation="BI",
-              vid4_eval="g.json", int8_trunk=ref.int8_trunk, int8_sha256=ref.int8_sha256)
+    kw = dict(
+        arch="fastvsr",
+        scale=4,
+        kwargs=ref.kwargs,
+        weights=ref.weights,
+        sha256=ref.sha256,
+        degradation="BI",
+        vid4_eval="g.json",
+        int8_trunk=ref.int8_trunk,
+        int8_sha256=ref.int8_sha256,
+    )
     bad = Variant(name="g", vid4_eval_int8="g.json", **kw)  # 0.15 dB under fp32
     assert bad.vid4_psnr_y_int8 == 24.25 and not bad.int8_allowed
     assert not Variant(name="g", **kw).int8_allowed  # int8 never measured

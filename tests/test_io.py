@@ -15,8 +15,8 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from clips import make_audio_only, make_images, make_video, make_y4m, packets, pattern, video_pts
+
 from videosr.errors import (
     DiskFullError,
     EmptyInputError,
@@ -121,7 +121,7 @@ def test_audio_stream_copied_byte_identical(tmp_path):
     transcode(src, out2)
     with av.open(str(out2)) as c:
         order = "".join(p.stream.type[0] for p in c.demux() if p.size)
-    assert "v" in order[order.index("a"):] and order.count("a") == len(a_in)
+    assert "v" in order[order.index("a") :] and order.count("a") == len(a_in)
 
 
 def test_mkv_subtitles_kept_and_converted_for_mp4(tmp_path):

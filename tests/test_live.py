@@ -15,11 +15,11 @@ import time
 from fractions import Fraction
 
 import av
+import clips
 import numpy as np
 import pytest
 import torch
 
-import clips
 from videosr.cli import main
 from videosr.errors import UsageError
 
@@ -67,6 +67,7 @@ def check_counts(s: dict) -> None:
 
 
 # -- streaming equals the whole-clip pass --------------------------------------------------------------------
+
 
 def _causal_variants() -> list[str]:
     from videosr.live import causal_variants
@@ -146,6 +147,7 @@ def test_recurrent_stream_step_equals_forward(one_thread) -> None:
 
 # -- the CLI -------------------------------------------------------------------------------------------------
 
+
 def test_udp_round_trip(tmp_path, capsys) -> None:
     """A few seconds of MPEG-TS over loopback UDP in, x4 MPEG-TS over loopback UDP out: every frame in is
     upscaled, passed through or dropped (counted), and the output decodes at the x4 size."""
@@ -155,8 +157,7 @@ def test_udp_round_trip(tmp_path, capsys) -> None:
 
     def receive() -> None:
         try:
-            with av.open(f"udp://127.0.0.1:{p_out}?fifo_size=1000000&overrun_nonfatal=1",
-                         timeout=(30, 4)) as c:
+            with av.open(f"udp://127.0.0.1:{p_out}?fifo_size=1000000&overrun_nonfatal=1", timeout=(30, 4)) as c:
                 for f in c.decode(video=0):
                     received.append((f.width, f.height))
         except av.error.ExitError:
@@ -180,8 +181,19 @@ def test_udp_round_trip(tmp_path, capsys) -> None:
     rx, tx = threading.Thread(target=receive, daemon=True), threading.Thread(target=send, daemon=True)
     rx.start()
     tx.start()
-    code = main(["upscale", "--live", f"udp://127.0.0.1:{p_in}", f"udp://127.0.0.1:{p_out}", "--model", "bicubic",
-                 "--timeout", "2", "--json"])
+    code = main(
+        [
+            "upscale",
+            "--live",
+            f"udp://127.0.0.1:{p_in}",
+            f"udp://127.0.0.1:{p_out}",
+            "--model",
+            "bicubic",
+            "--timeout",
+            "2",
+            "--json",
+        ]
+    )
     tx.join(10)
     rx.join(10)
     s = summary_from(capsys.readouterr().out)
@@ -218,8 +230,21 @@ def test_frame_size_change_resets_the_model_and_keeps_the_output_size(tmp_path, 
     net = create_model("fast-x4-causal", pretrained=False)
     torch.manual_seed(2)
     save_file({k: v + 0.01 * torch.randn_like(v) for k, v in net.state_dict().items()}, tmp_path / "w.safetensors")
-    code = main(["upscale", "--live", str(both), "-", "--model", "fast-x4-causal", "--weights",
-                 str(tmp_path / "w.safetensors"), "--max-latency", "5000", "--json"])
+    code = main(
+        [
+            "upscale",
+            "--live",
+            str(both),
+            "-",
+            "--model",
+            "fast-x4-causal",
+            "--weights",
+            str(tmp_path / "w.safetensors"),
+            "--max-latency",
+            "5000",
+            "--json",
+        ]
+    )
     out, err = capfdbinary.readouterr()
     s = summary_from(err.decode())
     assert code == 0 and s["size_changes"] == 1 and s["frames_in"] == 24
@@ -233,11 +258,10 @@ def test_damaged_packets_do_not_end_the_run(tmp_path, capsys) -> None:
     data = bytearray(open(src, "rb").read())
     rng = np.random.default_rng(0)
     mid = len(data) // 2
-    data[mid:mid + 3000] = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()  # a burst of garbage
+    data[mid : mid + 3000] = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes()  # a burst of garbage
     bad = tmp_path / "bad.ts"
     bad.write_bytes(bytes(data))
-    code = main(["upscale", "--live", str(bad), "/dev/null", "--model", "bicubic", "--max-latency", "5000",
-                 "--json"])
+    code = main(["upscale", "--live", str(bad), "/dev/null", "--model", "bicubic", "--max-latency", "5000", "--json"])
     s = summary_from(capsys.readouterr().out)
     assert code == 0 and s["ended"] == "end of input"
     check_counts(s)
@@ -249,8 +273,7 @@ def test_damaged_packets_do_not_end_the_run(tmp_path, capsys) -> None:
 def test_silent_source_times_out(capsys) -> None:
     port = free_port()
     t = time.monotonic()
-    code = main(["upscale", "--live", f"udp://127.0.0.1:{port}", "/dev/null", "--model", "bicubic",
-                 "--timeout", "1.5"])
+    code = main(["upscale", "--live", f"udp://127.0.0.1:{port}", "/dev/null", "--model", "bicubic", "--timeout", "1.5"])
     err = capsys.readouterr().err
     assert code == 3
     assert f"udp://127.0.0.1:{port}: no data within 1.5 s (--timeout)" in err
@@ -259,24 +282,28 @@ def test_silent_source_times_out(capsys) -> None:
 
 def test_unreachable_source_is_an_input_error(capsys) -> None:
     port = free_port()  # nothing listens there
-    code = main(["upscale", "--live", f"rtsp://127.0.0.1:{port}/cam", "/dev/null", "--model", "bicubic",
-                 "--timeout", "2"])
+    code = main(
+        ["upscale", "--live", f"rtsp://127.0.0.1:{port}/cam", "/dev/null", "--model", "bicubic", "--timeout", "2"]
+    )
     assert code == 3
     assert "cannot open the live source" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--live", "IN", "/dev/null", "--model", "fast-x4"], "needs a causal model"),
-    (["udp://127.0.0.1:9/", "out.mp4"], "add --live"),
-    (["IN", "udp://127.0.0.1:9"], "add --live"),
-    (["--live", "IN", "/dev/null", "--resume"], "--resume cannot be used with --live"),
-    (["--live", "IN", "/dev/null", "--workers", "2"], "--workers cannot be used with --live"),
-    (["--live", "IN", "/dev/null", "--overwrite"], "--overwrite cannot be used with --live"),
-    (["--live", "IN", "out.mp4"], "--live writes udp://"),
-    (["IN", "out.mp4", "--max-latency", "100"], "--max-latency goes with --live"),
-    (["--live", "IN", "/dev/null", "--max-latency", "0"], "--max-latency takes milliseconds"),
-    (["--live", "IN", "srt://127.0.0.1:9", "--model", "bicubic", "--quiet"], "no srt:// protocol"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--live", "IN", "/dev/null", "--model", "fast-x4"], "needs a causal model"),
+        (["udp://127.0.0.1:9/", "out.mp4"], "add --live"),
+        (["IN", "udp://127.0.0.1:9"], "add --live"),
+        (["--live", "IN", "/dev/null", "--resume"], "--resume cannot be used with --live"),
+        (["--live", "IN", "/dev/null", "--workers", "2"], "--workers cannot be used with --live"),
+        (["--live", "IN", "/dev/null", "--overwrite"], "--overwrite cannot be used with --live"),
+        (["--live", "IN", "out.mp4"], "--live writes udp://"),
+        (["IN", "out.mp4", "--max-latency", "100"], "--max-latency goes with --live"),
+        (["--live", "IN", "/dev/null", "--max-latency", "0"], "--max-latency takes milliseconds"),
+        (["--live", "IN", "srt://127.0.0.1:9", "--model", "bicubic", "--quiet"], "no srt:// protocol"),
+    ],
+)
 def test_refused_with_exit_2(tmp_path, capsys, args, message) -> None:
     src = clips.make_video(tmp_path / "in.mp4", frames=3, width=16, height=16)
     args = [src if a == "IN" else a for a in args]
@@ -303,8 +330,12 @@ def test_library_refuses_a_live_stream_without_live() -> None:
 
 def test_sigterm_stops_cleanly_with_a_summary(tmp_path) -> None:
     src = clips.make_video(tmp_path / "in.mp4", frames=250, width=32, height=24)  # 10 s played live
-    p = subprocess.Popen([sys.executable, "-m", "videosr", "upscale", "--live", src, "/dev/null", "--model",
-                          "bicubic"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "videosr", "upscale", "--live", src, "/dev/null", "--model", "bicubic"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         line = ""
@@ -322,13 +353,22 @@ def test_sigterm_stops_cleanly_with_a_summary(tmp_path) -> None:
     assert last.startswith("live interrupted: ") and "frames in" in last and "latency p50" in last
 
 
-@pytest.mark.parametrize("times,expect,reason", [
-    ({"online-x4": 5.0}, "online-x4", "live: the best measured causal model with weights for x4"),
-    ({"online-x4": 500.0, "fast-x4-causal": 5.0}, "fast-x4-causal",
-     "live: online-x4 took 500 ms a frame here, over the stream's 40 ms; fast-x4-causal keeps up"),
-    ({"online-x4": 500.0, "fast-x4-causal": 300.0}, "bicubic",
-     "live: online-x4 took 500 ms, fast-x4-causal took 300 ms a frame here, over the stream's 40 ms; bicubic keeps up"),
-])
+@pytest.mark.parametrize(
+    "times,expect,reason",
+    [
+        ({"online-x4": 5.0}, "online-x4", "live: the best measured causal model with weights for x4"),
+        (
+            {"online-x4": 500.0, "fast-x4-causal": 5.0},
+            "fast-x4-causal",
+            "live: online-x4 took 500 ms a frame here, over the stream's 40 ms; fast-x4-causal keeps up",
+        ),
+        (
+            {"online-x4": 500.0, "fast-x4-causal": 300.0},
+            "bicubic",
+            "live: online-x4 took 500 ms, fast-x4-causal took 300 ms a frame here, over the stream's 40 ms; bicubic keeps up",
+        ),
+    ],
+)
 def test_auto_weighs_speed(tmp_path, capfdbinary, monkeypatch, times, expect, reason) -> None:
     """--model auto times its causal pick (the best by Vid4: online-x4) on the first frame (here: the timings are
     set) and, where it cannot keep the stream's rate (25 fps: 40 ms a frame), the next, then bicubic; it says why."""

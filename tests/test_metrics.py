@@ -58,10 +58,10 @@ def test_psnr_constant_offset():
     a = torch.full((3, 20, 30), 0.5, dtype=torch.float64)
     b = a + 10 / 255
     # RGB: MSE = 100 -> 10 log10(255^2 / 100)
-    assert psnr(a, b, y_channel=False).item() == pytest.approx(10 * math.log10(255 ** 2 / 100), abs=1e-9)
+    assert psnr(a, b, y_channel=False).item() == pytest.approx(10 * math.log10(255**2 / 100), abs=1e-9)
     # Y: offset (65.481 + 128.553 + 24.966) * 10 / 255 = 219 * 10 / 255
     dy = 219 * 10 / 255
-    assert psnr(a, b).item() == pytest.approx(10 * math.log10(255 ** 2 / dy ** 2), abs=1e-9)
+    assert psnr(a, b).item() == pytest.approx(10 * math.log10(255**2 / dy**2), abs=1e-9)
     assert psnr(a, a).item() == math.inf
 
 
@@ -72,7 +72,7 @@ def test_psnr_crop_border_and_batch():
     assert torch.isinf(psnr(a, b, crop_border=2)).all()
     p = psnr(a, b, y_channel=False)
     assert p.shape == (2,) and p.dtype == torch.float64
-    assert p[0].item() == pytest.approx(10 * math.log10(255 ** 2 / (255 ** 2 * 2 / 16)))
+    assert p[0].item() == pytest.approx(10 * math.log10(255**2 / (255**2 * 2 / 16)))
     with pytest.raises(UsageError):
         psnr(a, b, crop_border=8)
     with pytest.raises(UsageError):
@@ -87,25 +87,25 @@ def test_ssim_identical_and_constant():
     c1 = (0.01 * 255) ** 2
     x, y = torch.full((1, 16, 16), 0.2, dtype=torch.float64), torch.full((1, 16, 16), 0.6, dtype=torch.float64)
     m1, m2 = 0.2 * 255, 0.6 * 255
-    assert ssim(x, y, y_channel=False).item() == pytest.approx((2 * m1 * m2 + c1) / (m1 ** 2 + m2 ** 2 + c1))
+    assert ssim(x, y, y_channel=False).item() == pytest.approx((2 * m1 * m2 + c1) / (m1**2 + m2**2 + c1))
 
 
 def _ssim_reference(a: np.ndarray, b: np.ndarray) -> float:
     """Straight transcription of the MATLAB reference for one 2-D image on 0..255 (valid region)."""
     r = np.arange(11) - 5
-    g = np.exp(-(r ** 2) / (2 * 1.5 ** 2))
+    g = np.exp(-(r**2) / (2 * 1.5**2))
     win = np.outer(g, g) / np.outer(g, g).sum()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     h, w = a.shape
     vals = []
     for i in range(h - 10):
         for j in range(w - 10):
-            pa, pb = a[i:i + 11, j:j + 11], b[i:i + 11, j:j + 11]
+            pa, pb = a[i : i + 11, j : j + 11], b[i : i + 11, j : j + 11]
             mu1, mu2 = (win * pa).sum(), (win * pb).sum()
-            s1 = (win * pa * pa).sum() - mu1 ** 2
-            s2 = (win * pb * pb).sum() - mu2 ** 2
+            s1 = (win * pa * pa).sum() - mu1**2
+            s2 = (win * pb * pb).sum() - mu2**2
             s12 = (win * pa * pb).sum() - mu1 * mu2
-            vals.append(((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 ** 2 + mu2 ** 2 + c1) * (s1 + s2 + c2)))
+            vals.append(((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1**2 + mu2**2 + c1) * (s1 + s2 + c2)))
     return float(np.mean(vals))
 
 

@@ -9,11 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from videosr.resample import upsample
 from videosr.errors import ModelError
-from videosr.models import VARIANTS, Variant, create_model, list_models, register_arch, register_variant
-from videosr.models import registry
+from videosr.models import VARIANTS, Variant, create_model, list_models, register_arch, register_variant, registry
 from videosr.models.flops import count_flops, count_params
+from videosr.resample import upsample
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -80,7 +79,7 @@ def test_sliding_window_reads_only_its_context(name: str) -> None:
     assert model.context == max(-lo, hi)
     x = torch.rand(B, 9, 3, H, W)
     x2 = torch.rand(B, 9, 3, H, W)
-    x2[:, t + lo: t + hi + 1] = x[:, t + lo: t + hi + 1]  # same window around frame t, everything else differs
+    x2[:, t + lo : t + hi + 1] = x[:, t + lo : t + hi + 1]  # same window around frame t, everything else differs
     with torch.no_grad():
         assert torch.equal(model(x)[:, t], model(x2)[:, t])
 
@@ -123,6 +122,7 @@ def test_flops_and_params() -> None:
 
 # registry ----------------------------------------------------------------------------------------------
 
+
 def test_duplicate_names_rejected() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_arch("fastvsr")(torch.nn.Identity)
@@ -162,9 +162,14 @@ def test_tampered_weights_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     model = tiny("fast-x4")
     path = tmp_path / "fast-tiny.safetensors"
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-    v = Variant(name="fast-tiny-test", arch="fastvsr", scale=4,
-                kwargs={**VARIANTS["fast-x4"].kwargs, **TINY["fastvsr"]},
-                weights=path.name, sha256=registry.sha256_file(path))
+    v = Variant(
+        name="fast-tiny-test",
+        arch="fastvsr",
+        scale=4,
+        kwargs={**VARIANTS["fast-x4"].kwargs, **TINY["fastvsr"]},
+        weights=path.name,
+        sha256=registry.sha256_file(path),
+    )
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setitem(registry.VARIANTS, v.name, v)
     loaded = create_model(v.name)  # intact: loads and matches
@@ -188,8 +193,10 @@ def test_pan_checkpoints_load_strictly(scale: int) -> None:
     assert count_params(model) == {2: 261403, 3: 261403, 4: 272419}[scale]
 
 
-@pytest.mark.skipif(not (PAN_DIR / "PANx4_DF2K.pth").is_file() or not (SHARED / "data" / "Set5").is_dir(),
-                    reason="../shared PAN weights or Set5 not available")
+@pytest.mark.skipif(
+    not (PAN_DIR / "PANx4_DF2K.pth").is_file() or not (SHARED / "data" / "Set5").is_dir(),
+    reason="../shared PAN weights or Set5 not available",
+)
 def test_pan_x4_reproduces_set5() -> None:
     from PIL import Image
 
@@ -205,7 +212,7 @@ def test_pan_x4_reproduces_set5() -> None:
         hr = hr[: sr.shape[0], : sr.shape[1]]
         ys, yh = [16 + (65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]) / 255 for a in (sr, hr)]
         mse = np.mean((ys[4:-4, 4:-4] - yh[4:-4, 4:-4]) ** 2)
-        scores.append(10 * np.log10(255 ** 2 / mse))
+        scores.append(10 * np.log10(255**2 / mse))
     assert abs(np.mean(scores) - 32.13) < 0.10, np.mean(scores)
 
 

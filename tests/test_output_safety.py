@@ -19,9 +19,9 @@ import textwrap
 import time
 
 import av
+import clips
 import pytest
 
-import clips
 from videosr.cli import main
 from videosr.errors import InputChangedError, Interrupted
 
@@ -79,8 +79,12 @@ def hidden(folder) -> list[str]:
 
 def start_slow(tmp_path, *args: str) -> subprocess.Popen:
     (tmp_path / "slow_cli.py").write_text(SLOW)
-    return subprocess.Popen([sys.executable, str(tmp_path / "slow_cli.py"), "upscale", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(tmp_path / "slow_cli.py"), "upscale", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +105,9 @@ def interrupted(tmp_path_factory):
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted):
-        upscale(src, str(d / "out.mkv"), model="bicubic", scale=2, codec="ffv1", segment=4, progress=False,
-                on_frame=stop)
+        upscale(
+            src, str(d / "out.mkv"), model="bicubic", scale=2, codec="ffv1", segment=4, progress=False, on_frame=stop
+        )
     return src, state_of(d / "out.mkv")
 
 
@@ -155,8 +160,9 @@ def test_overwrite_never_replaces_a_folder_videosr_did_not_write(tmp_path, small
         code, err = cli("upscale", small, str(mine), *BICUBIC, *extra)
         assert code in (2, 5), err
         assert "Traceback" not in err and err.count("\n") == 1
-    one_line(*cli("upscale", small, str(mine) + "/", *BICUBIC, "--overwrite"), 5, "did not write",
-             "even with --overwrite")
+    one_line(
+        *cli("upscale", small, str(mine) + "/", *BICUBIC, "--overwrite"), 5, "did not write", "even with --overwrite"
+    )
     assert os.listdir(mine) == ["thesis.tex"] and hidden(tmp_path) == []
     # an empty folder holds nothing to lose: it is filled
     empty = tmp_path / "empty"
@@ -253,12 +259,19 @@ def finished_no_frames(m):
     m["finished"] = "yes"
 
 
-@pytest.mark.parametrize("change,word", [(drop_middle, "damaged resume manifest"),
-                                         (duplicate, "damaged resume manifest"), (finished_early, "more frames"), (traversal, "names"),
-                                         (wrong_types, "bad start"), (wrong_types2, "bad segment_frames"),
-                                         (finished_no_frames, "finished")],
-                         ids=["drop-middle", "duplicate", "finished-early", "path-traversal", "wrong-type",
-                              "wrong-types", "bad-finished"])
+@pytest.mark.parametrize(
+    "change,word",
+    [
+        (drop_middle, "damaged resume manifest"),
+        (duplicate, "damaged resume manifest"),
+        (finished_early, "more frames"),
+        (traversal, "names"),
+        (wrong_types, "bad start"),
+        (wrong_types2, "bad segment_frames"),
+        (finished_no_frames, "finished"),
+    ],
+    ids=["drop-middle", "duplicate", "finished-early", "path-traversal", "wrong-type", "wrong-types", "bad-finished"],
+)
 def test_edited_manifest_is_refused(tmp_path, interrupted, change, word):
     src, out, mpath = copy_state(interrupted, tmp_path)
     edit(mpath, change)
@@ -371,7 +384,9 @@ def test_second_run_on_the_same_output_fails_fast_naming_the_pid(tmp_path):
     p = start_slow(tmp_path, src, str(out), *RESUMABLE)
     try:
         manifest = os.path.join(state_of(out), "manifest.json")
-        assert clips.wait_for(lambda: os.path.exists(manifest) and json.load(open(manifest))["segments"], p), p.stderr.read()
+        assert clips.wait_for(lambda: os.path.exists(manifest) and json.load(open(manifest))["segments"], p), (
+            p.stderr.read()
+        )
         listed = [s["file"] for s in json.load(open(manifest))["segments"]]
         for extra in (["--resume"], [], ["--overwrite"]):
             t0 = time.monotonic()

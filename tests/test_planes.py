@@ -6,14 +6,14 @@ import av
 import numpy as np
 import pytest
 import torch
-
 from clips import make_video
-from videosr.resample import upsample
+
 from videosr.io import Frame, open_input, open_output
 from videosr.io._pixfmt import plane_sizes
 from videosr.io.convert import _quantize_u8, planes_to_tensors
 from videosr.models.interp import Interp
 from videosr.pipeline import upscale
+from videosr.resample import upsample
 
 
 def decoded(path, fmt="rgb24"):
@@ -75,11 +75,15 @@ def test_plane_path_is_exact_upsampling_of_each_plane(tmp_path, pix_fmt, monkeyp
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
     with av.open(src) as c:
-        lr = [[np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes]
-              for f in c.decode(video=0)]
+        lr = [
+            [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes]
+            for f in c.decode(video=0)
+        ]
     with av.open(str(out)) as c:
-        hr = [[np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes]
-              for f in c.decode(video=0)]
+        hr = [
+            [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy() for p in f.planes]
+            for f in c.decode(video=0)
+        ]
     assert len(hr) == 4
     for lo, hi in zip(lr, hr):
         for a, b in zip(planes_to_tensors(lo), hi):
@@ -97,7 +101,7 @@ def test_plane_path_matches_rgb_path(tmp_path):
     fa, fb = decoded(a), decoded(b)
     assert len(fa) == len(fb) == 6
     mse = np.mean([np.mean((x.astype(np.float64) - y) ** 2) for x, y in zip(fa, fb)])
-    assert 10 * np.log10(255 ** 2 / mse) > 38  # chroma filtered at its own resolution, rounding in YUV
+    assert 10 * np.log10(255**2 / mse) > 38  # chroma filtered at its own resolution, rounding in YUV
 
 
 def test_rgb_path_for_formats_without_planes(tmp_path, monkeypatch):
@@ -110,8 +114,9 @@ def test_rgb_path_for_formats_without_planes(tmp_path, monkeypatch):
     src = make_video(tmp_path / "deep.mkv", frames=3, width=32, height=16, codec="ffv1", pix_fmt="yuv420p10le")
     r = upscale(src, str(tmp_path / "o10.mkv"), model="bicubic", scale=2, codec="ffv1", progress=False)
     assert r["frames"] == 3 and not called
-    r = upscale(src, str(tmp_path / "o8.mkv"), model="bicubic", scale=2, codec="ffv1", progress=False,
-                pix_fmt="yuv420p")  # 8-bit planar out, but not the source's pix_fmt
+    r = upscale(
+        src, str(tmp_path / "o8.mkv"), model="bicubic", scale=2, codec="ffv1", progress=False, pix_fmt="yuv420p"
+    )  # 8-bit planar out, but not the source's pix_fmt
     assert r["frames"] == 3 and not called
 
 
@@ -177,7 +182,7 @@ def test_fast_model_plane_output_matches_rgb_path(tmp_path, monkeypatch):
     fa, fb = decoded(a), decoded(b)
     assert len(fa) == len(fb) == 10
     mse = np.mean([np.mean((x.astype(np.float64) - y) ** 2) for x, y in zip(fa, fb)])
-    assert 10 * np.log10(255 ** 2 / mse) > 40
+    assert 10 * np.log10(255**2 / mse) > 40
 
 
 @pytest.mark.parametrize("name", ["quality-x4", "online-x4", "quality-x4-full"])
@@ -209,8 +214,9 @@ def test_model_planes_need_whole_frames_and_420(tmp_path, monkeypatch):
     src = make_video(tmp_path / "in.mkv", frames=3, width=40, height=24, codec="ffv1", pix_fmt="yuv420p")
     r = upscale(src, str(tmp_path / "tiled.mkv"), model="fast-x2", scale=2, tile=16, codec="ffv1", progress=False)
     assert r["frames"] == 3 and not calls
-    r = upscale(src, str(tmp_path / "444.mkv"), model="fast-x2", scale=2, codec="ffv1", pix_fmt="yuv444p",
-                progress=False)
+    r = upscale(
+        src, str(tmp_path / "444.mkv"), model="fast-x2", scale=2, codec="ffv1", pix_fmt="yuv444p", progress=False
+    )
     assert r["frames"] == 3 and not calls
     r = upscale(src, str(tmp_path / "420.mkv"), model="fast-x2", scale=2, codec="ffv1", progress=False)
     assert r["frames"] == 3 and calls
@@ -265,16 +271,16 @@ def _saturated_frames(t: int, h: int, w: int) -> torch.Tensor:
         for f in c.decode(video=0):
             a = torch.from_numpy(f.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255
             y0, x0 = (a.shape[1] - h) // 2, (a.shape[2] - w) // 2
-            frames.append(a[:, y0:y0 + h, x0:x0 + w].clone())
+            frames.append(a[:, y0 : y0 + h, x0 : x0 + w].clone())
             if len(frames) == t:
                 break
     x = torch.stack(frames)
     x[:, :, : h // 6] = 0  # a letterbox bar
-    x[:, :, h // 3: h // 2, : w // 4] = 1  # a blown-out highlight
+    x[:, :, h // 3 : h // 2, : w // 4] = 1  # a blown-out highlight
     ramp = torch.linspace(0, 1, w // 3)
-    x[:, 0, -h // 4:, -w // 3:] = ramp  # saturated red, green and blue ramps
-    x[:, 1, -h // 4:, -w // 3:] = 0
-    x[:, 2, -h // 4:, -w // 3:] = ramp.flip(0)
+    x[:, 0, -h // 4 :, -w // 3 :] = ramp  # saturated red, green and blue ramps
+    x[:, 1, -h // 4 :, -w // 3 :] = 0
+    x[:, 2, -h // 4 :, -w // 3 :] = ramp.flip(0)
     return x[None]
 
 
@@ -310,17 +316,21 @@ def test_base_chroma_step_bound(kernel, scale, cell):
     kv, kh = _step_bounds(A)
     P, nw = A.shape
     g = torch.Generator().manual_seed(0)
-    wins = [torch.rand(200, nw, nw, generator=g, dtype=torch.float64),
-            torch.rand(200, 1, 1, generator=g, dtype=torch.float64) * torch.arange(nw, dtype=torch.float64)[:, None]
-            + torch.rand(200, 1, 1, generator=g, dtype=torch.float64) * torch.arange(nw, dtype=torch.float64)]
+    wins = [
+        torch.rand(200, nw, nw, generator=g, dtype=torch.float64),
+        torch.rand(200, 1, 1, generator=g, dtype=torch.float64) * torch.arange(nw, dtype=torch.float64)[:, None]
+        + torch.rand(200, 1, 1, generator=g, dtype=torch.float64) * torch.arange(nw, dtype=torch.float64),
+    ]
     step = torch.zeros(2, nw, nw, dtype=torch.float64)
-    step[0, nw // 2:], step[1, :, nw // 2:] = 1, 1
+    step[0, nw // 2 :], step[1, :, nw // 2 :] = 1, 1
     wins.append(step)
     w = torch.cat(wins)
     base = A @ w @ A.T  # (n, P, P)
     blocks = base.unflatten(1, (P // 2, 2)).unflatten(3, (P // 2, 2))
     dev = (blocks - blocks.mean((2, 4), keepdim=True)).abs().flatten(1).amax(1)
-    bound = kv * (w[:, 1:] - w[:, :-1]).abs().flatten(1).amax(1) + kh * (w[..., 1:] - w[..., :-1]).abs().flatten(1).amax(1)
+    bound = kv * (w[:, 1:] - w[:, :-1]).abs().flatten(1).amax(1) + kh * (w[..., 1:] - w[..., :-1]).abs().flatten(
+        1
+    ).amax(1)
     assert (dev <= bound + 1e-12).all()
     assert (dev[-2:] > 0.3 * bound[-2:]).all()  # and within ~3x of the truth at a sharp edge
 

@@ -16,10 +16,10 @@ import sys
 import time
 
 import av
+import clips
 import numpy as np
 import pytest
 
-import clips
 from videosr.cli import main
 from videosr.io import open_input
 
@@ -87,7 +87,7 @@ def _bad_input(tmp_path, case: str, good: str) -> tuple[str, str | None]:
     if case == "corrupt-frame-in-middle":
         b = bytearray(data)
         mid = data.find(b"mdat") + (moov - data.find(b"mdat")) // 2
-        b[mid: mid + 300] = bytes(x ^ 0xFF for x in b[mid: mid + 300])
+        b[mid : mid + 300] = bytes(x ^ 0xFF for x in b[mid : mid + 300])
         p.write_bytes(bytes(b))
         return str(p), r"frame \d+"
     if case == "missing":
@@ -95,8 +95,17 @@ def _bad_input(tmp_path, case: str, good: str) -> tuple[str, str | None]:
     raise AssertionError(case)
 
 
-BAD = ["zero-bytes", "random-bytes", "mp4-cut-mid-file", "mp4-without-moov", "audio-only", "absurd-y4m-header",
-       "y4m-over-size-limit", "corrupt-frame-in-middle", "missing"]
+BAD = [
+    "zero-bytes",
+    "random-bytes",
+    "mp4-cut-mid-file",
+    "mp4-without-moov",
+    "audio-only",
+    "absurd-y4m-header",
+    "y4m-over-size-limit",
+    "corrupt-frame-in-middle",
+    "missing",
+]
 
 
 @pytest.mark.parametrize("case", BAD)
@@ -114,8 +123,12 @@ def test_bad_inputs_in_a_subprocess(tmp_path, good):
     """The same refusals from the real executable: exit codes, one line, no traceback, no crash."""
     srcs = [_bad_input(tmp_path, c, good)[0] for c in ("absurd-y4m-header", "corrupt-frame-in-middle")]
     for src in srcs:
-        p = subprocess.run([sys.executable, "-m", "videosr", "upscale", src, str(tmp_path / "o.mp4"), *BICUBIC],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-m", "videosr", "upscale", src, str(tmp_path / "o.mp4"), *BICUBIC],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert_one_line_error(p.returncode, p.stderr, 3)
 
 
@@ -146,8 +159,19 @@ def _odd_input(tmp_path, case: str) -> str:
     raise AssertionError(case)
 
 
-ODD = ["image-renamed-to-mp4", "1x1", "one-frame", "33x17", "yuv422p", "yuv444p", "yuv420p10le", "greyscale",
-       "png-alpha", "rotated", "vfr"]
+ODD = [
+    "image-renamed-to-mp4",
+    "1x1",
+    "one-frame",
+    "33x17",
+    "yuv422p",
+    "yuv444p",
+    "yuv420p10le",
+    "greyscale",
+    "png-alpha",
+    "rotated",
+    "vfr",
+]
 
 
 @pytest.mark.parametrize("case", ODD)
@@ -202,8 +226,9 @@ def test_file_names_starting_with_dash(tmp_path, good, monkeypatch):
     assert cli("upscale", *BICUBIC, "--", "-x.mp4", "-p.mp4")[0] == 0
     assert frames_of("-p.mp4") == 30
     # without either, argparse reads -x.mp4 as an unknown option: usage error (exit 2), nothing written
-    p = subprocess.run([sys.executable, "-m", "videosr", "upscale", "-x.mp4", "-q.mp4"], capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "videosr", "upscale", "-x.mp4", "-q.mp4"], capture_output=True, text=True, timeout=120
+    )
     assert p.returncode == 2 and "Traceback" not in p.stderr and not os.path.exists("-q.mp4")
 
 
@@ -266,8 +291,12 @@ def test_seeded_fuzz_never_hangs_crashes_or_tracebacks(tmp_path):
     clips.make_y4m(tmp_path / "seed.y4m", frames=4, width=32, height=24)
     child = tmp_path / "fuzz_child.py"
     child.write_text(FUZZ_CHILD)
-    p = subprocess.run([sys.executable, str(child), os.path.join(ROOT, "src"), str(tmp_path), "9"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, str(child), os.path.join(ROOT, "src"), str(tmp_path), "9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     events = [json.loads(ln) for ln in p.stdout.splitlines() if ln.startswith("{")]
     results = [e for e in events if "case" in e]
     assert p.returncode == 0, f"child died ({p.returncode}) during {events[-1:]}: {p.stderr[-2000:]}"
@@ -323,12 +352,31 @@ def test_file_size_limit_fails_cleanly(tmp_path, good):
     """A real write failure without root: RLIMIT_FSIZE makes the kernel refuse writes past 64 KiB (EFBIG)."""
     src = tmp_path / "in.mp4"
     shutil.copy(good, src)
-    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); from videosr.cli import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    p = subprocess.run([sys.executable, "-c", code, "upscale", str(src), str(tmp_path / "o.mkv"), "--model",
-                        "bicubic", "--scale", "4", "--codec", "ffv1", "--quiet"],
-                       capture_output=True, text=True, timeout=120)
+    code = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536)); from videosr.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "upscale",
+            str(src),
+            str(tmp_path / "o.mkv"),
+            "--model",
+            "bicubic",
+            "--scale",
+            "4",
+            "--codec",
+            "ffv1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode in (5, 6), p.stderr
     assert_one_line_error(p.returncode, p.stderr, p.returncode, "too large|no space|cannot write")
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
@@ -336,8 +384,7 @@ def test_file_size_limit_fails_cleanly(tmp_path, good):
 
 # --------------------------------------------------------------------------------------------- memory
 def _peak_rss_kib(args: list[str]) -> int:
-    proc = subprocess.Popen([sys.executable, "-m", "videosr", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "videosr", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode()
@@ -368,7 +415,7 @@ def test_weights_are_loaded_only_as_safetensors_or_weights_only():
             path = os.path.join(dirpath, name)
             text = open(path, encoding="utf-8").read()
             for m in re.finditer(r"torch\.load\(", text):
-                call = text[m.end(): m.end() + 300].split("\n\n")[0]  # the call's arguments (and a bit more)
+                call = text[m.end() : m.end() + 300].split("\n\n")[0]  # the call's arguments (and a bit more)
                 if not re.match(r"[^;]*?weights_only=True", call, re.S):
                     bad.append(f"{path}: torch.load({call[:60]}")
             if re.search(r"^\s*(import pickle|from pickle|import dill|import cloudpickle)", text, re.M):
@@ -414,8 +461,9 @@ def test_pickled_code_in_weights_is_never_run(tmp_path, good):
 
     torch.save({"params": Evil()}, tmp_path / "evil.pth")
     src = clips.make_video(tmp_path / "in.mp4", frames=2, width=16, height=16)
-    code, err = cli("upscale", src, str(tmp_path / "o.mp4"), "--model", "pan-x2", "--weights",
-                    str(tmp_path / "evil.pth"), "--quiet")
+    code, err = cli(
+        "upscale", src, str(tmp_path / "o.mp4"), "--model", "pan-x2", "--weights", str(tmp_path / "evil.pth"), "--quiet"
+    )
     assert_one_line_error(code, err, 7, "cannot read weights")
     assert not marker.exists() and not (tmp_path / "o.mp4").exists()
 

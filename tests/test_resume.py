@@ -13,12 +13,12 @@ import textwrap
 import time
 
 import av
+import clips
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-import clips
 from videosr.cli import main
 from videosr.errors import Interrupted, ResumeError
 
@@ -87,8 +87,13 @@ def start_slow(tmp_path, src, out, env_extra, *extra):
     wrapper = tmp_path / "slow_cli.py"
     wrapper.write_text(WRAPPER)
     env = {**os.environ, **env_extra}
-    return subprocess.Popen([sys.executable, str(wrapper), "upscale", src, out, *COMMON, *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, str(wrapper), "upscale", src, out, *COMMON, *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def state_of(out):
@@ -131,8 +136,7 @@ POINTS = {
     # name: (environment for the slowed run, condition to wait for before SIGKILL)
     "after-2-segments": ({"SLOW_MODEL": "0.25"}, lambda out: committed(out, 2)),
     "during-final-mux": ({"SLOW_MUX": "0.05"}, final_part),
-    "mid-segment": ({"SLOW_MODEL": "0.25"}, lambda out: (lambda c1=committed(out, 1), c2=part_open(out):
-                                                         c1() and c2())),
+    "mid-segment": ({"SLOW_MODEL": "0.25"}, lambda out: lambda c1=committed(out, 1), c2=part_open(out): c1() and c2()),
     "state-just-created": ({"SLOW_MODEL": "0.25"}, lambda out: lambda: os.path.isdir(state_of(out))),
     "after-publish": ({"KILL_AFTER_PUBLISH": "1"}, None),
 }
@@ -193,8 +197,11 @@ def test_leftover_and_mismatched_state_are_refused(tmp_path, job, capsys):
     assert main(["upscale", src, out, *COMMON]) == 8
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "found resume state from an earlier run at" in err and "--resume" in err
-    for change, word in ((["--scale", "3"], "scale"), (["--codec", "libx264"], "codec"),
-                         (["--model", "lanczos"], "model")):
+    for change, word in (
+        (["--scale", "3"], "scale"),
+        (["--codec", "libx264"], "codec"),
+        (["--model", "lanczos"], "model"),
+    ):
         args = [a for a in COMMON]
         i = args.index(change[0])
         args[i + 1] = change[1]
@@ -217,8 +224,8 @@ class _Window(nn.Module):
     def forward(self, x):  # (B, T, C, H, W)
         pad = torch.cat([x[:, :1]] * 2 + [x] + [x[:, -1:]] * 2, 1)
         w = [0.1, 0.2, 0.4, 0.2, 0.1]
-        y = sum(w[k] * pad[:, k:k + x.shape[1]] for k in range(5))
-        y = y + 0.05 * torch.sin(8 * pad[:, :x.shape[1]])  # something that is not shift-invariant
+        y = sum(w[k] * pad[:, k : k + x.shape[1]] for k in range(5))
+        y = y + 0.05 * torch.sin(8 * pad[:, : x.shape[1]])  # something that is not shift-invariant
         return y.repeat_interleave(2, -1).repeat_interleave(2, -2)
 
 
@@ -268,8 +275,11 @@ def _signal_run(tmp_path, job, sig, env):
     return out, p.returncode, err, took
 
 
-@pytest.mark.parametrize("sig,env", [(signal.SIGINT, {"SLOW_MODEL": "0.25"}),
-                                     (signal.SIGTERM, {"SLOW_AFTER": "8"})], ids=["SIGINT", "SIGTERM-long-call"])
+@pytest.mark.parametrize(
+    "sig,env",
+    [(signal.SIGINT, {"SLOW_MODEL": "0.25"}), (signal.SIGTERM, {"SLOW_AFTER": "8"})],
+    ids=["SIGINT", "SIGTERM-long-call"],
+)
 def test_signal_stops_within_2s_keeps_state_and_resumes(tmp_path, job, sig, env):
     """SIGINT with a normal model; SIGTERM while one model call takes 8 s (the exit must not wait for it)."""
     src, ref = job

@@ -61,7 +61,7 @@ def make_store():
 
     def texture(h, w):
         a = rng.random((h // 4, w // 4, 3))
-        return (np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)))
+        return np.asarray(Image.fromarray((a * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC))
 
     stills = [texture(96, 128), texture(80, 80)]
     base = texture(64, 96)
@@ -87,10 +87,27 @@ def write_store(root: Path) -> Path:
 
 
 def tiny_config(out: Path, **over) -> TrainConfig:
-    items = [f"out_dir={out}", "model.name=tiny-test-x2", "data.scale=2", "data.patch=8", "data.frames=3",
-             "data.batch=2", "data.workers=0", "optim.steps=6", "optim.warmup=2", "optim.lr=1e-3",
-             "ckpt.every=100", "val.every=0", "precision=fp32", "channels_last=false", "log_every=1",
-             "loss.l1=0.5", "loss.ssim=0.1", "loss.mse=0.2", "ema=0.9"]
+    items = [
+        f"out_dir={out}",
+        "model.name=tiny-test-x2",
+        "data.scale=2",
+        "data.patch=8",
+        "data.frames=3",
+        "data.batch=2",
+        "data.workers=0",
+        "optim.steps=6",
+        "optim.warmup=2",
+        "optim.lr=1e-3",
+        "ckpt.every=100",
+        "val.every=0",
+        "precision=fp32",
+        "channels_last=false",
+        "log_every=1",
+        "loss.l1=0.5",
+        "loss.ssim=0.1",
+        "loss.mse=0.2",
+        "ema=0.9",
+    ]
     items += [f"{k}={v}" for k, v in over.items()]
     return load_config(None, items)
 
@@ -138,7 +155,7 @@ def _find_in(img: np.ndarray, frame: torch.Tensor) -> tuple[int, int] | None:
     s = f.shape[0]
     for y in range(img.shape[0] - s + 1):
         for x in range(img.shape[1] - s + 1):
-            if np.array_equal(img[y:y + s, x:x + s], f):
+            if np.array_equal(img[y : y + s, x : x + s], f):
                 return y, x
     return None
 
@@ -164,8 +181,7 @@ def test_synthetic_objects_are_pasted_unresampled():
 
     bg = np.zeros((64, 64, 3), dtype=np.uint8)
     obj = np.random.default_rng(0).integers(1, 256, (64, 64, 3), dtype=np.uint8)
-    m = Motion(max_speed=0, jitter=0.0, affine_prob=0.0, object_prob=1.0, min_source_scale=1.0,
-               min_texture=0.0)
+    m = Motion(max_speed=0, jitter=0.0, affine_prob=0.0, object_prob=1.0, min_source_scale=1.0, min_texture=0.0)
     clip = still_clip(bg, 32, 3, np.random.default_rng(5), m, other=obj)
     opaque = (clip > 0).all(dim=1)  # (T, H, W): pixels the object covers (background is black)
     assert opaque.any()
@@ -181,11 +197,18 @@ def test_synthetic_zoom_clips_keep_detail():
     from videosr.data import Motion, still_clip
 
     img = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
-    lap = torch.tensor([[0., 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
+    lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
 
     def hf(q):
-        m = Motion(max_speed=4, affine_prob=1.0, object_prob=0.0, supersample=q, min_texture=0.0,
-                   min_source_scale=0.4, max_source_scale=0.4)  # photo 2.5x the canvas: room for q=2
+        m = Motion(
+            max_speed=4,
+            affine_prob=1.0,
+            object_prob=0.0,
+            supersample=q,
+            min_texture=0.0,
+            min_source_scale=0.4,
+            max_source_scale=0.4,
+        )  # photo 2.5x the canvas: room for q=2
         c = still_clip(img, 48, 3, np.random.default_rng(1), m)
         return float(torch.nn.functional.conv2d(c.mean(1, keepdim=True), lap).abs().mean())
 
@@ -265,8 +288,17 @@ def test_loss_falls_bf16_channels_last(tmp_path):
     from videosr.train import train
 
     st = make_store()
-    cfg = tiny_config(tmp_path / "r", **{"optim.steps": 40, "precision": "bf16", "channels_last": "true",
-                                         "loss.ssim": 0, "optim.lr": 3e-3, "data.batch": 4})
+    cfg = tiny_config(
+        tmp_path / "r",
+        **{
+            "optim.steps": 40,
+            "precision": "bf16",
+            "channels_last": "true",
+            "loss.ssim": 0,
+            "optim.lr": 3e-3,
+            "data.batch": 4,
+        },
+    )
     train(cfg, store=st, quiet=True)
     rows = [line.split(",") for line in (tmp_path / "r" / "log.csv").read_text().splitlines()[1:]]
     losses = [float(r[3]) for r in rows if r[3]]
@@ -281,8 +313,9 @@ def test_validation_and_checkpoint_model(tmp_path):
     vid.mkdir(parents=True)
     for k, f in enumerate(make_store().clips[0][:3]):
         Image.fromarray(f).save(vid / f"{k:03d}.png")
-    cfg = tiny_config(tmp_path / "v", **{"val.every": 3, "val.data": str(tmp_path / "val"), "val.clips": "clipA",
-                                         "val.max_frames": 3})
+    cfg = tiny_config(
+        tmp_path / "v", **{"val.every": 3, "val.data": str(tmp_path / "val"), "val.clips": "clipA", "val.max_frames": 3}
+    )
     r = train(cfg, store=make_store(), quiet=True)
     assert set(r["val"]) == {"clipA", "mean"} and 10 < r["val"]["mean"] < 80
     assert (tmp_path / "v" / "best.pt").exists()
@@ -310,8 +343,8 @@ def test_validation_and_checkpoint_model(tmp_path):
 
 def test_init_fine_tunes_from_weights(tmp_path):
     """model.init starts training from given weights (strict keys), and a wrong file is a clear error."""
-    from videosr.errors import ModelError
     from videosr.checkpoint import export_weights
+    from videosr.errors import ModelError
     from videosr.train import train
 
     train(tiny_config(tmp_path / "a"), store=make_store(), quiet=True)
@@ -319,14 +352,19 @@ def test_init_fine_tunes_from_weights(tmp_path):
     from safetensors.torch import load_file
 
     start = load_file(str(tmp_path / "a.safetensors"))
-    cfg = tiny_config(tmp_path / "b", **{"model.init": str(tmp_path / "a.safetensors"), "optim.steps": 1,
-                                         "optim.lr": 1e-12, "ema": 0.0})
+    cfg = tiny_config(
+        tmp_path / "b",
+        **{"model.init": str(tmp_path / "a.safetensors"), "optim.steps": 1, "optim.lr": 1e-12, "ema": 0.0},
+    )
     train(cfg, store=make_store(), quiet=True)
     after = _state(tmp_path / "b" / "last.pt")["model"]
     assert all(torch.allclose(after[k], v, atol=1e-6) for k, v in start.items())  # lr ~0: still the init
     with pytest.raises(ModelError):
-        train(tiny_config(tmp_path / "c", **{"model.init": str(tmp_path / "missing.safetensors")}),
-              store=make_store(), quiet=True)
+        train(
+            tiny_config(tmp_path / "c", **{"model.init": str(tmp_path / "missing.safetensors")}),
+            store=make_store(),
+            quiet=True,
+        )
 
 
 def _free_port() -> int:
@@ -336,8 +374,9 @@ def _free_port() -> int:
 
 
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     torch.set_num_threads(1)
     from videosr.train import train
 
@@ -366,7 +405,7 @@ def test_cli_sigint_saves_and_resumes(tmp_path):
     root = write_store(tmp_path / "ds")
     cfg = tmp_path / "t.toml"
     cfg.write_text(f"""
-out_dir = "{tmp_path / 'run'}"
+out_dir = "{tmp_path / "run"}"
 precision = "fp32"
 channels_last = false
 log_every = 1
@@ -385,11 +424,18 @@ steps = 100000
 every = 0
 """)
     # register the test model in the child through a tiny launcher
-    code = ("import sys; sys.path.insert(0, %r); import test_train; from videosr.cli import main; "
-            "sys.exit(main(sys.argv[1:]))" % str(Path(__file__).parent))
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import test_train; from videosr.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-c", code, "train", str(cfg)], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, "train", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     seen = []
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -402,16 +448,27 @@ every = 0
     assert p.returncode == 130, "".join(seen) + rest
     ck = _state(tmp_path / "run" / "last.pt")
     assert ck["step"] >= 3
-    r = subprocess.run([sys.executable, "-c", code, "train", str(cfg), "--resume", "--max-steps", "2"],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "train", str(cfg), "--resume", "--max-steps", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert f"resumed" in r.stdout
+    assert "resumed" in r.stdout
     assert _state(tmp_path / "run" / "last.pt")["step"] == ck["step"] + 2
-    r = subprocess.run([sys.executable, "-c", code, "train", str(cfg)], capture_output=True, text=True, env=env,
-                       timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "train", str(cfg)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert r.returncode == 8 and "--resume" in r.stderr  # a run is already there
-    r = subprocess.run([sys.executable, "-m", "videosr", "train", str(cfg), "--set", "optim.lrr=1"],
-                       capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "videosr", "train", str(cfg), "--set", "optim.lrr=1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert r.returncode == 2 and "unknown config key 'optim.lrr'" in r.stderr
 
 
@@ -437,9 +494,19 @@ def test_flow_loss_trains_the_flow_and_is_logged(tmp_path):
     from videosr.models import create_model
     from videosr.train import train
 
-    cfg = tiny_config(tmp_path / "f", **{"model.name": "online-x4", "data.scale": 4, "data.patch": 16,
-                                         "model.kwargs.width": 8, "model.kwargs.blocks": 1,
-                                         "model.kwargs.flow_width": 8, "loss.flow": 1.0, "optim.steps": 3})
+    cfg = tiny_config(
+        tmp_path / "f",
+        **{
+            "model.name": "online-x4",
+            "data.scale": 4,
+            "data.patch": 16,
+            "model.kwargs.width": 8,
+            "model.kwargs.blocks": 1,
+            "model.kwargs.flow_width": 8,
+            "loss.flow": 1.0,
+            "optim.steps": 3,
+        },
+    )
     train(cfg, store=make_store(), quiet=True)
     rows = list(csv.DictReader((tmp_path / "f" / "log.csv").open()))
     assert [r["flow"] for r in rows if r["loss"]] and all(float(r["flow"]) > 0 for r in rows if r["loss"])

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import av
+import clips
 import pytest
 
-import clips
 from videosr.cli import main
 
 
@@ -68,15 +68,38 @@ def test_png_folder_output_and_image_folder_input(tmp_path) -> None:
     assert Image.open(out / pngs[0]).size == (32, 24)
 
 
-@pytest.mark.parametrize("case", ["missing", "zero_bytes", "random_bytes", "audio_only", "bad_scale",
-                                  "unknown_model", "exists", "same_file", "no_folder", "model_scale_mismatch"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "zero_bytes",
+        "random_bytes",
+        "audio_only",
+        "bad_scale",
+        "unknown_model",
+        "exists",
+        "same_file",
+        "no_folder",
+        "model_scale_mismatch",
+    ],
+)
 def test_errors_exit_nonzero_with_one_line_and_leave_no_output(tmp_path, case: str) -> None:
     good = clips.make_video(tmp_path / "good.mp4", frames=3, width=16, height=16)
     out = str(tmp_path / "out.mp4")
     args = ["--model", "bicubic"]
     src = good
-    expect = {"missing": 3, "zero_bytes": 3, "random_bytes": 3, "audio_only": 3, "bad_scale": 2,
-              "unknown_model": 7, "exists": 4, "same_file": 5, "no_folder": 5, "model_scale_mismatch": 2}[case]
+    expect = {
+        "missing": 3,
+        "zero_bytes": 3,
+        "random_bytes": 3,
+        "audio_only": 3,
+        "bad_scale": 2,
+        "unknown_model": 7,
+        "exists": 4,
+        "same_file": 5,
+        "no_folder": 5,
+        "model_scale_mismatch": 2,
+    }[case]
     if case == "missing":
         src = str(tmp_path / "nope.mp4")
     elif case == "zero_bytes":
@@ -164,11 +187,13 @@ def test_failure_mid_run_leaves_nothing_plane_path(tmp_path, monkeypatch) -> Non
 
 def test_resume_options_need_a_video_file_output(tmp_path) -> None:
     src = clips.make_video(tmp_path / "in.mp4", frames=3, width=16, height=16)
-    code, _, stderr = run_cli("upscale", src, str(tmp_path / "pngs") + os.sep, "--model", "bicubic", "--scale", "2",
-                              "--resume")
+    code, _, stderr = run_cli(
+        "upscale", src, str(tmp_path / "pngs") + os.sep, "--model", "bicubic", "--scale", "2", "--resume"
+    )
     assert code == 2 and "--resume needs" in stderr and stderr.count("\n") == 1
-    code, _, stderr = run_cli("upscale", src, str(tmp_path / "o.mp4"), "--model", "bicubic", "--scale", "2",
-                              "--segment", "0")
+    code, _, stderr = run_cli(
+        "upscale", src, str(tmp_path / "o.mp4"), "--model", "bicubic", "--scale", "2", "--segment", "0"
+    )
     assert code == 2 and "--segment" in stderr
     assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
 
@@ -177,8 +202,9 @@ def test_resume_flag_on_a_fresh_run_and_json_summary(tmp_path) -> None:
     """--resume with no earlier state simply runs (resumably); the summary is unchanged; no state is left."""
     src = clips.make_video(tmp_path / "in.mp4", frames=9, width=16, height=16, audio=True)
     out = str(tmp_path / "o.mp4")
-    code, stdout, stderr = run_cli("upscale", src, out, "--model", "bicubic", "--scale", "2", "--resume",
-                                   "--segment", "4", "--json")
+    code, stdout, stderr = run_cli(
+        "upscale", src, out, "--model", "bicubic", "--scale", "2", "--resume", "--segment", "4", "--json"
+    )
     assert code == 0, stderr
     assert json.loads(stdout)["frames"] == 9
     assert frame_count(out) == 9 and clips.video_pts(out) == clips.video_pts(src)

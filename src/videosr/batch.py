@@ -19,8 +19,24 @@ from typing import Any
 
 from .errors import Interrupted, UsageError, VideosrError
 
-VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv",
-              ".wmv", ".y4m", ".ogv", ".3gp")
+VIDEO_EXTS = (
+    ".mp4",
+    ".mkv",
+    ".mov",
+    ".webm",
+    ".avi",
+    ".m4v",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+    ".y4m",
+    ".ogv",
+    ".3gp",
+)
 OUT_EXTS = ("mp4", "mkv", "mov", "webm")
 
 
@@ -29,8 +45,11 @@ def expand(inputs: list[str]) -> list[str]:
     out: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, n) for n in os.listdir(item)
-                           if n.lower().endswith(VIDEO_EXTS) and os.path.isfile(os.path.join(item, n)))
+            found = sorted(
+                os.path.join(item, n)
+                for n in os.listdir(item)
+                if n.lower().endswith(VIDEO_EXTS) and os.path.isfile(os.path.join(item, n))
+            )
         elif os.path.exists(item):
             found = [item]
         elif glob.has_magic(item):
@@ -104,10 +123,20 @@ class _Display:
             self.bar.close()
 
 
-def batch(inputs: list[str], out_dir: str, *, ext: str | None = None, jobs: int | None = None,
-          overwrite: bool = False, workers: int | None = None, address: str | None = None,
-          cpus_per_worker: int | None = None, ship_input: bool = False, progress: bool = True,
-          **options) -> list[dict[str, Any]]:
+def batch(
+    inputs: list[str],
+    out_dir: str,
+    *,
+    ext: str | None = None,
+    jobs: int | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+    address: str | None = None,
+    cpus_per_worker: int | None = None,
+    ship_input: bool = False,
+    progress: bool = True,
+    **options,
+) -> list[dict[str, Any]]:
     """Upscale every input into ``out_dir``; returns one record per input: ``input, output, status`` (done,
     skipped, failed, interrupted), ``frames, seconds, fps, model, error, exit_code``. ``options``: those of
     :func:`videosr.distributed.upscale` (model, scale, codec, ...)."""
@@ -124,12 +153,23 @@ def batch(inputs: list[str], out_dir: str, *, ext: str | None = None, jobs: int 
         raise OutputError(f"{out_dir}: cannot create the output folder ({e.strerror or e})") from None
     outputs = output_names(files, out_dir, ext)
     planned = []
-    for f, o in zip(files, outputs):
+    for f, _o in zip(files, outputs):
         p = probe_packets(f) if os.path.isfile(f) else None
         planned.append((p or {}).get("frames") or 0)
-    results: list[dict[str, Any]] = [{"input": f, "output": o, "status": "pending", "frames": None, "seconds": None,
-                                      "fps": None, "model": None, "error": None, "exit_code": 0}
-                                     for f, o in zip(files, outputs)]
+    results: list[dict[str, Any]] = [
+        {
+            "input": f,
+            "output": o,
+            "status": "pending",
+            "frames": None,
+            "seconds": None,
+            "fps": None,
+            "model": None,
+            "error": None,
+            "exit_code": 0,
+        }
+        for f, o in zip(files, outputs)
+    ]
     stop = threading.Event()
     with ray_runtime(workers, address, cpus_per_worker) as rt:
         slots = rt.slots or 4
@@ -156,8 +196,18 @@ def batch(inputs: list[str], out_dir: str, *, ext: str | None = None, jobs: int 
                 display.frames(n)
 
             try:
-                s = upscale_on(rt, r["input"], r["output"], resume=True, overwrite=overwrite, progress=False,
-                               on_frames=on_frames, stop=stop, ship_input=ship_input, **options)
+                s = upscale_on(
+                    rt,
+                    r["input"],
+                    r["output"],
+                    resume=True,
+                    overwrite=overwrite,
+                    progress=False,
+                    on_frames=on_frames,
+                    stop=stop,
+                    ship_input=ship_input,
+                    **options,
+                )
             except Interrupted as e:
                 r.update(status="interrupted", error=str(e), exit_code=e.exit_code)
                 return
@@ -169,8 +219,15 @@ def batch(inputs: list[str], out_dir: str, *, ext: str | None = None, jobs: int 
                 r.update(status="failed", error=f"internal error: {type(e).__name__}: {e}", exit_code=70)
                 display.file_done(False, max(0, planned[i] - got[0]))
                 return
-            r.update(status="done", frames=s["frames"], seconds=round(time.perf_counter() - t0, 3), fps=s["fps"],
-                     model=s["model"], segments=s["segments"], reused=s["reused"])
+            r.update(
+                status="done",
+                frames=s["frames"],
+                seconds=round(time.perf_counter() - t0, 3),
+                fps=s["fps"],
+                model=s["model"],
+                segments=s["segments"],
+                reused=s["reused"],
+            )
             display.file_done(True, max(0, s["frames"] - got[0]) if s["reused"] else 0)
 
         pool = ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="videosr-batch")
@@ -185,8 +242,10 @@ def batch(inputs: list[str], out_dir: str, *, ext: str | None = None, jobs: int 
             for r in results:
                 if r["status"] == "pending":
                     r["status"] = "interrupted"
-            raise Interrupted("interrupted; rerun the same command to continue (finished outputs are skipped, "
-                              "interrupted ones resumed)") from None
+            raise Interrupted(
+                "interrupted; rerun the same command to continue (finished outputs are skipped, "
+                "interrupted ones resumed)"
+            ) from None
         pool.shutdown(wait=True)
         display.close()
     for f in futures:
@@ -202,12 +261,20 @@ def table(results: list[dict[str, Any]]) -> str:
             what = r["output"]
         else:  # errors mostly name the input already
             what = r["error"] if r["input"] in (r["error"] or "") else f"{r['input']}: {r['error']}"
-        rows.append((r["status"], "" if r["frames"] is None else str(r["frames"]),
-                     "" if r["seconds"] is None else f"{r['seconds']:.1f}",
-                     "" if r["fps"] is None else f"{r['fps']:.2f}", what))
+        rows.append(
+            (
+                r["status"],
+                "" if r["frames"] is None else str(r["frames"]),
+                "" if r["seconds"] is None else f"{r['seconds']:.1f}",
+                "" if r["fps"] is None else f"{r['fps']:.2f}",
+                what,
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row[:4], widths)))
-             + "  " + row[4] for row in rows]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row[:4], widths))) + "  " + row[4]
+        for row in rows
+    ]
     counts = {}
     for r in results:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

@@ -19,9 +19,10 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import av
 
@@ -62,8 +63,7 @@ def make_clip(path: str | Path, frames: int, width: int = 480, height: int = 270
     return str(path)
 
 
-def scale_encode(clip: str, out: str, scale: int, crf: int, preset: str, flags: str = "lanczos"
-                 ) -> tuple[float, int]:
+def scale_encode(clip: str, out: str, scale: int, crf: int, preset: str, flags: str = "lanczos") -> tuple[float, int]:
     """PyAV decode + FFmpeg's scale filter (libavfilter, ``flags``) + libx264 with the given settings:
     (fps, frames). With lanczos this is `videosr bench`'s floor."""
     t0 = time.perf_counter()
@@ -96,14 +96,22 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, r
 
 
-def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset: str,
-                device: str = "auto", precision: str = "auto", pretrained: bool = True,
-                compile: bool = False) -> dict[str, Any]:
+def bench_model(
+    name: str,
+    clip: str,
+    workdir: str,
+    scale: int,
+    crf: int,
+    preset: str,
+    device: str = "auto",
+    precision: str = "auto",
+    pretrained: bool = True,
+    compile: bool = False,
+) -> dict[str, Any]:
     import torch
 
     from .engine import Engine, set_threads
-    from .io import Frame, image_to_tensor, open_input, open_output
-    from .io import choose_pix_fmt
+    from .io import Frame, choose_pix_fmt, image_to_tensor, open_input, open_output
     from .pipeline import _plane_stages, load_model
 
     set_threads()
@@ -124,8 +132,16 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
         t_model, outs = _timed(lambda: list(stage.stream(t for _, t in frames)))
 
     def encode() -> None:
-        with open_output(os.path.join(workdir, "enc.mp4"), info, info.width * net.scale, info.height * net.scale,
-                         codec="libx264", crf=crf, preset=preset, overwrite=True) as w:
+        with open_output(
+            os.path.join(workdir, "enc.mp4"),
+            info,
+            info.width * net.scale,
+            info.height * net.scale,
+            codec="libx264",
+            crf=crf,
+            preset=preset,
+            overwrite=True,
+        ) as w:
             for (f, _), img in zip(frames, outs):
                 w.write(Frame(image=img, pts=f.pts, time_base=f.time_base, index=f.index))
 
@@ -133,31 +149,70 @@ def bench_model(name: str, clip: str, workdir: str, scale: int, crf: int, preset
     frames.clear()  # free before the end-to-end run: outputs are (C, sH, sW) floats, 25 MB per 1080p frame
     outs.clear()
     return {
-        "model": name, "trained": bool(getattr(net, "trained", True)),
-        "precision": engine.precision, "compile": compile, "path": path, "frames": n,
-        "decode_fps": round(n / t_dec, 2), "model_fps": round(n / t_model, 2),
-        "model_ms_per_frame": round(1000 * t_model / n, 2), "encode_fps": round(n / t_enc, 2),
+        "model": name,
+        "trained": bool(getattr(net, "trained", True)),
+        "precision": engine.precision,
+        "compile": compile,
+        "path": path,
+        "frames": n,
+        "decode_fps": round(n / t_dec, 2),
+        "model_fps": round(n / t_model, 2),
+        "model_ms_per_frame": round(1000 * t_model / n, 2),
+        "encode_fps": round(n / t_enc, 2),
         "total_fps": end_to_end_fps(name, clip, workdir, scale, crf, preset, device, precision, compile),
     }
 
 
-def end_to_end_fps(name: str, clip: str, workdir: str, scale: int, crf: int, preset: str,
-                   device: str = "auto", precision: str = "auto", compile: bool = False) -> float:
+def end_to_end_fps(
+    name: str,
+    clip: str,
+    workdir: str,
+    scale: int,
+    crf: int,
+    preset: str,
+    device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
+) -> float:
     """Frames per second of ``videosr.upscale`` (decode, model and encode overlapping) on the clip; with
     ``compile``, torch.compile's start-up (from inductor's cache after the stage run) is part of it."""
     from .pipeline import upscale
 
-    t_total, summary = _timed(lambda: upscale(clip, os.path.join(workdir, "e2e.mp4"), scale=scale, model=name,
-                                              device=device, precision=precision, codec="libx264", crf=crf,
-                                              preset=preset, overwrite=True, progress=False, compile=compile,
-                                              untrained=True))  # speed does not depend on the weights
+    t_total, summary = _timed(
+        lambda: upscale(
+            clip,
+            os.path.join(workdir, "e2e.mp4"),
+            scale=scale,
+            model=name,
+            device=device,
+            precision=precision,
+            codec="libx264",
+            crf=crf,
+            preset=preset,
+            overwrite=True,
+            progress=False,
+            compile=compile,
+            untrained=True,
+        )
+    )  # speed does not depend on the weights
     return round(summary["frames"] / t_total, 2)
 
 
-def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int = 4, frames: int = 72,
-          crf: int = 18, preset: str = "veryfast", device: str = "auto", precision: str = "auto",
-          clip: str | None = None, repeat: int = 1, compile: bool = False,
-          progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def bench(
+    models: list[str],
+    *,
+    size: tuple[int, int] = (480, 270),
+    scale: int = 4,
+    frames: int = 72,
+    crf: int = 18,
+    preset: str = "veryfast",
+    device: str = "auto",
+    precision: str = "auto",
+    clip: str | None = None,
+    repeat: int = 1,
+    compile: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Time each model end to end and per stage, plus the floor, on the same clip in the same run.
 
     ``repeat`` rounds of (floor, then every model end to end), interleaved so that each round's ratio
@@ -180,21 +235,29 @@ def bench(models: list[str], *, size: tuple[int, int] = (480, 270), scale: int =
             for k, name in enumerate(models):
                 say(f"round {r + 1}/{repeat}: model {name}")
                 if r == 0:
-                    rows.append(bench_model(name, clip, d, scale, crf, preset, device=device, precision=precision,
-                                            compile=compile))
+                    rows.append(
+                        bench_model(
+                            name, clip, d, scale, crf, preset, device=device, precision=precision, compile=compile
+                        )
+                    )
                     rows[k]["total_fps_runs"] = [rows[k]["total_fps"]]
                 else:
-                    rows[k]["total_fps_runs"].append(end_to_end_fps(name, clip, d, scale, crf, preset, device,
-                                                                    precision, compile))
+                    rows[k]["total_fps_runs"].append(
+                        end_to_end_fps(name, clip, d, scale, crf, preset, device, precision, compile)
+                    )
         for row in rows:
             ratios = [t / f for t, f in zip(row["total_fps_runs"], floors)]
             row["total_fps"] = round(statistics.median(row["total_fps_runs"]), 2)
             row["fraction_of_floor"] = round(statistics.median(ratios), 3)
             row["fraction_of_floor_runs"] = [round(x, 3) for x in ratios]
     return {
-        "size": f"{size[0]}x{size[1]}", "scale": scale, "frames": n, "repeat": repeat,
+        "size": f"{size[0]}x{size[1]}",
+        "scale": scale,
+        "frames": n,
+        "repeat": repeat,
         "encoder": {"codec": "libx264", "preset": preset, "crf": crf},
-        "floor_fps": round(statistics.median(floors), 2), "floor_fps_runs": [round(f, 2) for f in floors],
+        "floor_fps": round(statistics.median(floors), 2),
+        "floor_fps_runs": [round(f, 2) for f in floors],
         "models": rows,
         "machine": machine(),
     }
@@ -216,6 +279,13 @@ def machine() -> dict[str, Any]:
         avx512_bf16 = bool(torch.cpu._is_avx512_bf16_supported())
     except (AttributeError, RuntimeError):
         avx512_bf16 = False
-    return {"cpus": len(os.sched_getaffinity(0)), "cpu": cpu or platform.processor(), "amx": cpu_has_fast_bf16(),
-            "avx512_bf16": avx512_bf16, "platform": platform.platform(), "torch": torch.__version__,
-            "av": av.__version__, "threads": torch.get_num_threads()}
+    return {
+        "cpus": len(os.sched_getaffinity(0)),
+        "cpu": cpu or platform.processor(),
+        "amx": cpu_has_fast_bf16(),
+        "avx512_bf16": avx512_bf16,
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "av": av.__version__,
+        "threads": torch.get_num_threads(),
+    }

@@ -36,11 +36,14 @@ def read_checkpoint(path: str | Path, error: type = ModelError) -> dict[str, Any
         raise error(f"cannot read checkpoint {path}: {e.strerror or e}") from None
     except Exception as e:  # noqa: BLE001 - corrupt / foreign file
         if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its index is at the end
-            raise error(f"checkpoint {path} is corrupt or truncated ({size} bytes; not a readable PyTorch "
-                        f"checkpoint)") from None
+            raise error(
+                f"checkpoint {path} is corrupt or truncated ({size} bytes; not a readable PyTorch checkpoint)"
+            ) from None
         if type(e).__name__ == "UnpicklingError":  # weights_only refused an object (no pickle import here)
-            raise error(f"checkpoint {path} holds Python objects other than tensors and plain data: refused "
-                        f"(checkpoints are read with weights_only)") from None
+            raise error(
+                f"checkpoint {path} holds Python objects other than tensors and plain data: refused "
+                f"(checkpoints are read with weights_only)"
+            ) from None
         detail = str(e).splitlines()[0][:200] if str(e) else ""
         raise error(f"checkpoint {path} is corrupt: {type(e).__name__}" + (f": {detail}" if detail else "")) from None
     if not isinstance(ck, dict) or not isinstance(ck.get("config"), dict) or not isinstance(ck.get("model"), dict):
@@ -104,8 +107,13 @@ def export_weights(checkpoint: str | Path, out: str | Path, ema: bool = True, qu
     def get(section: str, key: str) -> str:
         return str(cfg.get(section, {}).get(key, "")) if isinstance(cfg.get(section), dict) else ""
 
-    meta = {"model": get("model", "name"), "step": str(ck.get("step")), "ema": str(bool(ema and ck.get("ema"))),
-            "degradation": get("data", "degradation"), "scale": get("data", "scale")}
+    meta = {
+        "model": get("model", "name"),
+        "step": str(ck.get("step")),
+        "ema": str(bool(ema and ck.get("ema"))),
+        "degradation": get("data", "degradation"),
+        "scale": get("data", "scale"),
+    }
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v.detach().contiguous().clone() for k, v in sd.items()}, str(tmp), metadata=meta)

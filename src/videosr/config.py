@@ -51,8 +51,7 @@ class Range:
 
     def describe(self) -> str:
         if self.lo is not None and self.hi is not None:
-            return (f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}"
-                    f"{')' if self.hi_open else ']'}")
+            return f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
         if self.lo is not None:
             return f"{'>' if self.lo_open else '>='} {_num(self.lo)}"
         return f"{'<' if self.hi_open else '<='} {_num(self.hi)}"  # type: ignore[arg-type]
@@ -109,7 +108,7 @@ def _f(default: Any = dataclasses.MISSING, check: Any = None, factory: Any = dat
 _POS = Range(1)  # an integer >= 1
 _NONNEG = Range(0)
 _UNIT = Range(0, 1)  # a probability, a share
-_INT_MAX = 2 ** 63 - 1  # what TOML can hold (and torch / numpy seeds accept)
+_INT_MAX = 2**63 - 1  # what TOML can hold (and torch / numpy seeds accept)
 
 
 @dataclass
@@ -145,9 +144,15 @@ class CodecCfg:
         if len(self.crf) != 2 or len(self.noise_sigma) != 2:
             raise UsageError("data.codec.crf and data.codec.noise_sigma need 2 values [lo, hi]")
         try:
-            return CodecParams(prob=self.prob, codecs=tuple(self.codecs), crf=(self.crf[0], self.crf[1]),
-                               presets=tuple(self.presets), noise_prob=self.noise_prob,
-                               noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]), group=self.group)
+            return CodecParams(
+                prob=self.prob,
+                codecs=tuple(self.codecs),
+                crf=(self.crf[0], self.crf[1]),
+                presets=tuple(self.presets),
+                noise_prob=self.noise_prob,
+                noise_sigma=(self.noise_sigma[0], self.noise_sigma[1]),
+                group=self.group,
+            )
         except UsageError as e:
             raise UsageError(f"data.codec: {e}") from None
 
@@ -229,10 +234,10 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         return _build(cls, d, "")
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Check every value against its field's type and declared constraint (numbers finite, ranges,
         choices), then the rules between fields; the first violation is a UsageError naming the key."""
         _check_tree(self, "")
@@ -262,7 +267,7 @@ def _check_tree(node: Any, prefix: str) -> None:
             continue
         v = _check(tp, v, key)  # type (ints accepted as floats, and stored as such)
         setattr(node, f.name, v)
-        for x in (v if isinstance(v, list) else [v]):
+        for x in v if isinstance(v, list) else [v]:
             if isinstance(x, float) and not math.isfinite(x):
                 raise UsageError(f"{key} must be a finite number, got {v!r}")
             if isinstance(x, int) and not -_INT_MAX <= x <= _INT_MAX:
@@ -324,8 +329,10 @@ def _build(cls: type, d: Any, prefix: str) -> Any:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(d) - set(names))
     if unknown:
-        raise UsageError(f"unknown config key {prefix + unknown[0]!r} (known in {prefix.rstrip('.') or 'top level'}:"
-                         f" {', '.join(names)})")
+        raise UsageError(
+            f"unknown config key {prefix + unknown[0]!r} (known in {prefix.rstrip('.') or 'top level'}:"
+            f" {', '.join(names)})"
+        )
     kw = {}
     for name in names:
         if name not in d:
@@ -408,7 +415,7 @@ def apply_override(d: dict[str, Any], item: str, cls: type = None) -> None:  # t
             continue
         if typing.get_origin(tp) is dict:  # free-form table: model.kwargs.<name>=<TOML literal>
             sub = node.setdefault(part, {})
-            rest = parts[i + 1:]
+            rest = parts[i + 1 :]
             if not rest:
                 raise UsageError(f"config key {key!r} is a table: set {key}.<name>=<value>")
             for p in rest[:-1]:
@@ -416,7 +423,7 @@ def apply_override(d: dict[str, Any], item: str, cls: type = None) -> None:  # t
             sub[rest[-1]] = _toml_literal(text.strip())
             return
         if not last:
-            raise UsageError(f"unknown config key {key!r} ({'.'.join(parts[:i + 1])} is not a table)")
+            raise UsageError(f"unknown config key {key!r} ({'.'.join(parts[: i + 1])} is not a table)")
         node[part] = _parse_value(tp, text, key)
         return
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,8 +46,9 @@ DEGRADATIONS = ("BI", "BD", "realistic")
 class ClipStore:
     """uint8 stills (H, W, 3) and video runs (L, H, W, 3) held in RAM."""
 
-    def __init__(self, stills: Sequence[np.ndarray], clips: Sequence[np.ndarray] = (),
-                 names: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, stills: Sequence[np.ndarray], clips: Sequence[np.ndarray] = (), names: Sequence[str] | None = None
+    ) -> None:
         self.stills = [np.ascontiguousarray(s, dtype=np.uint8) for s in stills]
         self.clips = [np.ascontiguousarray(c, dtype=np.uint8) for c in clips]
         self.names = list(names or [])
@@ -56,12 +58,14 @@ class ClipStore:
         self.still_p = np.sqrt(area) / np.sqrt(area).sum() if len(area) else area  # big photos: more crops
 
     @classmethod
-    def load(cls, root: str | Path) -> "ClipStore":
+    def load(cls, root: str | Path) -> ClipStore:
         root = Path(root)
         mpath = root / "manifest.json"
         if not mpath.is_file():
-            raise InputError(f"no training set at {root} (manifest.json missing): "
-                             f"build it with `python scripts/build_dataset.py {root}`")
+            raise InputError(
+                f"no training set at {root} (manifest.json missing): "
+                f"build it with `python scripts/build_dataset.py {root}`"
+            )
         m = json.loads(mpath.read_text())
 
         def rgb(p: Path) -> np.ndarray:
@@ -69,8 +73,9 @@ class ClipStore:
                 return np.asarray(im.convert("RGB"))
 
         stills = [rgb(root / s["path"]) for s in m.get("stills", [])]
-        clips = [np.stack([rgb(root / c["path"] / f"{i:03d}.png") for i in range(c["frames"])])
-                 for c in m.get("clips", [])]
+        clips = [
+            np.stack([rgb(root / c["path"] / f"{i:03d}.png") for i in range(c["frames"])]) for c in m.get("clips", [])
+        ]
         names = [s["path"] for s in m.get("stills", [])] + [c["path"] for c in m.get("clips", [])]
         return cls(stills, clips, names)
 
@@ -109,8 +114,9 @@ class Motion:
     supersample: int = 2  # zoom/rotation clips: warp at this multiple of the size, then downscale (antialiased)
 
 
-def _affine_frames(canvas: torch.Tensor, out: int, shifts: np.ndarray, zooms: np.ndarray,
-                   rots: np.ndarray) -> torch.Tensor:
+def _affine_frames(
+    canvas: torch.Tensor, out: int, shifts: np.ndarray, zooms: np.ndarray, rots: np.ndarray
+) -> torch.Tensor:
     """Resample ``out`` x ``out`` frames from a (3, S, S) canvas: frame t maps output pixel u (centred) to
     canvas pixel c + shift_t + R(rot_t) u / zoom_t. Returns (T, 3, out, out)."""
     s = canvas.shape[-1]
@@ -133,8 +139,9 @@ def _texture_u8(a: np.ndarray) -> float:
     return float(np.abs(np.diff(g, axis=1)).mean() + np.abs(np.diff(g, axis=0)).mean()) / 255
 
 
-def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator, motion: Motion,
-               other: np.ndarray | None = None) -> torch.Tensor:
+def still_clip(
+    img: np.ndarray, size: int, frames: int, rng: np.random.Generator, motion: Motion, other: np.ndarray | None = None
+) -> torch.Tensor:
     """A (T, 3, size, size) HR clip with synthetic motion from one uint8 photo (H, W, 3).
 
     The HR frames must be as sharp as real frames: any interpolation at a sub-pixel phase loses a varying
@@ -174,12 +181,12 @@ def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator
     # about canvas resolution) with probability `motion.hard_prob`, else the first; flat crops are redrawn
     k = max(1, int(round(src / big)))
     cands = [(rng.integers(0, h - src + 1), rng.integers(0, w - src + 1)) for _ in range(motion.crop_tries)]
-    tex = [_texture_u8(img[y:y + src:k, x:x + src:k]) for y, x in cands]
+    tex = [_texture_u8(img[y : y + src : k, x : x + src : k]) for y, x in cands]
     pick = int(np.argmax(tex)) if rng.random() < motion.hard_prob else 0
     if tex[pick] < motion.min_texture:
         pick = int(np.argmax(tex))
     y0, x0 = cands[pick]
-    crop = _to_float(img[y0:y0 + src, x0:x0 + src])
+    crop = _to_float(img[y0 : y0 + src, x0 : x0 + src])
     q = max(1, min(motion.supersample, src // big)) if affine else 1  # only as fine as the photo allows
     canvas = crop[None]
     if src != big * q:
@@ -188,8 +195,9 @@ def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator
         hr = _affine_frames(canvas[0], size * q, shifts * q, zooms, rots)  # (T, 3, q size, q size)
     else:  # whole-pixel pan: frame t is the canvas window centred at canvas centre + shift_t
         c = (big - size) // 2
-        hr = torch.stack([canvas[0, :, c + int(dy):c + int(dy) + size, c + int(dx):c + int(dx) + size]
-                          for dx, dy in shifts])  # (T, 3, size, size)
+        hr = torch.stack(
+            [canvas[0, :, c + int(dy) : c + int(dy) + size, c + int(dx) : c + int(dx) + size] for dx, dy in shifts]
+        )  # (T, 3, size, size)
     if other is not None and rng.random() < motion.object_prob:
         hr = _composite_object(hr, other, rng, motion, q)
     if q > 1:
@@ -197,20 +205,21 @@ def still_clip(img: np.ndarray, size: int, frames: int, rng: np.random.Generator
     return hr.clamp_(0, 1)
 
 
-def _composite_object(hr: torch.Tensor, other: np.ndarray, rng: np.random.Generator,
-                      motion: Motion, q: int = 1) -> torch.Tensor:
+def _composite_object(
+    hr: torch.Tensor, other: np.ndarray, rng: np.random.Generator, motion: Motion, q: int = 1
+) -> torch.Tensor:
     """Paste a soft-edged patch of ``other`` moving on its own whole-pixel path across the clip, whose
     frames are ``q`` times the final size (speeds are in final pixels)."""
     t, _, size, _ = hr.shape
     oh, ow = other.shape[:2]
     so = int(min(rng.integers(size // 4, size // 2 + 1), oh, ow))
     y0, x0 = rng.integers(0, oh - so + 1), rng.integers(0, ow - so + 1)
-    obj = _to_float(other[y0:y0 + so, x0:x0 + so])
+    obj = _to_float(other[y0 : y0 + so, x0 : x0 + so])
     # mask: ellipse or rounded square with a 2-pixel feather
     r = (torch.arange(so, dtype=torch.float32) + 0.5) / so * 2 - 1
     yy, xx = torch.meshgrid(r, r, indexing="ij")
     if rng.random() < 0.5:
-        d = 1 - torch.sqrt(xx ** 2 + yy ** 2)
+        d = 1 - torch.sqrt(xx**2 + yy**2)
     else:
         d = 1 - torch.maximum(xx.abs(), yy.abs())
     mask = (d * so / 2 / 2.0).clamp(0, 1)[None]  # ramps over ~2 px
@@ -226,14 +235,15 @@ def _composite_object(hr: torch.Tensor, other: np.ndarray, rng: np.random.Genera
         ya, yb, xa, xb = max(cy, 0), min(cy + so, size), max(cx, 0), min(cx + so, size)
         if ya >= yb or xa >= xb:
             continue
-        piece = layer[:, ya - cy:yb - cy, xa - cx:xb - cx]
+        piece = layer[:, ya - cy : yb - cy, xa - cx : xb - cx]
         alpha = piece[3:4]
         out[i, :, ya:yb, xa:xb] = hr[i, :, ya:yb, xa:xb] * (1 - alpha) + piece[:3] * alpha
     return out
 
 
-def video_clip(frames_u8: np.ndarray, size: int, frames: int, rng: np.random.Generator, tries: int = 3,
-               hard_prob: float = 0.7) -> torch.Tensor:
+def video_clip(
+    frames_u8: np.ndarray, size: int, frames: int, rng: np.random.Generator, tries: int = 3, hard_prob: float = 0.7
+) -> torch.Tensor:
     """(T, 3, size, size): consecutive real frames (stride 1, or 2 with probability 0.3) at a random crop
     (the most textured of ``tries`` positions with probability ``hard_prob``)."""
     n, h, w = frames_u8.shape[:3]
@@ -243,9 +253,9 @@ def video_clip(frames_u8: np.ndarray, size: int, frames: int, rng: np.random.Gen
         raise UsageError(f"video run of {n} frames {w}x{h} too small for {frames} frames of {size}x{size}")
     s0 = rng.integers(0, n - span + 1)
     cands = [(rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)) for _ in range(tries)]
-    tex = [_texture_u8(frames_u8[s0, y:y + size:2, x:x + size:2]) for y, x in cands]
+    tex = [_texture_u8(frames_u8[s0, y : y + size : 2, x : x + size : 2]) for y, x in cands]
     y0, x0 = cands[int(np.argmax(tex)) if rng.random() < hard_prob else 0]
-    return _to_float(frames_u8[s0:s0 + span:stride, y0:y0 + size, x0:x0 + size])
+    return _to_float(frames_u8[s0 : s0 + span : stride, y0 : y0 + size, x0 : x0 + size])
 
 
 def augment(clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -261,8 +271,9 @@ def augment(clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return clip.contiguous()
 
 
-def degrade_clip(hr: torch.Tensor, scale: int, degradation: str, generator: torch.Generator | None = None,
-                 params: Any = None) -> torch.Tensor:
+def degrade_clip(
+    hr: torch.Tensor, scale: int, degradation: str, generator: torch.Generator | None = None, params: Any = None
+) -> torch.Tensor:
     """HR (..., T, C, H, W) in [0, 1] -> LR (..., T, C, H/s, W/s), clamped to [0, 1]."""
     from . import degrade
 
@@ -297,10 +308,24 @@ class TrainClips(IterableDataset):
     back in order). Use ``DataLoader(ds, batch_size=None, num_workers=0 or 1)``.
     """
 
-    def __init__(self, store: ClipStore, *, scale: int = 4, patch: int = 64, frames: int = 7, batch: int = 8,
-                 degradation: str = "BI", video_fraction: float = 0.3, augment: bool = True, seed: int = 0,
-                 rank: int = 0, start_step: int = 0, motion: Motion | None = None,
-                 realistic_params: Any = None, codec_params: Any = None) -> None:
+    def __init__(
+        self,
+        store: ClipStore,
+        *,
+        scale: int = 4,
+        patch: int = 64,
+        frames: int = 7,
+        batch: int = 8,
+        degradation: str = "BI",
+        video_fraction: float = 0.3,
+        augment: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        start_step: int = 0,
+        motion: Motion | None = None,
+        realistic_params: Any = None,
+        codec_params: Any = None,
+    ) -> None:
         if degradation not in DEGRADATIONS:
             raise UsageError(f"degradation must be one of {', '.join(DEGRADATIONS)}, got {degradation!r}")
         self.store, self.scale, self.patch, self.frames, self.batch = store, scale, patch, frames, batch
@@ -319,8 +344,14 @@ class TrainClips(IterableDataset):
         if rng.random() < self.video_fraction:
             usable = [c for c in st.clips if c.shape[0] >= self.frames and min(c.shape[1:3]) >= size]
             if usable:
-                return video_clip(usable[rng.integers(len(usable))], size, self.frames, rng,
-                                  self.motion.crop_tries, self.motion.hard_prob)
+                return video_clip(
+                    usable[rng.integers(len(usable))],
+                    size,
+                    self.frames,
+                    rng,
+                    self.motion.crop_tries,
+                    self.motion.hard_prob,
+                )
         i = rng.choice(len(st.stills), p=st.still_p)
         other = st.stills[rng.choice(len(st.stills), p=st.still_p)]
         return still_clip(st.stills[i], size, self.frames, rng, self.motion, other)
@@ -332,7 +363,7 @@ class TrainClips(IterableDataset):
             c = self.sample(rng)
             clips.append(augment(c, rng) if self.augment else c)
         hr = torch.stack(clips)  # (B, T, C, H, W)
-        gen = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         lr = degrade_clip(hr, self.scale, self.degradation, gen, self.realistic_params)
         if self.codec_params is not None:
             from .degrade import codec_degrade
@@ -358,8 +389,10 @@ def load_frames(folder: str | Path, max_frames: int | None = None) -> torch.Tens
     image-folder reader sort) -> (T, 3, H, W) float in [0, 1]."""
     from .io.reader import natural_key
 
-    files = sorted((p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")),
-                   key=lambda p: natural_key(p.name))
+    files = sorted(
+        (p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")),
+        key=lambda p: natural_key(p.name),
+    )
     if max_frames:
         files = files[:max_frames]
     if not files:

@@ -54,8 +54,7 @@ def quantize(x: torch.Tensor, levels: int = 255, mode: str = "round") -> torch.T
     return q.clamp_(0, levels) / levels
 
 
-def bi_degrade(hr: torch.Tensor, scale: int, *, quantize_lr: bool = False,
-               matlab_uint8: bool = False) -> torch.Tensor:
+def bi_degrade(hr: torch.Tensor, scale: int, *, quantize_lr: bool = False, matlab_uint8: bool = False) -> torch.Tensor:
     """BI degradation: crop ``hr`` (..., C, H, W) to a multiple of ``scale``, MATLAB ``imresize(1/scale)``.
 
     ``quantize_lr``: round the LR to 8 bits (input in [0, 1]), as an LR PNG saved by MATLAB is; the
@@ -74,7 +73,7 @@ def bi_degrade(hr: torch.Tensor, scale: int, *, quantize_lr: bool = False,
 def gaussian_kernel2d(size: int = 13, sigma: float = 1.6, dtype=torch.float64) -> torch.Tensor:
     """Normalised isotropic Gaussian, size x size, centred at (size - 1) / 2."""
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(r**2) / (2 * sigma**2))
     k = g[:, None] * g[None, :]
     return (k / k.sum()).to(dtype)
 
@@ -107,9 +106,17 @@ def gaussian_blur(x: torch.Tensor, kernel: torch.Tensor, padding: str = "replica
     return y.reshape(shape)
 
 
-def bd_degrade(hr: torch.Tensor, scale: int = 4, sigma: float = BD_SIGMA, *, kernel_size: int = BD_KERNEL_SIZE,
-               padding: str = BD_PADDING, phase: int = BD_PHASE, quantize_lr: bool = False,
-               rounding: str = BD_ROUNDING) -> torch.Tensor:
+def bd_degrade(
+    hr: torch.Tensor,
+    scale: int = 4,
+    sigma: float = BD_SIGMA,
+    *,
+    kernel_size: int = BD_KERNEL_SIZE,
+    padding: str = BD_PADDING,
+    phase: int = BD_PHASE,
+    quantize_lr: bool = False,
+    rounding: str = BD_ROUNDING,
+) -> torch.Tensor:
     """BD degradation: Gaussian blur then every ``scale``-th pixel.
 
     ``hr`` (..., C, H, W) is first cropped to a multiple of ``scale``. The blur is a ``kernel_size`` x
@@ -162,8 +169,15 @@ class RealisticParams:
     crf: tuple[int, int] = (18, 36)
 
     def __post_init__(self) -> None:
-        for name in ("blur_prob", "anisotropic_prob", "noise_prob", "poisson_prob", "grey_noise_prob", "jpeg_prob",
-                     "video_prob"):
+        for name in (
+            "blur_prob",
+            "anisotropic_prob",
+            "noise_prob",
+            "poisson_prob",
+            "grey_noise_prob",
+            "jpeg_prob",
+            "video_prob",
+        ):
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise UsageError(f"RealisticParams.{name} must be in [0, 1], got {v}")
@@ -198,8 +212,9 @@ def _chance(g: torch.Generator, p: float) -> bool:
     return float(torch.rand((), generator=g, dtype=torch.float64)) < p
 
 
-def anisotropic_gaussian_kernel(size: int, sigma_x: float, sigma_y: float, theta: float,
-                                dtype=torch.float64) -> torch.Tensor:
+def anisotropic_gaussian_kernel(
+    size: int, sigma_x: float, sigma_y: float, theta: float, dtype=torch.float64
+) -> torch.Tensor:
     """Normalised (size, size) Gaussian with axis stds ``sigma_x``, ``sigma_y`` rotated by ``theta`` (rad)."""
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     yy, xx = torch.meshgrid(r, r, indexing="ij")
@@ -283,15 +298,22 @@ def _libc():
         return None
     try:
         libc = ctypes.CDLL("libc.so.6")
-        libc.gnu_get_libc_version  # glibc only (musl has no M_PERTURB)
+        if not hasattr(libc, "gnu_get_libc_version"):  # glibc only (musl has no M_PERTURB)
+            return None
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         return libc
     except (OSError, AttributeError):
         return None
 
 
-def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fps: int = 25,
-                   preset: str | None = None, threads: int = 1) -> torch.Tensor:
+def video_compress(
+    clip: torch.Tensor,
+    codec: str = "libx264",
+    crf: int = 23,
+    fps: int = 25,
+    preset: str | None = None,
+    threads: int = 1,
+) -> torch.Tensor:
     """Encode a clip (T, 3, H, W) [0, 1] with ``codec`` at ``crf`` (yuv420p, in memory) and decode it back.
 
     The frames are rounded to 8 bits first (RGB -> yuv420p by FFmpeg's swscale, BT.601 limited range, with the
@@ -323,8 +345,14 @@ def video_compress(clip: torch.Tensor, codec: str = "libx264", crf: int = 23, fp
         st.pix_fmt = "yuv420p"
         st.codec_context.thread_count = int(threads)
         if codec == "libvpx-vp9":
-            opts = {"crf": str(int(crf)), "b": "0", "deadline": "good", "cpu-used": preset or "4",
-                    "row-mt": "0", "auto-alt-ref": "1"}
+            opts = {
+                "crf": str(int(crf)),
+                "b": "0",
+                "deadline": "good",
+                "cpu-used": preset or "4",
+                "row-mt": "0",
+                "auto-alt-ref": "1",
+            }
             st.bit_rate = 0
         else:
             opts = {"crf": str(int(crf)), "preset": preset or ("medium" if codec == "libx264" else "fast")}
@@ -415,11 +443,12 @@ def _untile(m: torch.Tensor, g: int, cols: int, h: int, w: int, pad: int) -> tor
     th, tw = h + 2 * pad, w + 2 * pad
     rows = m.shape[-2] // th
     x = m.reshape(t, c, rows, th, cols, tw).permute(2, 4, 0, 1, 3, 5).reshape(rows * cols, t, c, th, tw)
-    return x[:g, ..., pad: pad + h, pad: pad + w]
+    return x[:g, ..., pad : pad + h, pad : pad + w]
 
 
-def codec_degrade(lr: torch.Tensor, generator: torch.Generator, params: CodecParams = CodecParams(),
-                  *, return_params: bool = False):
+def codec_degrade(
+    lr: torch.Tensor, generator: torch.Generator, params: CodecParams = CodecParams(), *, return_params: bool = False
+):
     """Compression of 8-bit LR clips ``lr`` (..., T, 3, h, w) in [0, 1] (see :class:`CodecParams`): clips
     are taken in groups of ``params.group``; each group draws one recipe and, when encoded, is encoded as
     one video whose frames are a mosaic of the group's clips, each edge-padded by ``params.pad`` pixels
@@ -433,7 +462,7 @@ def codec_degrade(lr: torch.Tensor, generator: torch.Generator, params: CodecPar
     out, drawn = [], []
     p = params
     for i in range(0, clips.shape[0], p.group):
-        grp = clips[i: i + p.group]
+        grp = clips[i : i + p.group]
         rec: dict = {}
         if _chance(generator, p.noise_prob):
             rec["noise"] = _uniform(generator, *p.noise_sigma)
@@ -451,8 +480,14 @@ def codec_degrade(lr: torch.Tensor, generator: torch.Generator, params: CodecPar
     return (y, drawn) if return_params else y
 
 
-def realistic_degrade(hr_clip: torch.Tensor, scale: int, generator: torch.Generator,
-                      params: RealisticParams = RealisticParams(), *, return_params: bool = False):
+def realistic_degrade(
+    hr_clip: torch.Tensor,
+    scale: int,
+    generator: torch.Generator,
+    params: RealisticParams = RealisticParams(),
+    *,
+    return_params: bool = False,
+):
     """Random real-world degradation of an HR clip (T, C, H, W) in [0, 1] -> LR (T, C, H/s, W/s) float32.
 
     Steps (each with its probability from ``params``; one draw per clip, so every frame of the clip
@@ -500,7 +535,7 @@ def realistic_degrade(hr_clip: torch.Tensor, scale: int, generator: torch.Genera
             peak = 10 ** _uniform(g, *p.poisson_peak_log)
             base = x.clamp(0, 1)
             if grey:
-                y = (0.299 * base[:, 0:1] + 0.587 * base[:, 1:2] + 0.114 * base[:, 2:3])
+                y = 0.299 * base[:, 0:1] + 0.587 * base[:, 1:2] + 0.114 * base[:, 2:3]
                 noise = torch.poisson(y * peak, generator=g) / peak - y
             else:
                 noise = torch.poisson(base * peak, generator=g) / peak - base

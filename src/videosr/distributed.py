@@ -38,7 +38,8 @@ import signal
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import InputChangedError, InputError, Interrupted, ModelError, ResumeError, UsageError, VideosrError
 
@@ -52,8 +53,9 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise UsageError(f"distributed runs (--workers, --ray-address, videosr batch) need Ray: {RAY_HINT} "
-                         f"(the [ray] extra)") from None
+        raise UsageError(
+            f"distributed runs (--workers, --ray-address, videosr batch) need Ray: {RAY_HINT} (the [ray] extra)"
+        ) from None
     return ray
 
 
@@ -108,8 +110,7 @@ def ray_runtime(workers: int | None = None, address: str | None = None, cpus_per
         n = workers or cores
         cpus = cpus_per_worker or max(1, cores // n)
         # address "local": always a new runtime of our own, never a `ray start` cluster found on this machine
-        _init(ray, address="local", num_cpus=n * cpus, object_store_memory=LOCAL_OBJECT_STORE,
-              include_dashboard=False)
+        _init(ray, address="local", num_cpus=n * cpus, object_store_memory=LOCAL_OBJECT_STORE, include_dashboard=False)
         yield_rt = Runtime(ray, cpus, n, local=True, owned=True)
     try:
         yield yield_rt
@@ -133,8 +134,10 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), port_n), timeout=timeout):
             pass
     except OSError as e:
-        raise UsageError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head` "
-                         f"running there, and is the port open?") from None
+        raise UsageError(
+            f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head` "
+            f"running there, and is the port open?"
+        ) from None
 
 
 def _init(ray, **kw) -> None:
@@ -150,8 +153,9 @@ def _init(ray, **kw) -> None:
         raise UsageError(f"cannot connect to the Ray cluster at {kw.get('address')}: {e}") from None
     except Exception as e:  # noqa: BLE001 - Ray raises many types when a runtime cannot start
         what = "a local Ray runtime" if kw.get("address") == "local" else f"the Ray cluster at {kw['address']}"
-        raise VideosrError(f"cannot start {what}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-                           ) from None
+        raise VideosrError(
+            f"cannot start {what}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        ) from None
     finally:
         # Ray's core worker installs its own SIGTERM handler (it logs and ends the process): keep ours, so
         # SIGTERM stops a run like Ctrl-C does (resume state kept, exit 130)
@@ -359,15 +363,15 @@ def _seek(reader, plan: dict | None, target: int) -> int:
     return k if reader.seek_keyframe(k, plan["seek"][k]) else -1
 
 
-def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes | None = None,
-                 weights_data: bytes | None = None) -> dict:
+def run_segments(
+    spec: dict, input_data: bytes | None = None, model_data: bytes | None = None, weights_data: bytes | None = None
+) -> dict:
     """The Ray task: make segments ``spec["numbers"]`` (``[a, b)``; b None: to the end of the video).
     Returns ``{"segments": [{"record", "data"}...], "frames", "ended", "pid", "node", "threads"}``."""
     import torch
 
     from .engine import Engine
-    from .io import image_to_tensor, open_input
-    from .io import choose_pix_fmt
+    from .io import choose_pix_fmt, image_to_tensor, open_input
     from .io.segments import SegmentWriter, quiet
     from .pipeline import _options, _plane_stages, _run_stages, _SegmentSink
     from .progress import Progress
@@ -382,12 +386,16 @@ def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes 
         try:
             local = input_fingerprint(path)
         except OSError as e:
-            raise InputError(f"{path}: not readable on worker node {_node()} ({e.strerror or e}): put the input "
-                             f"on storage every node mounts at the same path, or use --ship-input") from None
+            raise InputError(
+                f"{path}: not readable on worker node {_node()} ({e.strerror or e}): put the input "
+                f"on storage every node mounts at the same path, or use --ship-input"
+            ) from None
         diff = _same_input(local, spec["input_fp"])
         if diff:
-            raise InputChangedError(f"{path}: the file on worker node {_node()} differs from the driver's "
-                                    f"({', '.join(diff)}): put the input on shared storage or use --ship-input")
+            raise InputChangedError(
+                f"{path}: the file on worker node {_node()} differs from the driver's "
+                f"({', '.join(diff)}): put the input on shared storage or use --ship-input"
+            )
     weights = _materialize(spec["weights"], spec["weights_sha"], weights_data) if weights_data is not None else None
     model_path = _materialize(spec["model"], spec["model_sha"], model_data) if model_data is not None else None
     net = _load_net(spec, weights, model_path)
@@ -400,22 +408,41 @@ def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes 
     fault = _fault_hook(S)
     with open_input(path, **({"fps": spec["fps"]} if spec.get("fps") is not None else {})) as reader:
         info = reader.info
-        engine = Engine(net, device=spec["device"], precision=spec["precision"], tile=spec["tile"],
-                        chunk=spec["chunk_arg"], clamp=False, compile=spec["compile"])
+        engine = Engine(
+            net,
+            device=spec["device"],
+            precision=spec["precision"],
+            tile=spec["tile"],
+            chunk=spec["chunk_arg"],
+            clamp=False,
+            compile=spec["compile"],
+        )
         s = engine.scale
         out_pf = spec["pix_fmt"] or choose_pix_fmt(spec["enc_codec"], info.pix_fmt, info.bit_depth, info.chroma)
         stage_engine, to_input = _plane_stages(net, engine, reader, out_pf, spec["planes"], image_to_tensor)
-        opts = _options(net, engine, scale=s, codec=spec["codec"], crf=spec["crf"], preset=spec["preset"],
-                        pix_fmt=spec["pix_fmt"], backend=spec["backend"], tile=spec["tile"], info=info,
-                        output=spec["output"], planes=stage_engine is not engine or engine.planes is not None)
+        opts = _options(
+            net,
+            engine,
+            scale=s,
+            codec=spec["codec"],
+            crf=spec["crf"],
+            preset=spec["preset"],
+            pix_fmt=spec["pix_fmt"],
+            backend=spec["backend"],
+            tile=spec["tile"],
+            info=info,
+            output=spec["output"],
+            planes=stage_engine is not engine or engine.planes is not None,
+        )
         if spec.get("fps") is not None:
             opts["fps"] = str(info.fps)
         diff = [k for k in sorted(set(opts) | set(spec["options"])) if opts.get(k) != spec["options"].get(k)]
         if diff:
-            raise ModelError(f"worker node {_node()} would make a different output than the driver ("
-                             + ", ".join(f"{k}: {opts.get(k)!r} here, {spec['options'].get(k)!r} there"
-                                         for k in diff[:4])
-                             + "): install the same videosr, model weights and libraries on every node")
+            raise ModelError(
+                f"worker node {_node()} would make a different output than the driver ("
+                + ", ".join(f"{k}: {opts.get(k)!r} here, {spec['options'].get(k)!r} there" for k in diff[:4])
+                + "): install the same videosr, model weights and libraries on every node"
+            )
         ctx = stage_engine.context
         causal = bool(getattr(stage_engine, "causal", getattr(engine, "causal", False))) or ctx == 0
         first = max(0, S - ctx)
@@ -431,8 +458,15 @@ def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes 
         extra = reader.skip(first - pos) if first > pos else []
         for i, p in enumerate(extra, pos):
             known[i] = p
-        out = {"segments": [], "frames": 0, "ended": False, "pid": os.getpid(), "node": _node(),
-               "threads": threads, "seeked": at > 0}
+        out = {
+            "segments": [],
+            "frames": 0,
+            "ended": False,
+            "pid": os.getpid(),
+            "node": _node(),
+            "threads": threads,
+            "seeked": at > 0,
+        }
         if len(skipped) + len(extra) < first - at:
             out["ended"] = True  # the video ends before this segment
             return out
@@ -460,14 +494,36 @@ def run_segments(spec: dict, input_data: bytes | None = None, model_data: bytes 
                     primed["prev_out_pts"] = wr.last_pts
                 return wr
 
-            sink = _SegmentSink(st, seg_len, spec["fmt"], info, enc_w, enc_h, spec["enc_codec"], spec["enc_crf"],
-                                spec["enc_preset"], spec["pix_fmt"], writer, quiet)
+            sink = _SegmentSink(
+                st,
+                seg_len,
+                spec["fmt"],
+                info,
+                enc_w,
+                enc_h,
+                spec["enc_codec"],
+                spec["enc_crf"],
+                spec["enc_preset"],
+                spec["pix_fmt"],
+                writer,
+                quiet,
+            )
             write = sink.write if fault is None else fault(sink.write)
             limited = _Limited(stage_engine, None if b is None else (b - a) * seg_len)
             bar = Progress(None, enabled=False)
             try:
-                n = _run_stages(src, limited, to_input, bar, None, write=write, finish=sink.finish, first=first,
-                                start=S, allow_empty=True)
+                n = _run_stages(
+                    src,
+                    limited,
+                    to_input,
+                    bar,
+                    None,
+                    write=write,
+                    finish=sink.finish,
+                    first=first,
+                    start=S,
+                    allow_empty=True,
+                )
             except BaseException:
                 sink.abort()
                 raise
@@ -569,20 +625,48 @@ def _valid_ahead(st, seg_len: int) -> list[dict]:
         if rec["start"] < done or _segment_problem(k, rec, rec["start"], seg_len, True):
             continue
         p = os.path.join(st.dir, segment_name(k))
-        if os.path.isfile(p) and not os.path.islink(p) and os.path.getsize(p) == rec["size"] \
-                and sha256_file(p) == rec["sha256"]:
+        if (
+            os.path.isfile(p)
+            and not os.path.islink(p)
+            and os.path.getsize(p) == rec["size"]
+            and sha256_file(p) == rec["sha256"]
+        ):
             good.append(rec)
     return sorted(good, key=lambda r: r["start"])
 
 
-def upscale(input, output, *, workers: int | None = None, address: str | None = None,
-            cpus_per_worker: int | None = None, ship_input: bool = False, max_retries: int = 3,
-            scale: int | None = None, model: str | None = None, weights: str | None = None,
-            tile: int | str | None = None, device: str = "auto", precision: str = "auto", chunk: int | None = None,
-            codec: str = "libx264", crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
-            overwrite: bool = False, progress: bool = True, backend: str = "torch", resume: bool = False,
-            segment: int | None = None, planes: bool = True, compile: bool = False, quality: str = "auto",
-            fps=None, on_frames: Callable[[int], None] | None = None, format: str | None = None) -> dict[str, Any]:
+def upscale(
+    input,
+    output,
+    *,
+    workers: int | None = None,
+    address: str | None = None,
+    cpus_per_worker: int | None = None,
+    ship_input: bool = False,
+    max_retries: int = 3,
+    scale: int | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    tile: int | str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    chunk: int | None = None,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    backend: str = "torch",
+    resume: bool = False,
+    segment: int | None = None,
+    planes: bool = True,
+    compile: bool = False,
+    quality: str = "auto",
+    fps=None,
+    on_frames: Callable[[int], None] | None = None,
+    format: str | None = None,
+) -> dict[str, Any]:
     """:func:`videosr.pipeline.upscale` with the segments made by Ray tasks (``workers`` local task slots, or
     the cluster at ``address``); same output, pixel for pixel, and the same resume state. Returns upscale's
     summary plus ``workers`` (a description), ``segments``, ``reused`` (segments an earlier run made),
@@ -592,22 +676,71 @@ def upscale(input, output, *, workers: int | None = None, address: str | None = 
     ``on_frames(n)``: called with the frames of each finished segment (batch progress)."""
     _check_job(input, output, format, ship_input, compile, backend)  # before starting Ray (seconds)
     with ray_runtime(workers, address, cpus_per_worker) as rt:
-        return upscale_on(rt, input, output, ship_input=ship_input, max_retries=max_retries, scale=scale,
-                          model=model, weights=weights, tile=tile, device=device, precision=precision, chunk=chunk,
-                          codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
-                          progress=progress, backend=backend, resume=resume, segment=segment, planes=planes,
-                          compile=compile, quality=quality, fps=fps, on_frames=on_frames, format=format)
+        return upscale_on(
+            rt,
+            input,
+            output,
+            ship_input=ship_input,
+            max_retries=max_retries,
+            scale=scale,
+            model=model,
+            weights=weights,
+            tile=tile,
+            device=device,
+            precision=precision,
+            chunk=chunk,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            progress=progress,
+            backend=backend,
+            resume=resume,
+            segment=segment,
+            planes=planes,
+            compile=compile,
+            quality=quality,
+            fps=fps,
+            on_frames=on_frames,
+            format=format,
+        )
 
 
-def upscale_on(rt: Runtime, input, output, *, ship_input=False, max_retries=3, scale=None, model=None, weights=None,
-               tile=None, device="auto", precision="auto", chunk=None, codec="libx264", crf=None, preset=None,
-               pix_fmt=None, overwrite=False, progress=True, backend="torch", resume=False, segment=None,
-               planes=True, compile=False, quality="auto", fps=None, on_frames=None, format=None,
-               stop: threading.Event | None = None) -> dict[str, Any]:
+def upscale_on(
+    rt: Runtime,
+    input,
+    output,
+    *,
+    ship_input=False,
+    max_retries=3,
+    scale=None,
+    model=None,
+    weights=None,
+    tile=None,
+    device="auto",
+    precision="auto",
+    chunk=None,
+    codec="libx264",
+    crf=None,
+    preset=None,
+    pix_fmt=None,
+    overwrite=False,
+    progress=True,
+    backend="torch",
+    resume=False,
+    segment=None,
+    planes=True,
+    compile=False,
+    quality="auto",
+    fps=None,
+    on_frames=None,
+    format=None,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
     """:func:`upscale` on a runtime already connected (``videosr batch`` runs several of these at once)."""
-    from .io.writer import check_encoder_options, sweep_temps
+    from .io.writer import check_encoder_options, check_not_input, sweep_temps
     from .lock import output_lock
-    from .io.writer import check_not_input
     from .pipeline import _memory_errors, _state_dir, resolve_model
 
     t0 = time.perf_counter()
@@ -619,17 +752,55 @@ def upscale_on(rt: Runtime, input, output, *, ship_input=False, max_retries=3, s
         sweep_temps(output)
         sdir = _state_dir(output, resume, overwrite)
         model, reason = resolve_model(input, model, scale, quality, weights, sdir)
-        res = _drive(rt, input, output, sdir, ship_input=ship_input, max_retries=max_retries, scale=scale,
-                     model=model, weights=weights, tile=tile, device=device, precision=precision, chunk=chunk,
-                     codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, progress=progress,
-                     backend=backend, resume=resume, segment=segment, planes=planes, compile=compile, fps=fps,
-                     on_frames=on_frames, header=f"model {model}: {reason}" if reason else None, stop=stop)
+        res = _drive(
+            rt,
+            input,
+            output,
+            sdir,
+            ship_input=ship_input,
+            max_retries=max_retries,
+            scale=scale,
+            model=model,
+            weights=weights,
+            tile=tile,
+            device=device,
+            precision=precision,
+            chunk=chunk,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            progress=progress,
+            backend=backend,
+            resume=resume,
+            segment=segment,
+            planes=planes,
+            compile=compile,
+            fps=fps,
+            on_frames=on_frames,
+            header=f"model {model}: {reason}" if reason else None,
+            stop=stop,
+        )
     seconds = time.perf_counter() - t0
     frames = res["frames"]
-    return {"input": input, "output": output, "model": res["model"], "reason": reason, "scale": res["scale"],
-            "frames": frames, "seconds": round(seconds, 3), "fps": round(frames / seconds, 3) if seconds > 0 else None,
-            "workers": rt.describe(), "segments": res["segments"], "reused": res["reused"],
-            "remade": res["retried"], "nodes": res["nodes"], "threads": res["threads"], "seeked": res["seeked"]}
+    return {
+        "input": input,
+        "output": output,
+        "model": res["model"],
+        "reason": reason,
+        "scale": res["scale"],
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 3) if seconds > 0 else None,
+        "workers": rt.describe(),
+        "segments": res["segments"],
+        "reused": res["reused"],
+        "remade": res["retried"],
+        "nodes": res["nodes"],
+        "threads": res["threads"],
+        "seeked": res["seeked"],
+    }
 
 
 def _check_job(input, output, format, ship_input: bool, compile: bool, backend: str) -> str:
@@ -639,8 +810,10 @@ def _check_job(input, output, format, ship_input: bool, compile: bool, backend: 
 
     kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
     if is_stream(input) or kind in ("-", "null", "png", "yuv4mpegpipe"):
-        raise UsageError("a distributed run (--workers, --ray-address, batch) needs an input file or folder and a "
-                         "video file output (.mp4/.mkv/.mov/.webm): not stdin, stdout, y4m, /dev/null or PNGs")
+        raise UsageError(
+            "a distributed run (--workers, --ray-address, batch) needs an input file or folder and a "
+            "video file output (.mp4/.mkv/.mov/.webm): not stdin, stdout, y4m, /dev/null or PNGs"
+        )
     if ship_input and os.path.isdir(input):
         raise UsageError("--ship-input sends one file: put an image-folder input on storage every node mounts")
     if compile and backend != "torch":
@@ -658,9 +831,37 @@ def _file_ref(ray, path: str | None) -> tuple[Any, str | None]:
     return ray.put(data), sha256_file(path)
 
 
-def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, model, weights, tile, device,
-           precision, chunk, codec, crf, preset, pix_fmt, overwrite, progress, backend, resume, segment, planes,
-           compile, fps, on_frames, header, stop) -> dict:
+def _drive(
+    rt: Runtime,
+    input,
+    output,
+    sdir,
+    *,
+    ship_input,
+    max_retries,
+    scale,
+    model,
+    weights,
+    tile,
+    device,
+    precision,
+    chunk,
+    codec,
+    crf,
+    preset,
+    pix_fmt,
+    overwrite,
+    progress,
+    backend,
+    resume,
+    segment,
+    planes,
+    compile,
+    fps,
+    on_frames,
+    header,
+    stop,
+) -> dict:
     from .engine import Engine
     from .io import image_to_tensor, open_input, open_output
     from .io.segments import output_format
@@ -678,16 +879,43 @@ def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, 
         s = engine.scale
         out_w, out_h = info.width * s, info.height * s
         if out_w * out_h > MAX_OUTPUT_PIXELS:
-            raise UsageError(f"output frames would be {out_w}x{out_h}; the limit is "
-                             f"{MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)")
-        p = prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, open_output, codec=codec,
-                          crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, backend=backend, tile=tile,
-                          segment=segment, planes=planes, fps=fps)
+            raise UsageError(
+                f"output frames would be {out_w}x{out_h}; the limit is "
+                f"{MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)"
+            )
+        p = prepare_state(
+            reader,
+            input,
+            output,
+            sdir,
+            net,
+            engine,
+            image_to_tensor,
+            open_output,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            backend=backend,
+            tile=tile,
+            segment=segment,
+            planes=planes,
+            fps=fps,
+        )
         st = p.st
         if p.published:
-            return {"model": net.display_name, "scale": s, "frames": st.manifest["frames"],
-                    "segments": len(st.manifest["segments"]), "reused": len(st.manifest["segments"]),
-                    "retried": 0, "nodes": [], "threads": [], "seeked": 0}
+            return {
+                "model": net.display_name,
+                "scale": s,
+                "frames": st.manifest["frames"],
+                "segments": len(st.manifest["segments"]),
+                "reused": len(st.manifest["segments"]),
+                "retried": 0,
+                "nodes": [],
+                "threads": [],
+                "seeked": 0,
+            }
     plan = probe_packets(input)
     fp, opts, seg_len = p.fp, p.opts, p.seg_len
     enc_codec, enc_crf, enc_preset = p.enc_codec, p.enc_crf, p.enc_preset
@@ -700,20 +928,43 @@ def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, 
             st.manifest["ahead"] = sorted(ahead.values(), key=lambda r: r["start"])
             reused += len(ahead)
             est = (plan or {}).get("frames") or info.frames or 0
-            n_seg = max(1, math.ceil(est / seg_len), len(st.manifest["segments"]) + 1,
-                        (max(ahead) + 1) if ahead else 0)
+            n_seg = max(1, math.ceil(est / seg_len), len(st.manifest["segments"]) + 1, (max(ahead) + 1) if ahead else 0)
             last_ended = bool(ahead and ahead[max(ahead)].get("eof"))
             if ahead and not last_ended:
                 n_seg = max(n_seg, max(ahead) + 2)  # the video may go on after the last segment made
             todo = [k for k in range(len(st.manifest["segments"]), n_seg) if k not in ahead]
-            spec = {"input": os.path.abspath(input), "input_fp": fp, "output": output, "fmt": output_format(output),
-                    "model": model if model is not None else net.display_name, "display_name": net.display_name,
-                    "scale": s, "backend": backend, "device": engine.device.type, "precision": engine.precision,
-                    "tile": tile, "chunk_arg": chunk, "compile": compile, "planes": planes, "codec": codec, "crf": crf,
-                    "preset": preset, "pix_fmt": pix_fmt, "enc_codec": enc_codec, "enc_crf": enc_crf,
-                    "enc_preset": enc_preset, "options": opts, "segment_frames": seg_len, "job": st.job, "fps": fps,
-                    "plan": {"seek": plan["seek"]} if plan and plan.get("seek") else None, "cpus": rt.cpus,
-                    "weights": weights, "weights_sha": None, "model_sha": None}
+            spec = {
+                "input": os.path.abspath(input),
+                "input_fp": fp,
+                "output": output,
+                "fmt": output_format(output),
+                "model": model if model is not None else net.display_name,
+                "display_name": net.display_name,
+                "scale": s,
+                "backend": backend,
+                "device": engine.device.type,
+                "precision": engine.precision,
+                "tile": tile,
+                "chunk_arg": chunk,
+                "compile": compile,
+                "planes": planes,
+                "codec": codec,
+                "crf": crf,
+                "preset": preset,
+                "pix_fmt": pix_fmt,
+                "enc_codec": enc_codec,
+                "enc_crf": enc_crf,
+                "enc_preset": enc_preset,
+                "options": opts,
+                "segment_frames": seg_len,
+                "job": st.job,
+                "fps": fps,
+                "plan": {"seek": plan["seek"]} if plan and plan.get("seek") else None,
+                "cpus": rt.cpus,
+                "weights": weights,
+                "weights_sha": None,
+                "model_sha": None,
+            }
             input_ref = None
             if ship_input:
                 with open(input, "rb") as f:
@@ -721,23 +972,60 @@ def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, 
             weights_ref, spec["weights_sha"] = _file_ref(ray, weights)
             model_file = model if (model is not None and os.path.isfile(model)) else None
             model_ref, spec["model_sha"] = _file_ref(ray, model_file)
-            task = ray.remote(run_segments).options(num_cpus=rt.cpus, max_retries=max_retries, retry_exceptions=False,
-                                                    name="videosr-segment")
+            task = ray.remote(run_segments).options(
+                num_cpus=rt.cpus, max_retries=max_retries, retry_exceptions=False, name="videosr-segment"
+            )
             done0 = st.done_frames + sum(r["end"] - r["start"] for r in ahead.values())
             left = max(0, est - done0) if est else None
-            bar = Progress(left, label=(f"upscale on {rt.describe()}" if not done0 else
-                                        f"upscale on {rt.describe()} (resumed: {reused} segments reused)"),
-                           enabled=progress, header=header, warmup=1)
+            bar = Progress(
+                left,
+                label=(
+                    f"upscale on {rt.describe()}"
+                    if not done0
+                    else f"upscale on {rt.describe()} (resumed: {reused} segments reused)"
+                ),
+                enabled=progress,
+                header=header,
+                warmup=1,
+            )
             bar.begin()
-            retried, nodes, threads, seeked = _schedule(ray, rt, task, spec, todo, n_seg, st, ahead, seg_len, sdir, bar,
-                                                on_frames, input_ref, model_ref, weights_ref, stop)
+            retried, nodes, threads, seeked = _schedule(
+                ray,
+                rt,
+                task,
+                spec,
+                todo,
+                n_seg,
+                st,
+                ahead,
+                seg_len,
+                sdir,
+                bar,
+                on_frames,
+                input_ref,
+                model_ref,
+                weights_ref,
+                stop,
+            )
             st.manifest.pop("ahead", None)
             st.finish(st.done_frames)
             bar.close()
             bar = None
         total = st.manifest["frames"]
-        _join(st, input, output, info, out_w, out_h, codec=enc_codec, crf=enc_crf, preset=enc_preset, pix_fmt=pix_fmt,
-              overwrite=overwrite, total=total)
+        _join(
+            st,
+            input,
+            output,
+            info,
+            out_w,
+            out_h,
+            codec=enc_codec,
+            crf=enc_crf,
+            preset=enc_preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            total=total,
+        )
     except KeyboardInterrupt as e:
         if bar is not None:
             bar.close()
@@ -756,12 +1044,22 @@ def _drive(rt: Runtime, input, output, sdir, *, ship_input, max_retries, scale, 
         raise
     n_segs = len(st.manifest["segments"])
     st.remove()
-    return {"model": net.display_name, "scale": s, "frames": total, "segments": n_segs, "reused": reused,
-            "retried": retried, "nodes": nodes, "threads": threads, "seeked": seeked}
+    return {
+        "model": net.display_name,
+        "scale": s,
+        "frames": total,
+        "segments": n_segs,
+        "reused": reused,
+        "retried": retried,
+        "nodes": nodes,
+        "threads": threads,
+        "seeked": seeked,
+    }
 
 
-def _schedule(ray, rt, task, spec, todo, n_seg, st, ahead, seg_len, sdir, bar, on_frames, input_ref, model_ref,
-              weights_ref, stop) -> int:
+def _schedule(
+    ray, rt, task, spec, todo, n_seg, st, ahead, seg_len, sdir, bar, on_frames, input_ref, model_ref, weights_ref, stop
+) -> int:
     """Run the tasks for segments ``todo`` (the last planned one runs to the end of the video), write and list
     each returned segment (``ahead`` until the ones before it are in), and return how many segments were
     remade because their timestamps had to chain onto a repaired previous segment."""
@@ -828,8 +1126,10 @@ def _schedule(ray, rt, task, spec, todo, n_seg, st, ahead, seg_len, sdir, bar, o
                 err = _unwrap(ray, e)
                 if isinstance(err, VideosrError):
                     raise err from None
-                raise VideosrError(f"segment {k} failed on the cluster: {type(err).__name__}: "
-                                   f"{str(err).splitlines()[0] if str(err) else ''}") from None
+                raise VideosrError(
+                    f"segment {k} failed on the cluster: {type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else ''}"
+                ) from None
             segs = res["segments"]
             nodes.add(res["node"])
             threads.add(res["threads"])
@@ -863,8 +1163,10 @@ def _schedule(ray, rt, task, spec, todo, n_seg, st, ahead, seg_len, sdir, bar, o
         raise
     if ahead:
         k = min(ahead)
-        raise ResumeError(f"segment {k} (frame {ahead[k]['start']}) came back, but an earlier one is missing "
-                          f"(the input decodes to fewer frames than its packets say): rerun without --workers")
+        raise ResumeError(
+            f"segment {k} (frame {ahead[k]['start']}) came back, but an earlier one is missing "
+            f"(the input decodes to fewer frames than its packets say): rerun without --workers"
+        )
     if not st.manifest["segments"]:
         from .errors import EmptyInputError
 
@@ -878,5 +1180,3 @@ def _ended_before(st, seg_len: int) -> bool:
     """The committed segments end with a short one: the video ended there (a resumed run with nothing to do)."""
     last = st.manifest["segments"][-1]
     return last["end"] - last["start"] < seg_len
-
-

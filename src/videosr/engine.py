@@ -23,8 +23,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import torch
 from torch import nn
@@ -90,8 +90,9 @@ def resolve_precision(precision: str, device: torch.device, model: nn.Module, ve
     return precision
 
 
-def auto_tile(h: int, w: int, scale: int, device: torch.device, frames: int = 1,
-              bytes_per_hr_pixel: int = 4 * 3 * 24) -> int | None:
+def auto_tile(
+    h: int, w: int, scale: int, device: torch.device, frames: int = 1, bytes_per_hr_pixel: int = 4 * 3 * 24
+) -> int | None:
     """Pick an LR tile size so one chunk's activations fit in a quarter of free memory.
 
     ``bytes_per_hr_pixel`` is a deliberately generous estimate of activation memory per output pixel
@@ -206,8 +207,9 @@ class Engine:
         return torch.stack(list(self.stream(iter(frames))))
 
     # ---------------------------------------------------------------- streams
-    def stream(self, frames: Iterable[torch.Tensor], first: int = 0, start: int | None = None
-               ) -> Iterator[torch.Tensor]:
+    def stream(
+        self, frames: Iterable[torch.Tensor], first: int = 0, start: int | None = None
+    ) -> Iterator[torch.Tensor]:
         """Upscale a stream of (C, H, W) frames lazily, yielding (C, sH, sW) frames in order (on CPU).
 
         ``first``: the video index of the stream's first frame; ``start``: the index of the first output
@@ -280,8 +282,9 @@ class Engine:
                 ya, xa = max(0, y0 - ov), max(0, x0 - ov)
                 yb, xb = min(h, y1 + ov), min(w, x1 + ov)
                 part = fwd(clip[:, :, ya:yb, xa:xb])  # (t or kept, C, s*(yb-ya), s*(xb-xa))
-                out[:, :, y0 * s:y1 * s, x0 * s:x1 * s] = part[:, :, (y0 - ya) * s:(y1 - ya) * s,
-                                                                 (x0 - xa) * s:(x1 - xa) * s]
+                out[:, :, y0 * s : y1 * s, x0 * s : x1 * s] = part[
+                    :, :, (y0 - ya) * s : (y1 - ya) * s, (x0 - xa) * s : (x1 - xa) * s
+                ]
         return out
 
     def _autocast(self):

@@ -26,23 +26,21 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from .degrade import bd_degrade, bi_degrade, quantize
-from .resample import upsample
 from .errors import InputError, OutputError, UsageError
 from .io.reader import natural_key
+from .resample import upsample
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
 DEGRADATIONS = ("BI", "BD")
-
-
 
 
 @dataclass
@@ -69,8 +67,10 @@ def find_clips(data: str | os.PathLike) -> tuple[list[Clip], bool]:
         if p.name.startswith("."):
             continue
         if p.is_dir():
-            frames = sorted((f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
-                            key=lambda q: natural_key(q.name))
+            frames = sorted(
+                (f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
+                key=lambda q: natural_key(q.name),
+            )
             if frames:
                 clips.append(Clip(p.name, "frames", p, frames))
         elif p.suffix.lower() in IMAGE_EXTS:
@@ -132,8 +132,14 @@ def _differences(gt: list[str], lr: list[str]) -> str:
     gs, ls = set(gt), set(lr)
     missing = sorted((x for x in gs if x not in ls), key=natural_key)
     extra = sorted((x for x in ls if x not in gs), key=natural_key)
-    return "; ".join(part for part in (f"missing in LR: {_first(missing)}" if missing else "",
-                                       f"only in LR: {_first(extra)}" if extra else "") if part)
+    return "; ".join(
+        part
+        for part in (
+            f"missing in LR: {_first(missing)}" if missing else "",
+            f"only in LR: {_first(extra)}" if extra else "",
+        )
+        if part
+    )
 
 
 def _lr_key(stem: str, scale: int, wanted: set[str]) -> str:
@@ -165,17 +171,22 @@ def _pair_frames(clip: Clip, lr_dir: Path, scale: int) -> Clip:
     if len(set(stems)) != len(stems):
         dup = next(s for s in stems if stems.count(s) > 1)
         raise InputError(f"{clip.path}: two frames named {dup!r} (different extensions); frames are paired by name")
-    lr = sorted((f for f in lr_dir.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
-                key=lambda q: natural_key(q.name))
+    lr = sorted(
+        (f for f in lr_dir.iterdir() if f.suffix.lower() in IMAGE_EXTS and not f.name.startswith(".")),
+        key=lambda q: natural_key(q.name),
+    )
     found = _by_name(lr, stems, scale, lr_dir, "frame")
     if set(found) != set(stems):
-        raise InputError(f"--lr {lr_dir}: frame names differ from the GT {clip.path} "
-                         f"({_differences(stems, list(found))}); LR and GT frames are paired by name")
+        raise InputError(
+            f"--lr {lr_dir}: frame names differ from the GT {clip.path} "
+            f"({_differences(stems, list(found))}); LR and GT frames are paired by name"
+        )
     return Clip(clip.name, "frames", lr_dir, [found[s] for s in stems])
 
 
-def pair_lr(data: str | os.PathLike, lr: str | os.PathLike, all_items: list[Clip], items: list[Clip],
-            scale: int) -> dict[str, Clip]:
+def pair_lr(
+    data: str | os.PathLike, lr: str | os.PathLike, all_items: list[Clip], items: list[Clip], scale: int
+) -> dict[str, Clip]:
     """The LR item of each of ``items`` (a selection of ``all_items``, what ``data`` holds), paired by name.
 
     ``lr`` has the structure of ``data``: for a folder, a folder whose clips, images or videos have the GT's
@@ -185,8 +196,10 @@ def pair_lr(data: str | os.PathLike, lr: str | os.PathLike, all_items: list[Clip
     GT file takes a single LR file, or the file of its name in an LR folder."""
     root, lr_root = Path(data), Path(lr)
     if root.is_dir() and not lr_root.is_dir():
-        raise UsageError(f"--lr {lr_root} is a file but --data {root} is a folder: --lr must be a folder of the same "
-                         "structure (the same clip folders, images or videos, with the same names)")
+        raise UsageError(
+            f"--lr {lr_root} is a file but --data {root} is a folder: --lr must be a folder of the same "
+            "structure (the same clip folders, images or videos, with the same names)"
+        )
     if not root.is_dir() and lr_root.is_file():
         c = items[0]
         return {c.name: Clip(c.name, "image" if lr_root.suffix.lower() in IMAGE_EXTS else "video", lr_root)}
@@ -235,8 +248,14 @@ class LRRecipe:
     noise: float = 0.0
 
     @classmethod
-    def make(cls, degradation: str = "BI", codec: str | None = None, crf: int | None = None,
-             preset: str | None = None, noise: float | None = None) -> "LRRecipe":
+    def make(
+        cls,
+        degradation: str = "BI",
+        codec: str | None = None,
+        crf: int | None = None,
+        preset: str | None = None,
+        noise: float | None = None,
+    ) -> LRRecipe:
         from .degrade import check_codec
 
         degradation = str(degradation).upper()
@@ -246,16 +265,21 @@ class LRRecipe:
             if crf is not None:
                 raise UsageError("--lr-crf needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25)")
             if preset is not None:
-                raise UsageError("--lr-preset needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25 "
-                                 "--lr-preset medium)")
+                raise UsageError(
+                    "--lr-preset needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25 --lr-preset medium)"
+                )
         else:
             if crf is None:
                 raise UsageError(f"--lr-codec {codec} needs --lr-crf N (the quality: lower is better)")
             check_codec(codec, crf, preset)
             preset = preset if preset is not None else DEFAULT_PRESETS[codec]
         noise = 0.0 if noise is None else noise
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) \
-                or not 0 <= noise <= 255:
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, (int, float))
+            or not math.isfinite(noise)
+            or not 0 <= noise <= 255
+        ):
             raise UsageError(f"--lr-noise must be a standard deviation in 0..255 (8-bit levels), got {noise!r}")
         return cls(degradation, codec, crf, preset, float(noise))
 
@@ -268,8 +292,14 @@ class LRRecipe:
         ``"codec", "crf", "preset", "noise", "fps", "pix_fmt"`` when the LR is compressed."""
         d: dict = {"degradation": self.degradation}
         if self.codec is not None:
-            d.update(codec=self.codec, crf=self.crf, preset=self.preset, noise=_num(self.noise), fps=LR_FPS,
-                     pix_fmt=LR_PIX_FMT)
+            d.update(
+                codec=self.codec,
+                crf=self.crf,
+                preset=self.preset,
+                noise=_num(self.noise),
+                fps=LR_FPS,
+                pix_fmt=LR_PIX_FMT,
+            )
         elif self.noise:
             d["noise"] = _num(self.noise)
         return d
@@ -293,11 +323,12 @@ def noise_seed(clip_name: str) -> int:
     The same clip gets the same noise on every run and machine, and at every sigma (the same pattern,
     scaled)."""
     digest = hashlib.sha256(f"videosr-lr-noise:{clip_name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2 ** 63 - 1)
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
-def _degrade(gt: torch.Tensor, scale: int, degradation: str, recipe: LRRecipe | None = None,
-             clip_name: str = "") -> torch.Tensor:
+def _degrade(
+    gt: torch.Tensor, scale: int, degradation: str, recipe: LRRecipe | None = None, clip_name: str = ""
+) -> torch.Tensor:
     """The LR of ``gt`` (T, 3, H, W), H and W multiples of ``scale``: ``degradation`` rounded to 8 bits,
     then (``recipe``) noise and the codec round trip. float32 in [0, 1], exactly on the 8-bit grid."""
     from .degrade import add_noise, video_compress
@@ -333,19 +364,28 @@ def _source_fingerprint(clip: Clip, max_frames: int | None) -> list:
     return out
 
 
-def _lr_cache_path(cache_dir: Path, clip: Clip, max_frames: int | None, gt_shape: tuple, scale: int,
-                   recipe: LRRecipe) -> Path:
+def _lr_cache_path(
+    cache_dir: Path, clip: Clip, max_frames: int | None, gt_shape: tuple, scale: int, recipe: LRRecipe
+) -> Path:
     import av
 
-    key = {"v": _CACHE_VERSION, "source": _source_fingerprint(clip, max_frames), "gt_shape": list(gt_shape),
-           "scale": scale, "recipe": recipe.to_dict(), "noise_seed": noise_seed(clip.name) if recipe.noise else None,
-           "libavcodec": list(av.library_versions.get("libavcodec", ())), "av": av.__version__}
+    key = {
+        "v": _CACHE_VERSION,
+        "source": _source_fingerprint(clip, max_frames),
+        "gt_shape": list(gt_shape),
+        "scale": scale,
+        "recipe": recipe.to_dict(),
+        "noise_seed": noise_seed(clip.name) if recipe.noise else None,
+        "libavcodec": list(av.library_versions.get("libavcodec", ())),
+        "av": av.__version__,
+    }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
     return cache_dir / f"{clip.name[:40]}-{digest}.npy"
 
 
-def _cached_lr(cache_dir: Path | None, clip: Clip, max_frames: int | None, gt: torch.Tensor, scale: int,
-               recipe: LRRecipe) -> torch.Tensor:
+def _cached_lr(
+    cache_dir: Path | None, clip: Clip, max_frames: int | None, gt: torch.Tensor, scale: int, recipe: LRRecipe
+) -> torch.Tensor:
     """The LR of ``clip`` (``gt`` already cropped), from ``cache_dir`` when there, else made (and stored).
 
     The file is the LR as uint8 (T, 3, h, w) (lossless: the LR is on the 8-bit grid); its name hashes the
@@ -391,13 +431,29 @@ def _nanmean(vals: list[float | None]) -> float | None:
     return float(np.mean(v)) if v else None
 
 
-def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int = 4, degradation: str = "BI",
-             crop_border: int | None = None, weights: list[str | None] | None = None,
-             save_images: str | None = None, max_frames: int | None = None, progress: bool = True,
-             clips: list[str] | None = None, temporal: bool = True, threads: int | None = 1,
-             precision: str = "fp32", log: Callable[[str], None] | None = None,
-             lr_codec: str | None = None, lr_crf: int | None = None, lr_preset: str | None = None,
-             lr_noise: float | None = None, lr_cache: str | os.PathLike | None = None) -> list[dict]:
+def evaluate(
+    models: list[str],
+    data: str,
+    *,
+    lr: str | None = None,
+    scale: int = 4,
+    degradation: str = "BI",
+    crop_border: int | None = None,
+    weights: list[str | None] | None = None,
+    save_images: str | None = None,
+    max_frames: int | None = None,
+    progress: bool = True,
+    clips: list[str] | None = None,
+    temporal: bool = True,
+    threads: int | None = 1,
+    precision: str = "fp32",
+    log: Callable[[str], None] | None = None,
+    lr_codec: str | None = None,
+    lr_crf: int | None = None,
+    lr_preset: str | None = None,
+    lr_noise: float | None = None,
+    lr_cache: str | os.PathLike | None = None,
+) -> list[dict]:
     """Evaluate ``models`` (registered names or training checkpoint paths) on ``data``.
 
     ``lr``: LR inputs of the same structure and names as ``data``, paired by name (:func:`pair_lr`);
@@ -436,11 +492,28 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return evaluate(models, data, lr=lr, scale=scale, degradation=degradation, crop_border=crop_border,
-                            weights=weights, save_images=save_images, max_frames=max_frames, progress=progress,
-                            clips=clips, temporal=temporal, threads=None, precision=precision, log=log,
-                            lr_codec=lr_codec, lr_crf=lr_crf, lr_preset=lr_preset, lr_noise=lr_noise,
-                            lr_cache=lr_cache)
+            return evaluate(
+                models,
+                data,
+                lr=lr,
+                scale=scale,
+                degradation=degradation,
+                crop_border=crop_border,
+                weights=weights,
+                save_images=save_images,
+                max_frames=max_frames,
+                progress=progress,
+                clips=clips,
+                temporal=temporal,
+                threads=None,
+                precision=precision,
+                log=log,
+                lr_codec=lr_codec,
+                lr_crf=lr_crf,
+                lr_preset=lr_preset,
+                lr_noise=lr_noise,
+                lr_cache=lr_cache,
+            )
         finally:
             torch.set_num_threads(before)
     from .engine import run_clip
@@ -455,10 +528,14 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         raise UsageError(f"unknown degradation {degradation!r} (use BI or BD)")
     recipe = LRRecipe.make(degradation, lr_codec, lr_crf, lr_preset, lr_noise)
     if lr is not None and (recipe.codec is not None or recipe.noise or lr_cache is not None):
-        given = [o for o, v in (("--lr-codec", lr_codec), ("--lr-noise", recipe.noise or None),
-                                ("--lr-cache", lr_cache)) if v is not None]
-        raise UsageError(f"{', '.join(given)} cannot be used with --lr: they make the LR from the GT "
-                         "(LR files are used as they are)")
+        given = [
+            o
+            for o, v in (("--lr-codec", lr_codec), ("--lr-noise", recipe.noise or None), ("--lr-cache", lr_cache))
+            if v is not None
+        ]
+        raise UsageError(
+            f"{', '.join(given)} cannot be used with --lr: they make the LR from the GT (LR files are used as they are)"
+        )
     if int(scale) != scale or scale < 1:
         raise UsageError(f"scale must be a positive integer, got {scale}")
     if crop_border is not None and crop_border < 0:
@@ -466,8 +543,7 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
     if max_frames is not None and max_frames < 1:
         raise UsageError(f"max frames must be >= 1, got {max_frames}")
     if weights is not None and len(weights) != len(models):
-        raise UsageError(f"{len(weights)} weights files for {len(models)} models (give one per --model, "
-                         "or none)")
+        raise UsageError(f"{len(weights)} weights files for {len(models)} models (give one per --model, or none)")
     say = log if log is not None else (lambda s: print(s, file=sys.stderr, flush=True))
     if not progress:
         say = lambda s: None  # noqa: E731
@@ -478,8 +554,10 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         wanted = set(clips)
         unknown = wanted - {c.name for c in items}
         if unknown:
-            raise UsageError(f"no clip named {', '.join(sorted(unknown))} in {data} "
-                             f"(have: {', '.join(c.name for c in items[:12])}{', ...' if len(items) > 12 else ''})")
+            raise UsageError(
+                f"no clip named {', '.join(sorted(unknown))} in {data} "
+                f"(have: {', '.join(c.name for c in items[:12])}{', ...' if len(items) > 12 else ''})"
+            )
         items = [c for c in items if c.name in wanted]
     lr_root = Path(lr) if lr is not None else None
     if lr_root is not None and not lr_root.exists():
@@ -494,10 +572,22 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
         load_secs.append(round(time.perf_counter() - t0, 3))
     labels = _unique_labels(models)
     lr_doc = {"files": str(lr_root)} if lr_root is not None else recipe.to_dict()
-    results = [{"model": labels[i], "scale": scale, "degradation": "LR files" if lr_root else degradation,
-                "lr": dict(lr_doc), "precision": precision, "clips": {}, "mean": {}, "seconds": 0.0,
-                "load_seconds": load_secs[i], "metric_seconds": 0.0, "clip_seconds": {}}
-               for i in range(len(models))]
+    results = [
+        {
+            "model": labels[i],
+            "scale": scale,
+            "degradation": "LR files" if lr_root else degradation,
+            "lr": dict(lr_doc),
+            "precision": precision,
+            "clips": {},
+            "mean": {},
+            "seconds": 0.0,
+            "load_seconds": load_secs[i],
+            "metric_seconds": 0.0,
+            "clip_seconds": {},
+        }
+        for i in range(len(models))
+    ]
     cache_dir = Path(lr_cache).expanduser() if lr_cache is not None else None
     per_frame: dict[str, list[list[float]]] = {}
 
@@ -543,20 +633,26 @@ def evaluate(models: list[str], data: str, *, lr: str | None = None, scale: int 
             per_frame[clip.name].append([float(v) for v in p])
             if view is not None:
                 view.add(labels[mi], out, p)
-            say(f"[{ci + 1}/{len(items)}] {clip.name}: {labels[mi]} PSNR-Y {entry['psnr_y']:.2f} "
-                f"SSIM-Y {entry['ssim_y']:.4f}" + (f" tOF {tv:.3f}" if tv is not None else "") + f" ({secs:.1f}s)")
+            say(
+                f"[{ci + 1}/{len(items)}] {clip.name}: {labels[mi]} PSNR-Y {entry['psnr_y']:.2f} "
+                f"SSIM-Y {entry['ssim_y']:.4f}" + (f" tOF {tv:.3f}" if tv is not None else "") + f" ({secs:.1f}s)"
+            )
             del out
         if view is not None:
             os.makedirs(save_images, exist_ok=True)
             view.save(Path(save_images))
             if t > 1:
-                plot_psnr_per_frame(Path(save_images) / f"{clip.name}_psnr.png", clip.name, labels,
-                                    per_frame[clip.name])
+                plot_psnr_per_frame(
+                    Path(save_images) / f"{clip.name}_psnr.png", clip.name, labels, per_frame[clip.name]
+                )
     for r in results:
         r["metric_seconds"] = round(r["metric_seconds"], 3)
         cl = r["clips"].values()
-        r["mean"] = {"psnr_y": _nanmean([c["psnr_y"] for c in cl]), "ssim_y": _nanmean([c["ssim_y"] for c in cl]),
-                     "tof": _nanmean([c["tof"] for c in cl])}
+        r["mean"] = {
+            "psnr_y": _nanmean([c["psnr_y"] for c in cl]),
+            "ssim_y": _nanmean([c["ssim_y"] for c in cl]),
+            "tof": _nanmean([c["tof"] for c in cl]),
+        }
     return results
 
 
@@ -573,6 +669,7 @@ def to_json(results: list[dict]) -> dict | list[dict]:
     """The JSON document of ``evaluate``'s results: one object, or a list for several models.
 
     Non-finite numbers (PSNR of identical images) become null (JSON has no infinity)."""
+
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -598,6 +695,7 @@ def describe_lr(result: dict) -> str:
 def format_table(results: list[dict]) -> str:
     """The results as a text table: clip, frames, PSNR-Y, SSIM-Y, tOF, seconds (the model's inference only, as
     the footnote says); a row group per model."""
+
     def f(v, fmt):
         width = int(fmt.split(".")[0])
         return f"{'-':>{width}}" if v is None else format(v, fmt)
@@ -614,15 +712,21 @@ def format_table(results: list[dict]) -> str:
         total = 0
         for name, c in r["clips"].items():
             total += c["frames"]
-            lines.append(f"{name:<{w}}  {c['frames']:>6}  {f(c['psnr_y'], '7.2f')}  {f(c['ssim_y'], '7.4f')}  "
-                         f"{f(c['tof'], '6.3f')}  {f(secs.get(name), '7.2f')}")
+            lines.append(
+                f"{name:<{w}}  {c['frames']:>6}  {f(c['psnr_y'], '7.2f')}  {f(c['ssim_y'], '7.4f')}  "
+                f"{f(c['tof'], '6.3f')}  {f(secs.get(name), '7.2f')}"
+            )
         m = r["mean"]
         lines.append("-" * len(head))
-        lines.append(f"{'mean':<{w}}  {total:>6}  {f(m['psnr_y'], '7.2f')}  {f(m['ssim_y'], '7.4f')}  "
-                     f"{f(m['tof'], '6.3f')}  {r['seconds']:>7.2f}")
+        lines.append(
+            f"{'mean':<{w}}  {total:>6}  {f(m['psnr_y'], '7.2f')}  {f(m['ssim_y'], '7.4f')}  "
+            f"{f(m['tof'], '6.3f')}  {r['seconds']:>7.2f}"
+        )
         if "load_seconds" in r:
-            lines.append(f"seconds: the model's inference only; its load took {r['load_seconds']:.2f} s and the "
-                         f"metrics of its outputs {r.get('metric_seconds', 0.0):.2f} s")
+            lines.append(
+                f"seconds: the model's inference only; its load took {r['load_seconds']:.2f} s and the "
+                f"metrics of its outputs {r.get('metric_seconds', 0.0):.2f} s"
+            )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -651,8 +755,9 @@ def _to_pil(x: torch.Tensor):
 class _ComparisonView:
     """Collects the same crop of one frame from LR (nearest), bicubic, each model and GT."""
 
-    def __init__(self, name: str, gt: torch.Tensor, lr: torch.Tensor, scale: int, crop_border: int,
-                 size: int = 160) -> None:
+    def __init__(
+        self, name: str, gt: torch.Tensor, lr: torch.Tensor, scale: int, crop_border: int, size: int = 160
+    ) -> None:
         from .metrics import psnr
 
         self.name, self.scale = name, scale
@@ -673,12 +778,14 @@ class _ComparisonView:
         self.x -= self.x % scale
         self.gt_crop = self._crop(g)
         ly, lx, ls = self.y // scale, self.x // scale, side // scale
-        lr_crop = lr_f[:, ly:ly + ls, lx:lx + ls]
-        self.panels = [("LR (nearest)", lr_crop.repeat_interleave(scale, -2).repeat_interleave(scale, -1), None),
-                       ("bicubic", self._crop(bic), float(psnr(bic, g, crop_border=crop_border)))]
+        lr_crop = lr_f[:, ly : ly + ls, lx : lx + ls]
+        self.panels = [
+            ("LR (nearest)", lr_crop.repeat_interleave(scale, -2).repeat_interleave(scale, -1), None),
+            ("bicubic", self._crop(bic), float(psnr(bic, g, crop_border=crop_border))),
+        ]
 
     def _crop(self, x: torch.Tensor) -> torch.Tensor:
-        return x[..., self.y:self.y + self.side, self.x:self.x + self.side]
+        return x[..., self.y : self.y + self.side, self.x : self.x + self.side]
 
     def add(self, label: str, out: torch.Tensor, psnr_frames: torch.Tensor) -> None:
         self.panels.append((label, self._crop(out[self.frame]), float(psnr_frames[self.frame])))
@@ -701,18 +808,33 @@ class _ComparisonView:
             canvas.paste(im, (x0, pad))
             draw.text((x0, pad + tile + 4), label, fill="black", font=font)
             if p is not None:
-                draw.text((x0, pad + tile + 20), "inf dB" if not math.isfinite(p) else f"{p:.2f} dB",
-                          fill="black", font=font)
-        draw.text((pad, canvas.height - 18),
-                  f"{self.name} frame {self.frame + 1}, crop at ({self.x},{self.y}), {self.side} px, shown x{zoom}; "
-                  "PSNR-Y of the whole frame", fill="gray", font=_font(11))
+                draw.text(
+                    (x0, pad + tile + 20), "inf dB" if not math.isfinite(p) else f"{p:.2f} dB", fill="black", font=font
+                )
+        draw.text(
+            (pad, canvas.height - 18),
+            f"{self.name} frame {self.frame + 1}, crop at ({self.x},{self.y}), {self.side} px, shown x{zoom}; "
+            "PSNR-Y of the whole frame",
+            fill="gray",
+            font=_font(11),
+        )
         path = folder / f"{self.name}_compare.png"
         canvas.save(path)
         return path
 
 
-_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-            (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+_COLOURS = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 
 
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -729,8 +851,9 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return ticks
 
 
-def plot_psnr_per_frame(path: Path, title: str, labels: list[str], series: list[list[float]],
-                        size: tuple[int, int] = (760, 420)) -> Path:
+def plot_psnr_per_frame(
+    path: Path, title: str, labels: list[str], series: list[list[float]], size: tuple[int, int] = (760, 420)
+) -> Path:
     """A line plot of PSNR-Y per frame, one line per model, with axes, ticks and a legend (Pillow)."""
     from PIL import Image, ImageDraw
 

@@ -25,7 +25,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, List
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ ORT_HINT = "the onnxruntime backend needs `pip install videosr[onnx]`"
 
 # ------------------------------------------------------------------------------------- export graphs
 
+
 def _pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
     """(B, T, C, H, W) -> (B, T, C, H', W'), H' and W' the next multiples of m, edge pixels replicated."""
     b, t, c, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4]
@@ -62,8 +63,9 @@ def _crop_like(y: torch.Tensor, x: torch.Tensor, s: int) -> torch.Tensor:
 def _warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """videosr.models.layers.flow_warp (border padding), written with shapes that stay dynamic in ONNX."""
     h, w = x.shape[2], x.shape[3]
-    gy, gx = torch.meshgrid(torch.arange(h, device=x.device, dtype=x.dtype),
-                            torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij")  # (H, W) each
+    gy, gx = torch.meshgrid(
+        torch.arange(h, device=x.device, dtype=x.dtype), torch.arange(w, device=x.device, dtype=x.dtype), indexing="ij"
+    )  # (H, W) each
     fx = gx + flow[:, 0].to(x.dtype)  # (N, H, W)
     fy = gy + flow[:, 1].to(x.dtype)  # (N, H, W)
     grid = torch.stack([2.0 * fx / max(w - 1, 1) - 1.0, 2.0 * fy / max(h - 1, 1) - 1.0], dim=-1)  # (N, H, W, 2)
@@ -78,7 +80,7 @@ def _upsample_flow(flow: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return torch.cat([flow[:, :1] * sx, flow[:, 1:] * sy], dim=1)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scripted(name: str):
     """The scripted form of one of the helpers above (compiled on first use: scripting costs ~0.1 s each).
     Traced code calls these so that shape arithmetic and control flow stay dynamic in the ONNX graph."""
@@ -105,7 +107,7 @@ class _Scan(nn.Module):
 
     def forward(self, feats: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
         hidden = torch.zeros_like(feats[:, 0])
-        outs: List[torch.Tensor] = []
+        outs: list[torch.Tensor] = []
         for i in range(feats.shape[1]):
             hidden = self.prop(feats[:, i], _warp(hidden, flows[:, i]))
             outs.append(hidden)
@@ -118,7 +120,7 @@ class _ScanStep(_Scan):
 
     def forward(self, feats: torch.Tensor, flows: torch.Tensor) -> torch.Tensor:
         hidden = torch.zeros_like(feats[:, 0])
-        outs: List[torch.Tensor] = []
+        outs: list[torch.Tensor] = []
         for i in range(feats.shape[1]):
             hidden = self.prop.step(feats[:, i], _warp(hidden, flows[:, i]))
             outs.append(hidden)
@@ -135,8 +137,9 @@ class _RecurrentGraph(nn.Module):
         from .models.recurrent import LearnedFlow
 
         if not isinstance(m.flow, LearnedFlow):
-            raise ModelError("ONNX export of recurrent models needs flow='learned' "
-                             "(classical flow runs outside the network)")
+            raise ModelError(
+                "ONNX export of recurrent models needs flow='learned' (classical flow runs outside the network)"
+            )
         self.m = m
         self.fwd_scan = self._scan(m.forward_prop)
         self.bwd_scan = self._scan(m.backward_prop) if m.bidirectional else None
@@ -183,7 +186,9 @@ class _RecurrentGraph(nn.Module):
         if self.bwd_scan is not None:
             nxt = x[:, (idx + 1).clamp(max=t - 1)].reshape(b * t, c, h, w)  # frame i+1
             bwd_flow = self._flow(cur, nxt).reshape(b, t, 2, hh, ww)  # warps hidden i+1 onto i
-            backward = self.bwd_scan(self._inputs(m.backward_prop, feats).flip(1), bwd_flow.flip(1)).flip(1)  # (B, T, width, h', w')
+            backward = self.bwd_scan(self._inputs(m.backward_prop, feats).flip(1), bwd_flow.flip(1)).flip(
+                1
+            )  # (B, T, width, h', w')
             y = torch.cat([backward.reshape(b * t, -1, hh, ww), y], dim=1)  # (B*T, 2*width, h', w')
             y = m.act(m.fuse(y))
         y = m.act(F.pixel_shuffle(m.upconv(y), d))  # (B*T, up_channels, H, W)
@@ -202,8 +207,9 @@ class _ExportGraph(nn.Module):
         from .models.recurrent import RecurrentVSR
 
         if isinstance(model, Interp):
-            raise ModelError("interpolation models (bicubic, lanczos) have no ONNX export; "
-                             "use the torch backend for them")
+            raise ModelError(
+                "interpolation models (bicubic, lanczos) have no ONNX export; use the torch backend for them"
+            )
         self.core = _RecurrentGraph(model) if isinstance(model, RecurrentVSR) else model
         self.scale = int(model.scale)
         self.multiple = int(getattr(model, "down", 1))
@@ -216,6 +222,7 @@ class _ExportGraph(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------ export
+
 
 def _model_name(model: nn.Module) -> str:
     variant = getattr(model, "variant", None)
@@ -242,8 +249,14 @@ def _metadata(model: nn.Module, frames: int | None, opset: int) -> dict[str, str
     }
 
 
-def export_onnx(model: nn.Module, output: str | os.PathLike, *, frames: int = DEFAULT_FRAMES,
-                static_frames: bool = False, opset: int = DEFAULT_OPSET) -> dict[str, Any]:
+def export_onnx(
+    model: nn.Module,
+    output: str | os.PathLike,
+    *,
+    frames: int = DEFAULT_FRAMES,
+    static_frames: bool = False,
+    opset: int = DEFAULT_OPSET,
+) -> dict[str, Any]:
     """Export ``model`` (a registered architecture, eval mode) to ``output`` (.onnx).
 
     ``frames``: T of the example input. T is a dynamic axis unless ``static_frames`` (then fixed to
@@ -276,9 +289,17 @@ def export_onnx(model: nn.Module, output: str | os.PathLike, *, frames: int = DE
             warnings.simplefilter("ignore")  # TracerWarnings, TorchScript exporter deprecation
             # trace first: the exporter's own tracer refuses the scripted scans of the recurrent models
             traced = torch.jit.trace(graph, (x,), check_trace=False)
-            torch.onnx.export(traced, (x,), str(tmp), dynamo=False, opset_version=opset,
-                              input_names=["lr"], output_names=["hr"],
-                              dynamic_axes={"lr": axes, "hr": out_axes}, do_constant_folding=True)
+            torch.onnx.export(
+                traced,
+                (x,),
+                str(tmp),
+                dynamo=False,
+                opset_version=opset,
+                input_names=["lr"],
+                output_names=["hr"],
+                dynamic_axes={"lr": axes, "hr": out_axes},
+                do_constant_folding=True,
+            )
         proto = onnx.load(str(tmp))
         meta = _metadata(model, frames if static_frames else None, opset)
         del proto.metadata_props[:]
@@ -291,15 +312,17 @@ def export_onnx(model: nn.Module, output: str | os.PathLike, *, frames: int = DE
     except ModelError:
         raise
     except Exception as e:  # noqa: BLE001 - exporter failures become one readable line
-        raise ModelError(f"ONNX export of {_model_name(model)} failed: {type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''}") from e
+        raise ModelError(
+            f"ONNX export of {_model_name(model)} failed: {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}"
+        ) from e
     finally:
         tmp.unlink(missing_ok=True)
     return {"output": str(output), "bytes": output.stat().st_size, **meta}
 
 
-
 # --------------------------------------------------------------------------------------- runtime
+
 
 def _require_ort():
     try:
@@ -376,15 +399,17 @@ class OnnxModel(nn.Module):
         past, future = ctx, (0 if self.causal else ctx)
         core = n - past - future
         if core < 1:
-            raise ModelError(f"this ONNX graph has a fixed T={n}, too short for context {ctx}: re-export "
-                             f"with a dynamic T or --frames >= {past + future + 1}")
+            raise ModelError(
+                f"this ONNX graph has a fixed T={n}, too short for context {ctx}: re-export "
+                f"with a dynamic T or --frames >= {past + future + 1}"
+            )
         outs = []
         for start in range(0, t, core):
             lo = min(max(0, start - past), max(0, t - n)) if t >= n else 0
             idx = np.clip(np.arange(lo, lo + n), 0, t - 1)
             y = self._run(np.ascontiguousarray(x[:, idx]))
             stop = min(start + core, t)
-            outs.append(y[:, start - lo: stop - lo])
+            outs.append(y[:, start - lo : stop - lo])
         return np.concatenate(outs, axis=1)
 
 
@@ -403,11 +428,25 @@ def cache_dir() -> Path:
 
 def _fingerprint(model: nn.Module, opset: int) -> str:
     h = hashlib.sha256()
-    simple = {k: v for k, v in vars(model).items()
-              if not k.startswith("_") and isinstance(v, (int, float, str, bool, list, tuple))}
-    h.update(json.dumps([EXPORT_VERSION, opset, torch.__version__, type(model).__qualname__, repr(model),
-                         sorted(simple.items(), key=lambda kv: kv[0]), _model_name(model)],
-                        default=str).encode())
+    simple = {
+        k: v
+        for k, v in vars(model).items()
+        if not k.startswith("_") and isinstance(v, (int, float, str, bool, list, tuple))
+    }
+    h.update(
+        json.dumps(
+            [
+                EXPORT_VERSION,
+                opset,
+                torch.__version__,
+                type(model).__qualname__,
+                repr(model),
+                sorted(simple.items(), key=lambda kv: kv[0]),
+                _model_name(model),
+            ],
+            default=str,
+        ).encode()
+    )
     for name, tensor in list(model.state_dict(keep_vars=False).items()) + list(model.named_buffers()):
         h.update(name.encode())
         t = tensor.detach().cpu().contiguous()

@@ -28,7 +28,7 @@ from .errors import UsageError
 def _gauss1d(sigma: float, dtype=torch.float32) -> torch.Tensor:
     r = max(1, int(math.ceil(2.5 * sigma)))
     x = torch.arange(-r, r + 1, dtype=torch.float64)
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(x**2) / (2 * sigma**2))
     return (g / g.sum()).to(dtype)
 
 
@@ -48,7 +48,7 @@ def sep_filter(x: torch.Tensor, g: torch.Tensor, padding: str | None = "replicat
     w = x.shape[-1] - k + 1
     y = x[..., 0:w] * taps[0]
     for i in range(1, k):
-        y.add_(x[..., i:i + w], alpha=taps[i])
+        y.add_(x[..., i : i + w], alpha=taps[i])
     if padding is not None:
         shape = y.shape
         y = F.pad(y.reshape(-1, 1, *shape[-2:]), (0, 0, r, k - 1 - r), mode=padding)
@@ -56,7 +56,7 @@ def sep_filter(x: torch.Tensor, g: torch.Tensor, padding: str | None = "replicat
     h = y.shape[-2] - k + 1
     z = y[..., 0:h, :] * taps[0]
     for i in range(1, k):
-        z.add_(y[..., i:i + h, :], alpha=taps[i])
+        z.add_(y[..., i : i + h, :], alpha=taps[i])
     return z
 
 
@@ -81,8 +81,9 @@ def _base_grid(b: int, h: int, w: int, dtype, device) -> torch.Tensor:
     return torch.stack([gx, gy], dim=0).expand(b, 2, h, w)  # (B, 2, H, W) pixel coordinates
 
 
-def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
-              mode: str = "bilinear") -> torch.Tensor:
+def flow_warp(
+    x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border", mode: str = "bilinear"
+) -> torch.Tensor:
     """Backward warp: out[:, :, y, x] = x sampled at (x + flow_x, y + flow_y).
 
     ``x`` (B, C, H, W), ``flow`` (B, 2, H, W) in pixels; ``padding_mode`` "border" (default), "zeros" or
@@ -92,10 +93,16 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border",
     off by up to half a pixel. The one warp of the package: the models' alignment (models.layers re-exports
     it), the classical flow and the temporal metrics.
     """
-    if x.ndim != 4 or flow.ndim != 4 or flow.shape[1] != 2 or x.shape[0] != flow.shape[0] \
-            or x.shape[-2:] != flow.shape[-2:]:
-        raise UsageError(f"flow_warp needs x (B, C, H, W) and flow (B, 2, H, W), got {tuple(x.shape)}, "
-                         f"{tuple(flow.shape)}")
+    if (
+        x.ndim != 4
+        or flow.ndim != 4
+        or flow.shape[1] != 2
+        or x.shape[0] != flow.shape[0]
+        or x.shape[-2:] != flow.shape[-2:]
+    ):
+        raise UsageError(
+            f"flow_warp needs x (B, C, H, W) and flow (B, 2, H, W), got {tuple(x.shape)}, {tuple(flow.shape)}"
+        )
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     x = x.to(dtype)
     b, _, h, w = x.shape
@@ -133,9 +140,18 @@ def _resize_flow(flow: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def estimate_flow(ref: torch.Tensor, sup: torch.Tensor, *, levels: int | None = None, iterations: int = 2,
-                  fine_iterations: int = 1, window_sigma: float = 2.0, smooth_sigma: float = 1.0,
-                  reg: float = 1e-4, min_size: int = 24) -> torch.Tensor:
+def estimate_flow(
+    ref: torch.Tensor,
+    sup: torch.Tensor,
+    *,
+    levels: int | None = None,
+    iterations: int = 2,
+    fine_iterations: int = 1,
+    window_sigma: float = 2.0,
+    smooth_sigma: float = 1.0,
+    reg: float = 1e-4,
+    min_size: int = 24,
+) -> torch.Tensor:
     """Dense flow (B, 2, H, W) that warps ``sup`` onto ``ref`` (both (B, C, H, W)); see the module doc.
 
     ``levels``: pyramid levels (default: halve while the short side stays >= ``min_size``);
@@ -147,13 +163,14 @@ def estimate_flow(ref: torch.Tensor, sup: torch.Tensor, *, levels: int | None = 
     [0, 1]-like grey (values are used as given, so pass both frames on the same scale).
     """
     if ref.shape != sup.shape or ref.ndim != 4:
-        raise UsageError(f"estimate_flow needs two (B, C, H, W) tensors of one shape, got {tuple(ref.shape)}, "
-                         f"{tuple(sup.shape)}")
+        raise UsageError(
+            f"estimate_flow needs two (B, C, H, W) tensors of one shape, got {tuple(ref.shape)}, {tuple(sup.shape)}"
+        )
     a, b = _grey(ref), _grey(sup)  # (B, 1, H, W)
     h, w = a.shape[-2:]
     if levels is None:
         levels = 1
-        while min(h, w) / 2 ** levels >= min_size:
+        while min(h, w) / 2**levels >= min_size:
             levels += 1
     pyr = [(a, b)]
     for _ in range(levels - 1):
@@ -196,8 +213,9 @@ def dis_flow(ref: torch.Tensor, sup: torch.Tensor, preset: str = "medium") -> to
     if preset not in DIS_PRESETS:
         raise UsageError(f"DIS preset must be one of {', '.join(DIS_PRESETS)}, got {preset!r}")
     if ref.shape != sup.shape or ref.ndim != 4:
-        raise UsageError(f"dis_flow needs two (B, C, H, W) tensors of one shape, got {tuple(ref.shape)}, "
-                         f"{tuple(sup.shape)}")
+        raise UsageError(
+            f"dis_flow needs two (B, C, H, W) tensors of one shape, got {tuple(ref.shape)}, {tuple(sup.shape)}"
+        )
     try:
         import cv2
     except ImportError as e:
@@ -209,8 +227,9 @@ def dis_flow(ref: torch.Tensor, sup: torch.Tensor, preset: str = "medium") -> to
     return torch.stack(out).to(ref.device)  # ref(x) ~ sup(x + flow): what flow_warp(sup, flow) samples
 
 
-def occlusion_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha: float = 0.01,
-                   beta: float = 0.5) -> torch.Tensor:
+def occlusion_mask(
+    flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha: float = 0.01, beta: float = 0.5
+) -> torch.Tensor:
     """Forward-backward consistency: 1 where a pixel is visible in both frames, 0 where occluded.
 
     ``flow_fw`` (B, 2, H, W) warps frame 2 onto frame 1 (``estimate_flow(f1, f2)``), ``flow_bw`` frame 1
@@ -219,7 +238,7 @@ def occlusion_mask(flow_fw: torch.Tensor, flow_bw: torch.Tensor, alpha: float = 
     """
     bw_at = flow_warp(flow_bw, flow_fw)  # backward flow sampled where each pixel lands
     diff = ((flow_fw + bw_at) ** 2).sum(1, keepdim=True)
-    mag = (flow_fw ** 2).sum(1, keepdim=True) + (bw_at ** 2).sum(1, keepdim=True)
+    mag = (flow_fw**2).sum(1, keepdim=True) + (bw_at**2).sum(1, keepdim=True)
     ok = diff < alpha * mag + beta
     b, _, h, w = flow_fw.shape
     pos = _base_grid(b, h, w, flow_fw.dtype, flow_fw.device) + flow_fw

@@ -18,8 +18,8 @@ from __future__ import annotations
 import copy
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -63,17 +63,30 @@ def export_trunk(model: nn.Module, path: str | os.PathLike) -> None:
     idx = (torch.arange(1, 3)[:, None] + torch.tensor(model.offsets)).clamp(0, 3)
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings, TorchScript exporter deprecation
-        torch.onnx.export(TrunkGraph(model).eval(), (u, idx), str(path), dynamo=False, opset_version=OPSET,
-                          input_names=["u", "idx"], output_names=["y"],
-                          dynamic_axes={"u": {0: "n", 2: "h", 3: "w"}, "idx": {0: "k"}, "y": {0: "k", 1: "h", 2: "w"}})
+        torch.onnx.export(
+            TrunkGraph(model).eval(),
+            (u, idx),
+            str(path),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["u", "idx"],
+            output_names=["y"],
+            dynamic_axes={"u": {0: "n", 2: "h", 3: "w"}, "idx": {0: "k"}, "y": {0: "k", 1: "h", 2: "w"}},
+        )
 
 
-def quantize_trunk(float_path: str | os.PathLike, out_path: str | os.PathLike,
-                   batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+def quantize_trunk(
+    float_path: str | os.PathLike, out_path: str | os.PathLike, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> None:
     """Statically quantize an exported trunk: QDQ, int8 weights per output channel, uint8 activations per tensor,
     MinMax ranges over ``batches`` of (u, idx) (calibration data: the training set)."""
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -83,9 +96,16 @@ def quantize_trunk(float_path: str | os.PathLike, out_path: str | os.PathLike,
             nxt = next(self.it, None)
             return None if nxt is None else {"u": nxt[0].numpy(), "idx": nxt[1].numpy()}
 
-    quantize_static(str(float_path), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax)
+    quantize_static(
+        str(float_path),
+        str(out_path),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
 
 
 class Int8Trunk:
@@ -118,7 +138,7 @@ class Int8Trunk:
         y = self.session.run(None, {"u": a, "idx": np.ascontiguousarray(idx.to("cpu", torch.int64).numpy())})[0]
         return torch.from_numpy(y).to(u.device).permute(0, 3, 1, 2)  # (K, width, h', w'), channels last
 
-    def __deepcopy__(self, memo: dict) -> "Int8Trunk":  # a session cannot be copied; it is read-only: share it
+    def __deepcopy__(self, memo: dict) -> Int8Trunk:  # a session cannot be copied; it is read-only: share it
         return self
 
 
@@ -134,8 +154,10 @@ def trunk_path(model: nn.Module) -> Path:
         raise ModelError(f"int8 trunk not found: {path}")
     got = sha256_file(path)
     if got != v.int8_sha256:
-        raise ModelError(f"int8 trunk {path.name} fails its sha256 check (tampered or corrupt): "
-                         f"expected {v.int8_sha256[:12]}..., got {got[:12]}...")
+        raise ModelError(
+            f"int8 trunk {path.name} fails its sha256 check (tampered or corrupt): "
+            f"expected {v.int8_sha256[:12]}..., got {got[:12]}..."
+        )
     return path
 
 
@@ -147,8 +169,7 @@ def _has_shipped_weights(model: nn.Module, v) -> bool:
         return False
     shipped = load_state_dict(WEIGHTS_DIR / v.weights, v.sha256)
     own = model.state_dict()
-    return set(own) == set(shipped) and all(torch.equal(own[k].detach().cpu().float(), shipped[k].float())
-                                            for k in own)
+    return set(own) == set(shipped) and all(torch.equal(own[k].detach().cpu().float(), shipped[k].float()) for k in own)
 
 
 def _name(model: nn.Module) -> str:
@@ -165,20 +186,26 @@ def check_int8(model: nn.Module, verified: bool = True) -> None:
     hint = f" (int8 models: {', '.join(allowed)})" if allowed else ""
     v = getattr(model, "variant", None)
     if hasattr(model, "session") and hasattr(model, "metadata"):  # export.OnnxModel: --backend onnxruntime
-        raise UsageError("--precision int8 runs with the torch backend (its trunk in ONNX Runtime): "
-                         "drop --backend onnxruntime")
+        raise UsageError(
+            "--precision int8 runs with the torch backend (its trunk in ONNX Runtime): drop --backend onnxruntime"
+        )
     if not supports_int8(model) or v is None or v.int8_trunk is None:
         raise UsageError(f"--precision int8: {_name(model)} has no int8 trunk; use fp32 or bf16{hint}")
     if not _has_shipped_weights(model, v):
-        raise UsageError(f"--precision int8: the int8 trunk of {v.name} is quantized from its shipped weights, "
-                         "and this model holds other weights (--weights, or untrained); use fp32 or bf16")
+        raise UsageError(
+            f"--precision int8: the int8 trunk of {v.name} is quantized from its shipped weights, "
+            "and this model holds other weights (--weights, or untrained); use fp32 or bf16"
+        )
     if not verified:
         return
     if not v.int8_allowed:
         fp32, int8 = v.vid4_psnr_y, v.vid4_psnr_y_int8
-        why = ("its int8 Vid4 PSNR-Y was not measured" if int8 is None or fp32 is None
-               else f"its int8 Vid4 PSNR-Y {int8:.3f} dB is {fp32 - int8:.3f} dB under fp32 (allowed: "
-                    f"{INT8_TOLERANCE_DB} dB)")
+        why = (
+            "its int8 Vid4 PSNR-Y was not measured"
+            if int8 is None or fp32 is None
+            else f"its int8 Vid4 PSNR-Y {int8:.3f} dB is {fp32 - int8:.3f} dB under fp32 (allowed: "
+            f"{INT8_TOLERANCE_DB} dB)"
+        )
         raise UsageError(f"--precision int8 is not allowed for {v.name}: {why}; use fp32 or bf16{hint}")
 
 

@@ -38,7 +38,8 @@ import queue
 import threading
 import time
 from array import array
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,6 +58,7 @@ STOP_GRACE = 2.0  # seconds the threads get to stop
 
 # -- models --------------------------------------------------------------------------------------------------
 
+
 def is_causal(net: nn.Module) -> bool:
     return bool(getattr(net, "causal", False))
 
@@ -69,12 +71,14 @@ def causal_variants(scale: int | None = None) -> list[str]:
 def _causal_variants(scale: int | None) -> tuple[str, ...]:
     from .models import ARCHS, list_models
 
-    return tuple(v.name for v in list_models() if (scale is None or v.scale == scale
-                                                   or getattr(ARCHS[v.arch], "any_scale", False))
-                 and _variant_causal(v.name))
+    return tuple(
+        v.name
+        for v in list_models()
+        if (scale is None or v.scale == scale or getattr(ARCHS[v.arch], "any_scale", False)) and _variant_causal(v.name)
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _variant_causal(name: str) -> bool:
     """Asked of an instance without weights: some architectures set ``causal`` from their arguments."""
     from .models import create_model
@@ -88,8 +92,9 @@ def live_candidates(scale: int) -> list[str]:
     from .models import list_models
 
     trained = [v for v in list_models() if v.weights and v.scale == scale and _variant_causal(v.name)]
-    measured = sorted((v for v in trained if v.vid4_eval is not None and v.vid4_degradation == "BI"),
-                      key=lambda v: -v.vid4_psnr_y)
+    measured = sorted(
+        (v for v in trained if v.vid4_eval is not None and v.vid4_degradation == "BI"), key=lambda v: -v.vid4_psnr_y
+    )
     return [v.name for v in measured] + [v.name for v in trained if v not in measured]
 
 
@@ -118,8 +123,10 @@ def load_live_model(model: str | None, scale: int | None, weights: str | None) -
     net = load_model(model, scale, weights)
     if not is_causal(net):
         names = ", ".join(causal_variants(int(net.scale)))
-        raise UsageError(f"--live needs a causal model (no look-ahead), and {net.display_name} uses future frames; "
-                         f"causal models for x{net.scale}: {names}")
+        raise UsageError(
+            f"--live needs a causal model (no look-ahead), and {net.display_name} uses future frames; "
+            f"causal models for x{net.scale}: {names}"
+        )
     require_trained(net)
     return net, reason
 
@@ -138,8 +145,15 @@ class Streamer:
     Frames go in as :class:`videosr.io.live.LiveFrame`; out come 4:2:0 planes (a tuple of float (h, w) tensors) or
     a (3, sH, sW) RGB float tensor, unclamped (the sink's quantization clamps)."""
 
-    def __init__(self, net: nn.Module, *, device: str = "auto", precision: str = "auto",
-                 colorspace: int | None = None, color_range: int | None = None) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        colorspace: int | None = None,
+        color_range: int | None = None,
+    ) -> None:
         from .engine import Engine
         from .io import rgb_to_yuv
 
@@ -191,6 +205,7 @@ class Streamer:
 
 
 # -- the run ---------------------------------------------------------------------------------------------------
+
 
 class _Latest:
     """A queue of at most ``size`` frames where the newest wins: putting into a full queue drops the oldest."""
@@ -260,12 +275,23 @@ class _Estimate:
         self.value = seconds if self.value == 0.0 else (1 - self.alpha) * self.value + self.alpha * seconds
 
 
-def live_upscale(input, output, *, scale: int | None = None, model: str | None = None,
-                 weights: str | None = None, device: str = "auto", precision: str = "auto",
-                 max_latency: float = DEFAULT_MAX_LATENCY_MS, timeout: float = DEFAULT_TIMEOUT_S,
-                 codec: str = "libx264", crf: int | None = None, preset: str | None = None,
-                 progress: bool = True, on_status: Callable[[dict[str, Any]], None] | None = None
-                 ) -> dict[str, Any]:
+def live_upscale(
+    input,
+    output,
+    *,
+    scale: int | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    max_latency: float = DEFAULT_MAX_LATENCY_MS,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    progress: bool = True,
+    on_status: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     """Upscale a live INPUT to a live OUTPUT (see the module docstring and :mod:`videosr.io.live`) until the
     source ends, falls silent for ``timeout`` seconds, or Ctrl-C; returns the summary: ``input``, ``output``,
     ``model``, ``reason``, ``scale``, ``live``, ``frames_in``, ``frames_out``, ``upscaled``, ``passed_through``,
@@ -289,15 +315,43 @@ def live_upscale(input, output, *, scale: int | None = None, model: str | None =
     t0 = time.perf_counter()
     threads = torch.get_num_threads()
     try:
-        return _live_upscale(input, output, scale=scale, model=model, weights=weights, device=device,
-                             precision=precision, max_latency=max_latency, timeout=timeout, crf=crf, preset=preset,
-                             progress=progress, on_status=on_status, t0=t0)
+        return _live_upscale(
+            input,
+            output,
+            scale=scale,
+            model=model,
+            weights=weights,
+            device=device,
+            precision=precision,
+            max_latency=max_latency,
+            timeout=timeout,
+            crf=crf,
+            preset=preset,
+            progress=progress,
+            on_status=on_status,
+            t0=t0,
+        )
     finally:
         torch.set_num_threads(threads)
 
 
-def _live_upscale(input, output, *, scale, model, weights, device, precision, max_latency, timeout, crf, preset,
-                  progress, on_status, t0) -> dict[str, Any]:
+def _live_upscale(
+    input,
+    output,
+    *,
+    scale,
+    model,
+    weights,
+    device,
+    precision,
+    max_latency,
+    timeout,
+    crf,
+    preset,
+    progress,
+    on_status,
+    t0,
+) -> dict[str, Any]:
     from .engine import set_threads
     from .io.live import open_live_sink, open_live_source
 
@@ -313,11 +367,21 @@ def _live_upscale(input, output, *, scale, model, weights, device, precision, ma
     sink = None
     try:
         w, h = source.width, source.height
-        streamer = Streamer(net, device=device, precision=precision, colorspace=source.colorspace,
-                            color_range=source.color_range)
+        streamer = Streamer(
+            net, device=device, precision=precision, colorspace=source.colorspace, color_range=source.color_range
+        )
         out = (s * w, s * h, source.colorspace, source.color_range)
-        sink = open_live_sink(output, s * w, s * h, source.fps, codec="libx264", crf=crf, preset=preset,
-                              colorspace=source.colorspace, color_range=source.color_range)
+        sink = open_live_sink(
+            output,
+            s * w,
+            s * h,
+            source.fps,
+            codec="libx264",
+            crf=crf,
+            preset=preset,
+            colorspace=source.colorspace,
+            color_range=source.color_range,
+        )
         est_model, est_base, est_sink = _warm_up(streamer, out, source.first)
         interval = 1.0 / float(source.fps or 25)
         if reason is not None:  # --model auto weighs speed: the best causal model that keeps the stream's rate
@@ -329,18 +393,38 @@ def _live_upscale(input, output, *, scale, model, weights, device, precision, ma
                 slow.append(f"{name} took {1000 * est_model.value:.0f} ms")
                 net, _ = load_live_model(cand, s, None)
                 name = getattr(net, "display_name", cand)
-                streamer = Streamer(net, device=device, precision=precision, colorspace=source.colorspace,
-                                    color_range=source.color_range)
+                streamer = Streamer(
+                    net,
+                    device=device,
+                    precision=precision,
+                    colorspace=source.colorspace,
+                    color_range=source.color_range,
+                )
                 est_model, est_base, est_sink = _warm_up(streamer, out, source.first)
             if slow:
-                reason = (f"live: {', '.join(slow)} a frame here, over the stream's {1000 * interval:.0f} ms; "
-                          f"{name} keeps up")
+                reason = (
+                    f"live: {', '.join(slow)} a frame here, over the stream's {1000 * interval:.0f} ms; {name} keeps up"
+                )
                 announce(f"model {name}: {reason}", enabled=progress)
-        announce(f"live: {input} {w}x{h} -> {output} {s * w}x{s * h} with {name}, latency bound "
-                 f"{max_latency:g} ms", enabled=progress)
+        announce(
+            f"live: {input} {w}x{h} -> {output} {s * w}x{s * h} with {name}, latency bound {max_latency:g} ms",
+            enabled=progress,
+        )
         stats = _Stats()
-        ended, stuck = _run(source, sink, streamer, out, stats, max_latency / 1000.0, est_model, est_base,
-                            est_sink, progress, on_status, (w, h))
+        ended, stuck = _run(
+            source,
+            sink,
+            streamer,
+            out,
+            stats,
+            max_latency / 1000.0,
+            est_model,
+            est_base,
+            est_sink,
+            progress,
+            on_status,
+            (w, h),
+        )
     except BaseException:
         if sink is not None:
             sink.abort()
@@ -353,16 +437,35 @@ def _live_upscale(input, output, *, scale, model, weights, device, precision, ma
     out = stats.upscaled + stats.passed
     span = (stats.last_sent - stats.first_sent) if stats.first_sent is not None else 0.0
     at_stop = max(0, stats.frames_in - out - stats.late - stats.queue)
-    return {"input": str(input), "output": str(output), "model": name, "reason": reason, "scale": s,
-            "live": True, "size_in": f"{w}x{h}", "size_out": f"{s * w}x{s * h}",
-            "frames_in": stats.frames_in, "frames_out": out, "upscaled": stats.upscaled,
-            "passed_through": stats.passed, "dropped": stats.late + stats.queue + at_stop,
-            "dropped_late": stats.late, "dropped_queue": stats.queue, "dropped_at_stop": at_stop,
-            "corrupt_packets": source.corrupt_packets, "concealed_frames": source.concealed_frames,
-            "missing_frames": source.missing_frames,
-            "size_changes": stats.resets, "latency_ms": stats.percentiles(), "max_latency_ms": max_latency,
-            "model_ms": round(1000 * est_model.value, 1), "seconds": round(seconds, 3),
-            "fps": round((out - 1) / span, 2) if out > 1 and span > 0 else None, "ended": ended, "stuck": stuck}
+    return {
+        "input": str(input),
+        "output": str(output),
+        "model": name,
+        "reason": reason,
+        "scale": s,
+        "live": True,
+        "size_in": f"{w}x{h}",
+        "size_out": f"{s * w}x{s * h}",
+        "frames_in": stats.frames_in,
+        "frames_out": out,
+        "upscaled": stats.upscaled,
+        "passed_through": stats.passed,
+        "dropped": stats.late + stats.queue + at_stop,
+        "dropped_late": stats.late,
+        "dropped_queue": stats.queue,
+        "dropped_at_stop": at_stop,
+        "corrupt_packets": source.corrupt_packets,
+        "concealed_frames": source.concealed_frames,
+        "missing_frames": source.missing_frames,
+        "size_changes": stats.resets,
+        "latency_ms": stats.percentiles(),
+        "max_latency_ms": max_latency,
+        "model_ms": round(1000 * est_model.value, 1),
+        "seconds": round(seconds, 3),
+        "fps": round((out - 1) / span, 2) if out > 1 and span > 0 else None,
+        "ended": ended,
+        "stuck": stuck,
+    }
 
 
 def _warm_up(streamer: Streamer, out: tuple, first) -> tuple[_Estimate, _Estimate, _Estimate]:
@@ -385,9 +488,20 @@ def _warm_up(streamer: Streamer, out: tuple, first) -> tuple[_Estimate, _Estimat
     return model, cheap, _Estimate(0.0)
 
 
-def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: float, est_model: _Estimate,
-         est_base: _Estimate, est_sink: _Estimate, progress: bool, on_status, size: tuple[int, int]
-         ) -> tuple[str, bool]:
+def _run(
+    source,
+    sink,
+    streamer: Streamer,
+    out: tuple,
+    stats: _Stats,
+    budget: float,
+    est_model: _Estimate,
+    est_base: _Estimate,
+    est_sink: _Estimate,
+    progress: bool,
+    on_status,
+    size: tuple[int, int],
+) -> tuple[str, bool]:
     """The three threads until the source ends or KeyboardInterrupt; returns (why it ended, stuck). ``out``: the
     sink's width, height, colour space and range."""
     from .io.live import scale_frame, to_video_frame
@@ -444,8 +558,9 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
             # the frames arriving while the model runs must fit in the queue, or they are dropped there
             room = (QUEUE_FRAMES - len(frames)) * interval >= est_model.value
             fits = room and sent_at(now + est_model.value) - lf.arrival <= budget
-            next_fits = behind is None or (sent_at(now + 2 * est_model.value) + est_sink.value - behind.arrival
-                                           <= budget)
+            next_fits = behind is None or (
+                sent_at(now + 2 * est_model.value) + est_sink.value - behind.arrival <= budget
+            )
             t = time.perf_counter()
             if fits and next_fits:
                 image, kind = to_video_frame(streamer(lf), *out), "upscaled"
@@ -483,8 +598,11 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
                 last = now
                 _status(stats, progress, on_status)
 
-    threads = (Stage(read, "videosr-live-source"), Stage(run_model, "videosr-live-model"),
-               Stage(write, "videosr-live-sink"))
+    threads = (
+        Stage(read, "videosr-live-source"),
+        Stage(run_model, "videosr-live-model"),
+        Stage(write, "videosr-live-sink"),
+    )
     for th in threads:
         th.start()
     ended = None
@@ -512,28 +630,49 @@ def _run(source, sink, streamer: Streamer, out: tuple, stats: _Stats, budget: fl
 def _status(stats: _Stats, progress: bool, on_status) -> None:
     with stats.lock:
         p = stats.percentiles()
-        line = {"frames_in": stats.frames_in, "upscaled": stats.upscaled, "passed_through": stats.passed,
-                "dropped": stats.late + stats.queue, "latency_ms": p}
+        line = {
+            "frames_in": stats.frames_in,
+            "upscaled": stats.upscaled,
+            "passed_through": stats.passed,
+            "dropped": stats.late + stats.queue,
+            "latency_ms": p,
+        }
     if on_status is not None:
         on_status(line)
-    announce(f"live: {line['frames_in']} in, {line['upscaled']} upscaled, {line['passed_through']} passed "
-             f"through, {line['dropped']} dropped; latency p50 {p['p50']} ms, p95 {p['p95']} ms", enabled=progress)
+    announce(
+        f"live: {line['frames_in']} in, {line['upscaled']} upscaled, {line['passed_through']} passed "
+        f"through, {line['dropped']} dropped; latency p50 {p['p50']} ms, p95 {p['p95']} ms",
+        enabled=progress,
+    )
 
 
 def summary_line(summary: dict[str, Any]) -> str:
     """The summary as one line for the terminal."""
     p = summary["latency_ms"]
     fps = f"{summary['fps']:.1f}" if summary.get("fps") else "-"
-    return (f"live {summary['ended']}: {summary['frames_in']} frames in, {summary['frames_out']} out "
-            f"({summary['upscaled']} upscaled x{summary['scale']} with {summary['model']}, "
-            f"{summary['passed_through']} passed through, {summary['dropped']} dropped) at {fps} fps; latency "
-            f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms (bound {summary['max_latency_ms']:g} ms)"
-            + (f"; {summary['corrupt_packets']} damaged packets skipped" if summary["corrupt_packets"] else "")
-            + (f"; {summary['missing_frames']} frames missing from the source"
-               if summary.get("missing_frames") else "")
-            + (f"; frame size changed {summary['size_changes']} times (model state reset)"
-               if summary["size_changes"] else ""))
+    return (
+        f"live {summary['ended']}: {summary['frames_in']} frames in, {summary['frames_out']} out "
+        f"({summary['upscaled']} upscaled x{summary['scale']} with {summary['model']}, "
+        f"{summary['passed_through']} passed through, {summary['dropped']} dropped) at {fps} fps; latency "
+        f"p50 {p['p50']} ms, p95 {p['p95']} ms, p99 {p['p99']} ms (bound {summary['max_latency_ms']:g} ms)"
+        + (f"; {summary['corrupt_packets']} damaged packets skipped" if summary["corrupt_packets"] else "")
+        + (f"; {summary['missing_frames']} frames missing from the source" if summary.get("missing_frames") else "")
+        + (
+            f"; frame size changed {summary['size_changes']} times (model state reset)"
+            if summary["size_changes"]
+            else ""
+        )
+    )
 
 
-__all__ = ["DEFAULT_MAX_LATENCY_MS", "DEFAULT_TIMEOUT_S", "Streamer", "causal_variants", "choose_live_model",
-           "live_candidates", "live_upscale", "load_live_model", "summary_line"]
+__all__ = [
+    "DEFAULT_MAX_LATENCY_MS",
+    "DEFAULT_TIMEOUT_S",
+    "Streamer",
+    "causal_variants",
+    "choose_live_model",
+    "live_candidates",
+    "live_upscale",
+    "load_live_model",
+    "summary_line",
+]

@@ -14,10 +14,9 @@ import errno
 import fcntl
 import os
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from .errors import OutputBusyError, OutputError
-
 
 NAME_MAX = 255  # bytes in one file name (Linux, macOS); os.pathconf gives the folder's own where it can
 
@@ -82,8 +81,10 @@ def _acquire(path: str, output) -> int | None:
             pid = _holder(fd)
             os.close(fd)
             who = f"videosr process {pid}" if pid else "videosr process"
-            raise OutputBusyError(f"{output}: another {who} is writing this output (it holds {path}); wait for "
-                                  f"it to finish, or choose another OUTPUT") from None
+            raise OutputBusyError(
+                f"{output}: another {who} is writing this output (it holds {path}); wait for "
+                f"it to finish, or choose another OUTPUT"
+            ) from None
         except OSError as e:
             os.close(fd)
             if e.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):

@@ -66,12 +66,12 @@ def mse(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool 
 def psnr(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
     """PSNR in dB, 10 log10(255^2 / MSE) on the 0..255 scale; +inf for identical images."""
     m = mse(a, b, crop_border, y_channel)
-    return 10.0 * torch.log10(255.0 ** 2 / m)  # m == 0 -> inf
+    return 10.0 * torch.log10(255.0**2 / m)  # m == 0 -> inf
 
 
 def _gauss1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
+    g = torch.exp(-(r**2) / (2 * sigma**2))
     return g / g.sum()
 
 
@@ -116,7 +116,7 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> tor
 
 
 def psnr_from_mse(m: float) -> float:
-    return math.inf if m == 0 else 10.0 * math.log10(255.0 ** 2 / m)
+    return math.inf if m == 0 else 10.0 * math.log10(255.0**2 / m)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def clip_flows(frames: torch.Tensor, batch: int = 4, backward: bool = False) -> 
     out = []
     for s in range(0, frames.shape[0] - 1, batch):
         e = min(s + batch, frames.shape[0] - 1)
-        a, b = frames[s:e].float(), frames[s + 1:e + 1].float()  # (n, C, H, W) each
+        a, b = frames[s:e].float(), frames[s + 1 : e + 1].float()  # (n, C, H, W) each
         out.append(estimate_flow(b, a) if backward else estimate_flow(a, b))
     if not out:
         return frames.new_zeros((0, 2, *frames.shape[-2:]), dtype=torch.float32)
@@ -151,8 +151,9 @@ def clip_flows(frames: torch.Tensor, batch: int = 4, backward: bool = False) -> 
 
 
 @torch.no_grad()
-def tof(outputs: torch.Tensor, gts: torch.Tensor | None = None, *, gt_flows: torch.Tensor | None = None,
-        batch: int = 4) -> torch.Tensor:
+def tof(
+    outputs: torch.Tensor, gts: torch.Tensor | None = None, *, gt_flows: torch.Tensor | None = None, batch: int = 4
+) -> torch.Tensor:
     """TecoGAN's tOF: how far the motion of the output is from the motion of the ground truth.
 
     For each pair of consecutive frames, the flow of the output pair and of the GT pair
@@ -172,16 +173,18 @@ def tof(outputs: torch.Tensor, gts: torch.Tensor | None = None, *, gt_flows: tor
             raise UsageError(f"outputs and gts differ in shape: {tuple(outputs.shape)} vs {tuple(gts.shape)}")
         gt_flows = clip_flows(gts, batch)
     if gt_flows.shape != (outputs.shape[0] - 1, 2, *outputs.shape[-2:]):
-        raise UsageError(f"gt_flows has shape {tuple(gt_flows.shape)}, expected "
-                         f"{(outputs.shape[0] - 1, 2, *outputs.shape[-2:])}")
+        raise UsageError(
+            f"gt_flows has shape {tuple(gt_flows.shape)}, expected {(outputs.shape[0] - 1, 2, *outputs.shape[-2:])}"
+        )
     of = clip_flows(outputs, batch)
     per_pair = (of.double() - gt_flows.double()).pow(2).sum(1).sqrt().mean(dim=(-2, -1))  # (T - 1,)
     return per_pair.mean()
 
 
 @torch.no_grad()
-def warping_error(outputs: torch.Tensor, inputs: torch.Tensor, *, batch: int = 4, alpha: float = 0.01,
-                  beta: float = 0.5) -> torch.Tensor:
+def warping_error(
+    outputs: torch.Tensor, inputs: torch.Tensor, *, batch: int = 4, alpha: float = 0.01, beta: float = 0.5
+) -> torch.Tensor:
     """No-reference temporal consistency: mean |out_t - warp(out_{t+1})| over non-occluded pixels.
 
     The motion is estimated on the ``inputs`` (T, C, h, w), the LR frames (upsampled with MATLAB
@@ -192,8 +195,8 @@ def warping_error(outputs: torch.Tensor, inputs: torch.Tensor, *, batch: int = 4
     mean absolute difference over unmasked pixels and channels on the 0..255 scale; then the mean over
     pairs. Returns a 0-d float64 tensor.
     """
-    from .resample import upsample
     from .flow import flow_warp, occlusion_mask
+    from .resample import upsample
 
     _check_clip(outputs, "outputs")
     _check_clip(inputs, "inputs")
@@ -209,13 +212,13 @@ def warping_error(outputs: torch.Tensor, inputs: torch.Tensor, *, batch: int = 4
     errs = []
     for s in range(0, t - 1, batch):
         e = min(s + batch, t - 1)
-        inp = inputs[s:e + 1].float()
+        inp = inputs[s : e + 1].float()
         if (ih, iw) != (h, w):
             inp = upsample(inp, h // ih).clamp_(0, 1)  # (n + 1, C, H, W)
         fw = clip_flows(inp, batch=e - s)  # (n, 2, H, W): warps t + 1 onto t
         bw = clip_flows(inp, batch=e - s, backward=True)  # warps t onto t + 1
         mask = occlusion_mask(fw, bw, alpha, beta)  # (n, 1, H, W)
-        warped = flow_warp(outputs[s + 1:e + 1].float(), fw)  # (n, C, H, W)
+        warped = flow_warp(outputs[s + 1 : e + 1].float(), fw)  # (n, C, H, W)
         diff = (outputs[s:e].double() - warped.double()).abs().mean(1, keepdim=True) * 255.0
         m = mask.double()
         errs.append((diff * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp_min(1.0))

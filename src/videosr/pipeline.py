@@ -27,8 +27,9 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,15 +55,24 @@ def default_model_name(scale: int) -> str:
     trained for another degradation (BD) are chosen by name only."""
     from .models import list_models
 
-    trained = [v for v in list_models() if v.scale == scale and v.weights and v.vid4_eval is not None
-               and v.vid4_degradation == "BI"]
+    trained = [
+        v
+        for v in list_models()
+        if v.scale == scale and v.weights and v.vid4_eval is not None and v.vid4_degradation == "BI"
+    ]
     if trained:
         return max(trained, key=lambda v: v.vid4_psnr_y).name
     return "bicubic"
 
 
-def resolve_model(input, model: str | None, scale: int | None, quality: str = "auto",
-                  weights: str | None = None, sdir: str | None = None) -> tuple[str | None, str | None]:
+def resolve_model(
+    input,
+    model: str | None,
+    scale: int | None,
+    quality: str = "auto",
+    weights: str | None = None,
+    sdir: str | None = None,
+) -> tuple[str | None, str | None]:
     """``--model auto`` (also ``None``, the default): the model for this input on this CPU and why
     (:mod:`videosr.models.auto`); a resumed run keeps the model its state was made with. An explicit model
     comes back as given, with no reason. ``quality`` (auto, fast, best) only applies to auto."""
@@ -72,8 +82,10 @@ def resolve_model(input, model: str | None, scale: int | None, quality: str = "a
         raise UsageError(f"unknown --quality {quality!r} (use {', '.join(auto.QUALITIES)})")
     if model not in (None, "auto"):
         if quality != "auto":
-            raise UsageError("--quality picks among the shipped models: use it with --model auto (the default), "
-                             "not with --model NAME")
+            raise UsageError(
+                "--quality picks among the shipped models: use it with --model auto (the default), "
+                "not with --model NAME"
+            )
         return model, None
     if weights is not None:
         raise UsageError("--weights needs --model NAME (the architecture the weights are for)")
@@ -130,8 +142,16 @@ def _variant(model: str, scale: int | None) -> tuple[str, dict[str, Any]]:
     return model, ({"scale": scale} if (any_scale and scale is not None and scale != v.scale) else {})
 
 
-def _precheck(output, format, overwrite: bool, resume: bool, model: str | None, scale: int | None,
-              weights: str | None, untrained: bool) -> None:
+def _precheck(
+    output,
+    format,
+    overwrite: bool,
+    resume: bool,
+    model: str | None,
+    scale: int | None,
+    weights: str | None,
+    untrained: bool,
+) -> None:
     """The mistakes found without loading anything (a bad scale or model name, a model without weights, an
     existing OUTPUT), raised before the "loading model ..." line so that such an error is the only line."""
     from .models import VARIANTS, create_model
@@ -141,8 +161,12 @@ def _precheck(output, format, overwrite: bool, resume: bool, model: str | None, 
     if model is not None and not (model not in VARIANTS and os.path.exists(model)):
         name, _ = _variant(model, scale)
         v = VARIANTS[name]
-        if not untrained and weights is None and v.weights is None \
-                and any(True for _ in create_model(name, pretrained=False).parameters()):
+        if (
+            not untrained
+            and weights is None
+            and v.weights is None
+            and any(True for _ in create_model(name, pretrained=False).parameters())
+        ):
             _refuse_untrained(name, v.scale)
     if resume or not isinstance(output, (str, os.PathLike)) or output == "-":
         return  # a resumed run may find its OUTPUT already published (then it only cleans up)
@@ -171,12 +195,13 @@ def _check_output_size(output, format, codec, info, model, scale) -> None:
 
 
 def _refuse_untrained(name: str, scale: int) -> None:
-    raise ModelError(f"model {name} ships no trained weights (it would upscale with random ones): give them with "
-                     f"--weights FILE, or use one of the {_suggest(scale)}")
+    raise ModelError(
+        f"model {name} ships no trained weights (it would upscale with random ones): give them with "
+        f"--weights FILE, or use one of the {_suggest(scale)}"
+    )
 
 
-def load_model(model: str | None, scale: int | None, weights: str | None = None,
-               backend: str = "torch") -> nn.Module:
+def load_model(model: str | None, scale: int | None, weights: str | None = None, backend: str = "torch") -> nn.Module:
     """Resolve ``--model``/``--scale``: a variant name, a family name (``pan`` + scale 2 -> ``pan-x2``)
     or a training checkpoint path. Returns the model in eval mode with ``.scale`` set and ``.trained``: False
     for a learned variant that ships no weights when no ``weights`` were given (see :func:`require_trained`)."""
@@ -265,14 +290,34 @@ def segment_frames(fps, chunk: int, requested: int | None = None) -> int:
     return max(chunk, math.ceil(n / chunk) * chunk)
 
 
-def upscale(input, output, *, scale: int | None = None, model: str | None = None,
-            weights: str | None = None, tile: int | str | None = None, device: str = "auto",
-            precision: str = "auto", chunk: int | None = None, codec: str = "libx264",
-            crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
-            overwrite: bool = False, progress: bool = True, backend: str = "torch",
-            resume: bool = False, segment: int | None = None, planes: bool = True, compile: bool = False,
-            on_frame: Callable[[int], None] | None = None, format: str | None = None,
-            quality: str = "auto", untrained: bool = False, fps=None) -> dict[str, Any]:
+def upscale(
+    input,
+    output,
+    *,
+    scale: int | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    tile: int | str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    chunk: int | None = None,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    backend: str = "torch",
+    resume: bool = False,
+    segment: int | None = None,
+    planes: bool = True,
+    compile: bool = False,
+    on_frame: Callable[[int], None] | None = None,
+    format: str | None = None,
+    quality: str = "auto",
+    untrained: bool = False,
+    fps=None,
+) -> dict[str, Any]:
     """Upscale INPUT to OUTPUT; returns ``{"input", "output", "model", "reason", "scale", "frames", "seconds",
     "fps"}`` (``reason``: why ``--model auto`` took that model, else None).
 
@@ -308,20 +353,26 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
     from .io.live import is_live_sink, is_live_source
 
     if is_live_source(input) or is_live_sink(output):
-        raise UsageError(f"{input if is_live_source(input) else output} is a live stream: upscale it with "
-                         "videosr.live.live_upscale (videosr upscale --live)")
+        raise UsageError(
+            f"{input if is_live_source(input) else output} is a live stream: upscale it with "
+            "videosr.live.live_upscale (videosr upscale --live)"
+        )
     kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
     from .io.reader import is_stream
 
     file_input = not is_stream(input)  # stdin, a named pipe, <(cmd), /dev/stdin on a pipe: read once
     segmented = file_input and kind not in ("-", "null", "png", "yuv4mpegpipe")
     if resume and not file_input:
-        raise UsageError(f"--resume cannot be used with {'stdin' if input == '-' else input}: a pipe is read once, "
-                         "as it arrives, so an interrupted run could not continue where it stopped; run without "
-                         "--resume (the output still appears only when complete)")
+        raise UsageError(
+            f"--resume cannot be used with {'stdin' if input == '-' else input}: a pipe is read once, "
+            "as it arrives, so an interrupted run could not continue where it stopped; run without "
+            "--resume (the output still appears only when complete)"
+        )
     if resume and not segmented:
-        raise UsageError("--resume needs an input file or folder and a video file output "
-                         "(.mp4/.mkv/.mov/.webm), not stdin, stdout, y4m, /dev/null or a PNG folder")
+        raise UsageError(
+            "--resume needs an input file or folder and a video file output "
+            "(.mp4/.mkv/.mov/.webm), not stdin, stdout, y4m, /dev/null or a PNG folder"
+        )
     if compile and backend != "torch":
         raise UsageError("--compile is for the torch backend")
     if kind not in ("-", "null", "png", "yuv4mpegpipe"):
@@ -340,16 +391,45 @@ def upscale(input, output, *, scale: int | None = None, model: str | None = None
             sweep_temps(output)  # temp files a killed run left beside OUTPUT (only ours, only stale)
         sdir = _state_dir(output, resume, overwrite) if segmented else None
         model, reason = resolve_model(input, model, scale, quality, weights, sdir)
-        net, s, frames = _job(input, output, sdir, scale=scale, model=model, weights=weights, tile=tile,
-                              device=device, precision=precision, chunk=chunk, codec=codec, crf=crf,
-                              preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, progress=progress,
-                              backend=backend, resume=resume, segment=segment, planes=planes, compile=compile,
-                              on_frame=on_frame, format=format, header=f"model {model}: {reason}" if reason else None,
-                              untrained=untrained, fps=fps)
+        net, s, frames = _job(
+            input,
+            output,
+            sdir,
+            scale=scale,
+            model=model,
+            weights=weights,
+            tile=tile,
+            device=device,
+            precision=precision,
+            chunk=chunk,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            progress=progress,
+            backend=backend,
+            resume=resume,
+            segment=segment,
+            planes=planes,
+            compile=compile,
+            on_frame=on_frame,
+            format=format,
+            header=f"model {model}: {reason}" if reason else None,
+            untrained=untrained,
+            fps=fps,
+        )
     seconds = time.perf_counter() - t0
-    return {"input": str(input), "output": str(output), "model": getattr(net, "display_name", str(model)),
-            "reason": reason, "scale": s, "frames": frames, "seconds": round(seconds, 3),
-            "fps": round(frames / seconds, 3) if seconds > 0 else None}
+    return {
+        "input": str(input),
+        "output": str(output),
+        "model": getattr(net, "display_name", str(model)),
+        "reason": reason,
+        "scale": s,
+        "frames": frames,
+        "seconds": round(seconds, 3),
+        "fps": round(frames / seconds, 3) if seconds > 0 else None,
+    }
 
 
 def _state_dir(output, resume: bool, overwrite: bool) -> str:
@@ -381,9 +461,35 @@ def _holds_nothing(sdir: str) -> bool:
     return not m or (m.get("segments") == [] and not m.get("ahead") and m.get("finished") is False)
 
 
-def _job(input, output, sdir, *, scale, model, weights, tile, device, precision, chunk, codec, crf, preset,
-         pix_fmt, overwrite, progress, backend, resume, segment, planes, compile, on_frame, format, header,
-         untrained=False, fps=None):
+def _job(
+    input,
+    output,
+    sdir,
+    *,
+    scale,
+    model,
+    weights,
+    tile,
+    device,
+    precision,
+    chunk,
+    codec,
+    crf,
+    preset,
+    pix_fmt,
+    overwrite,
+    progress,
+    backend,
+    resume,
+    segment,
+    planes,
+    compile,
+    on_frame,
+    format,
+    header,
+    untrained=False,
+    fps=None,
+):
     """Decode, upscale and write (under the output's lock); returns (model, scale, frames written)."""
     from .engine import Engine, set_threads
     from .io import image_to_tensor, open_input, open_output
@@ -407,27 +513,66 @@ def _job(input, output, sdir, *, scale, model, weights, tile, device, precision,
             set_threads(1)
         s = net.scale
         # no clamp pass: the writer's quantization clamps (one pass less over every HR frame)
-        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False,
-                        compile=compile)
+        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False, compile=compile)
         out_w, out_h = info.width * s, info.height * s
         if out_w * out_h > MAX_OUTPUT_PIXELS:
-            raise UsageError(f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
-                             f"is {MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)")
+            raise UsageError(
+                f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
+                f"is {MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)"
+            )
         if sdir is not None:
-            frames = _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output,
-                                        codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite,
-                                        backend=backend, tile=tile, resume=resume, segment=segment,
-                                        progress=progress, on_frame=on_frame, planes=planes, header=header, fps=fps)
+            frames = _upscale_segmented(
+                reader,
+                input,
+                output,
+                sdir,
+                net,
+                engine,
+                image_to_tensor,
+                open_output,
+                codec=codec,
+                crf=crf,
+                preset=preset,
+                pix_fmt=pix_fmt,
+                overwrite=overwrite,
+                backend=backend,
+                tile=tile,
+                resume=resume,
+                segment=segment,
+                progress=progress,
+                on_frame=on_frame,
+                planes=planes,
+                header=header,
+                fps=fps,
+            )
             return net, s, frames
-        writer = open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset,
-                             pix_fmt=pix_fmt, overwrite=overwrite, format=format)
+        writer = open_output(
+            output,
+            info,
+            out_w,
+            out_h,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            format=format,
+        )
         try:
             bar = Progress(info.frames, label="upscale", enabled=progress, header=header, warmup=engine.chunk)
-            stage_engine, to_input = _plane_stages(net, engine, reader, getattr(writer, "pix_fmt", None),
-                                                   planes, image_to_tensor)
-            frames = _run_stages(reader, stage_engine, to_input, bar, on_frame,
-                                 write=lambda src, hr: writer.write(
-                                     Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index)))
+            stage_engine, to_input = _plane_stages(
+                net, engine, reader, getattr(writer, "pix_fmt", None), planes, image_to_tensor
+            )
+            frames = _run_stages(
+                reader,
+                stage_engine,
+                to_input,
+                bar,
+                on_frame,
+                write=lambda src, hr: writer.write(
+                    Frame(image=hr, pts=src.pts, time_base=src.time_base, index=src.index)
+                ),
+            )
             writer.close()
         except BaseException as e:
             _abort(writer, getattr(e, "stuck_io", False))
@@ -444,12 +589,18 @@ def _warn_dropped_streams(info, output, format, enabled: bool) -> None:
     kind = output_kind(output, format) if isinstance(output, (str, os.PathLike)) else "-"
     if kind not in ("png", "yuv4mpegpipe", "-"):
         return
-    what = [f"{n} {name} stream{'s' if n > 1 else ''}" for n, name in ((info.audio_streams, "audio"),
-                                                                         (info.subtitle_streams, "subtitle")) if n]
+    what = [
+        f"{n} {name} stream{'s' if n > 1 else ''}"
+        for n, name in ((info.audio_streams, "audio"), (info.subtitle_streams, "subtitle"))
+        if n
+    ]
     if what:
         into = "a PNG folder" if kind == "png" else "y4m"
-        announce(f"warning: {' and '.join(what)} of the input will not be written: {into} holds video only "
-                 "(write a .mkv/.mp4 OUTPUT to keep them)", enabled=enabled)
+        announce(
+            f"warning: {' and '.join(what)} of the input will not be written: {into} holds video only "
+            "(write a .mkv/.mp4 OUTPUT to keep them)",
+            enabled=enabled,
+        )
 
 
 class _PlaneResampler:
@@ -475,15 +626,23 @@ def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, i
     encoder takes 8-bit 4:2:0 (it reconstructs the output's planes). Else the Engine on RGB frames."""
     if not allowed or out_pix_fmt is None:
         return engine, image_to_tensor
-    if (hasattr(net, "upsample_plane") and engine.device.type == "cpu"
-            and getattr(reader, "plane_format", None) == out_pix_fmt):
+    if (
+        hasattr(net, "upsample_plane")
+        and engine.device.type == "cpu"
+        and getattr(reader, "plane_format", None) == out_pix_fmt
+    ):
         from .io.convert import planes_to_tensors
 
         reader.planes = True
         return _PlaneResampler(net), planes_to_tensors
     info, s = reader.info, engine.scale
-    if (getattr(net, "supports_planes", False) and engine.tile is None and out_pix_fmt in ("yuv420p", "yuvj420p")
-            and (s * info.width) % 2 == 0 and (s * info.height) % 2 == 0):
+    if (
+        getattr(net, "supports_planes", False)
+        and engine.tile is None
+        and out_pix_fmt in ("yuv420p", "yuvj420p")
+        and (s * info.width) % 2 == 0
+        and (s * info.height) % 2 == 0
+    ):
         from .io import rgb_to_yuv
 
         rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
@@ -567,19 +726,31 @@ def _abort(writer, stuck_io: bool) -> None:
                 pass
 
 
-def _options(net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, info, output,
-             planes: bool) -> dict[str, Any]:
+def _options(
+    net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, info, output, planes: bool
+) -> dict[str, Any]:
     """Everything that changes the output's pixels or packets (compared on resume)."""
     from .io.segments import resolve_codec
     from .resume import model_fingerprint
 
     codec, forced = resolve_codec(output, codec, info)
-    return {"model": getattr(net, "display_name", None), "weights_sha256": model_fingerprint(net),
-            "scale": scale, "tile": tile, "chunk": engine.chunk, "context": engine.context,
-            "precision": engine.precision, "device": engine.device.type, "backend": backend,
-            "compile": engine.compile,
-            "codec": codec, "crf": None if forced else crf, "preset": None if forced else preset,
-            "pix_fmt": pix_fmt, "planes": planes}
+    return {
+        "model": getattr(net, "display_name", None),
+        "weights_sha256": model_fingerprint(net),
+        "scale": scale,
+        "tile": tile,
+        "chunk": engine.chunk,
+        "context": engine.context,
+        "precision": engine.precision,
+        "device": engine.device.type,
+        "backend": backend,
+        "compile": engine.compile,
+        "codec": codec,
+        "crf": None if forced else crf,
+        "preset": None if forced else preset,
+        "pix_fmt": pix_fmt,
+        "planes": planes,
+    }
 
 
 @dataclass(frozen=True)
@@ -603,8 +774,27 @@ class Prepared:
     out_h: int
 
 
-def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf, preset,
-                  pix_fmt, overwrite, backend, tile, segment, planes, fps=None) -> Prepared:
+def prepare_state(
+    reader,
+    input,
+    output,
+    sdir,
+    net,
+    engine,
+    image_to_tensor,
+    open_output,
+    *,
+    codec,
+    crf,
+    preset,
+    pix_fmt,
+    overwrite,
+    backend,
+    tile,
+    segment,
+    planes,
+    fps=None,
+) -> Prepared:
     """The resume state of a segmented run and what it was made with: the input's fingerprint ``fp``, the
     options that change the output's pixels (``opts``, compared on resume), the segment length ``seg_len``,
     the encoder (``enc_codec``, ``enc_crf``, ``enc_preset``), the model stage (``stage_engine``, ``to_input``),
@@ -622,15 +812,36 @@ def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, ope
     enc_codec, forced = resolve_codec(output, codec, info)
     out_pf = pix_fmt or choose_pix_fmt(enc_codec, info.pix_fmt, info.bit_depth, info.chroma)  # as the writer
     stage_engine, to_input = _plane_stages(net, engine, reader, out_pf, planes, image_to_tensor)
-    opts = _options(net, engine, scale=s, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, backend=backend,
-                    tile=tile, info=info, output=output,
-                    planes=stage_engine is not engine or engine.planes is not None)
+    opts = _options(
+        net,
+        engine,
+        scale=s,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        backend=backend,
+        tile=tile,
+        info=info,
+        output=output,
+        planes=stage_engine is not engine or engine.planes is not None,
+    )
     if fps is not None:
         opts["fps"] = str(info.fps)  # the output's timing: a resumed run must use the same (absent: 25 / the input's)
     seg_len = segment_frames(info.fps, engine.chunk, segment)
-    made = dict(fp=fp, opts=opts, seg_len=seg_len, enc_codec=enc_codec, enc_crf=None if forced else crf,
-                enc_preset=None if forced else preset, stage_engine=stage_engine, to_input=to_input,
-                out_w=out_w, out_h=out_h, published=False)
+    made = dict(
+        fp=fp,
+        opts=opts,
+        seg_len=seg_len,
+        enc_codec=enc_codec,
+        enc_crf=None if forced else crf,
+        enc_preset=None if forced else preset,
+        stage_engine=stage_engine,
+        to_input=to_input,
+        out_w=out_w,
+        out_h=out_h,
+        published=False,
+    )
     st = None
     if os.path.lexists(sdir):
         st = State.load(sdir)
@@ -644,8 +855,9 @@ def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, ope
                 if _published(st, output):
                     st.remove()  # killed after the output was published, before the state was removed
                     return Prepared(st=st, created=False, **{**made, "published": True})
-    open_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                overwrite=overwrite).abort()
+    open_output(
+        output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite
+    ).abort()
     created = st is None
     if created:
         try:
@@ -659,15 +871,54 @@ def prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, ope
     return Prepared(st=st, created=created, **made)
 
 
-def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor, open_output, *, codec, crf,
-                       preset, pix_fmt, overwrite, backend, tile, resume, segment, progress, on_frame,
-                       planes, header=None, fps=None) -> int:
+def _upscale_segmented(
+    reader,
+    input,
+    output,
+    sdir,
+    net,
+    engine,
+    image_to_tensor,
+    open_output,
+    *,
+    codec,
+    crf,
+    preset,
+    pix_fmt,
+    overwrite,
+    backend,
+    tile,
+    resume,
+    segment,
+    progress,
+    on_frame,
+    planes,
+    header=None,
+    fps=None,
+) -> int:
     from .io.segments import SegmentWriter, output_format, quiet
 
     info = reader.info
-    p = prepare_state(reader, input, output, sdir, net, engine, image_to_tensor, open_output, codec=codec, crf=crf,
-                      preset=preset, pix_fmt=pix_fmt, overwrite=overwrite, backend=backend, tile=tile,
-                      segment=segment, planes=planes, fps=fps)
+    p = prepare_state(
+        reader,
+        input,
+        output,
+        sdir,
+        net,
+        engine,
+        image_to_tensor,
+        open_output,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        overwrite=overwrite,
+        backend=backend,
+        tile=tile,
+        segment=segment,
+        planes=planes,
+        fps=fps,
+    )
     st = p.st
     if p.published:
         return st.manifest["frames"]
@@ -682,22 +933,50 @@ def _upscale_segmented(reader, input, output, sdir, net, engine, image_to_tensor
             warm = max(0, done - engine.context)
             skipped = reader.skip(warm)
             _check_skipped(st, skipped, warm, input)
-            sink = _SegmentSink(st, seg_len, fmt, info, out_w, out_h, enc_codec, enc_crf, enc_preset, pix_fmt,
-                                SegmentWriter, quiet)
+            sink = _SegmentSink(
+                st, seg_len, fmt, info, out_w, out_h, enc_codec, enc_crf, enc_preset, pix_fmt, SegmentWriter, quiet
+            )
             left = info.frames - done if info.frames and info.frames > done else None
-            bar = Progress(left, label="upscale" if not done else f"upscale (resumed at frame {done})",
-                           enabled=progress, header=header, warmup=engine.chunk)
+            bar = Progress(
+                left,
+                label="upscale" if not done else f"upscale (resumed at frame {done})",
+                enabled=progress,
+                header=header,
+                warmup=engine.chunk,
+            )
             try:
-                n = _run_stages(reader, stage_engine, to_input, bar, on_frame, write=sink.write,
-                                finish=sink.finish, first=warm, start=done, allow_empty=done > 0)
+                n = _run_stages(
+                    reader,
+                    stage_engine,
+                    to_input,
+                    bar,
+                    on_frame,
+                    write=sink.write,
+                    finish=sink.finish,
+                    first=warm,
+                    start=done,
+                    allow_empty=done > 0,
+                )
             except BaseException as e:
                 if not getattr(e, "stuck_io", False):
                     sink.abort()  # else: its .part file stays in the state folder, removed on resume
                 raise
             total = done + n  # the input was read to its end
             st.finish(total)
-        _join(st, input, output, info, out_w, out_h, codec=enc_codec, crf=enc_crf, preset=enc_preset,
-              pix_fmt=pix_fmt, overwrite=overwrite, total=total)
+        _join(
+            st,
+            input,
+            output,
+            info,
+            out_w,
+            out_h,
+            codec=enc_codec,
+            crf=enc_crf,
+            preset=enc_preset,
+            pix_fmt=pix_fmt,
+            overwrite=overwrite,
+            total=total,
+        )
     except KeyboardInterrupt as e:
         raise _interrupted(e, f"interrupted; rerun with --resume to continue (state kept in {sdir})") from None
     except BaseException as e:
@@ -720,13 +999,14 @@ def _input_now(st, input, input_fingerprint) -> dict:
     try:
         return input_fingerprint(input)
     except OSError as e:
-        raise InputChangedError(f"{input}: the input is gone ({e.strerror or e}; moved or deleted during the "
-                                f"run); state kept in {st.dir}: put it back and rerun with --resume, or delete "
-                                f"it") from None
+        raise InputChangedError(
+            f"{input}: the input is gone ({e.strerror or e}; moved or deleted during the "
+            f"run); state kept in {st.dir}: put it back and rerun with --resume, or delete "
+            f"it"
+        ) from None
 
 
-def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fmt, overwrite: bool,
-          total: int) -> None:
+def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fmt, overwrite: bool, total: int) -> None:
     """Join the segments into OUTPUT once they cover exactly the input's ``total`` frames, the input is
     still the file the state was made from (its audio is copied by path now), and the joined video holds
     ``total`` frames."""
@@ -737,12 +1017,24 @@ def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fm
     st.check_input(_input_now(st, input, input_fingerprint))
     tmp = os.path.join(st.dir, "final.part" + os.path.splitext(output)[1].lower())
     with quiet():
-        n = concat_segments(st.segment_files(), output, info, w, h, codec=codec, crf=crf, preset=preset,
-                            pix_fmt=pix_fmt, tmp=tmp, expect=st.segment_expect())
+        n = concat_segments(
+            st.segment_files(),
+            output,
+            info,
+            w,
+            h,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            tmp=tmp,
+            expect=st.segment_expect(),
+        )
     try:
         if n != total:
-            raise ResumeError(f"{output}: the joined video has {n} frames, not the input's {total}; delete "
-                              f"{st.dir} and start again")
+            raise ResumeError(
+                f"{output}: the joined video has {n} frames, not the input's {total}; delete {st.dir} and start again"
+            )
         st.check_input(_input_now(st, input, input_fingerprint))  # not replaced while its audio was copied
     except BaseException:
         os.unlink(tmp)
@@ -758,8 +1050,10 @@ def _check_plan(st, reader, input) -> None:
     done = st.done_frames
     _check_skipped(st, reader.skip(done), done, input)
     if reader.skip(1):
-        raise ResumeError(f"resume state at {st.dir} says the job finished at frame {done}, but {input} has "
-                          f"more frames; delete it and start again")
+        raise ResumeError(
+            f"resume state at {st.dir} says the job finished at frame {done}, but {input} has "
+            f"more frames; delete it and start again"
+        )
 
 
 def _published(st, output) -> bool:
@@ -767,13 +1061,19 @@ def _published(st, output) -> bool:
     from .resume import sha256_file
 
     final = st.manifest.get("final")
-    if not final or not os.path.isfile(output) or os.path.getsize(output) != final["size"] \
-            or sha256_file(output) != final["sha256"]:
+    if (
+        not final
+        or not os.path.isfile(output)
+        or os.path.getsize(output) != final["size"]
+        or sha256_file(output) != final["sha256"]
+    ):
         return False
     n = _video_packets(output)
     if n != st.manifest["frames"]:
-        raise ResumeError(f"{output}: has {n} frames, not the {st.manifest['frames']} its resume state "
-                          f"records; delete {st.dir} and start again")
+        raise ResumeError(
+            f"{output}: has {n} frames, not the {st.manifest['frames']} its resume state "
+            f"records; delete {st.dir} and start again"
+        )
     return True
 
 
@@ -790,13 +1090,17 @@ def _video_packets(path: str) -> int:
 def _check_skipped(st, skipped: list[int], warm: int, input) -> None:
     """The frames skipped on resume must be there, with the timestamps the committed segments recorded."""
     if len(skipped) < warm:
-        raise ResumeError(f"{input}: has {len(skipped)} frames, fewer than the {warm} the resume state says "
-                          f"were done; delete {st.dir} and start again")
+        raise ResumeError(
+            f"{input}: has {len(skipped)} frames, fewer than the {warm} the resume state says "
+            f"were done; delete {st.dir} and start again"
+        )
     for seg in st.manifest["segments"]:
         for i, key in ((seg["start"], "first_pts"), (seg["end"] - 1, "last_pts")):
             if i < len(skipped) and skipped[i] != seg[key]:
-                raise ResumeError(f"{input}: frame {i} has timestamp {skipped[i]}, not {seg[key]} as when the "
-                                  f"resume state was made; delete {st.dir} and start again")
+                raise ResumeError(
+                    f"{input}: frame {i} has timestamp {skipped[i]}, not {seg[key]} as when the "
+                    f"resume state was made; delete {st.dir} and start again"
+                )
 
 
 class _SegmentSink:
@@ -814,12 +1118,22 @@ class _SegmentSink:
         i = src.index
         if self.cur is None:
             if i % self.seg_len:
-                raise ResumeError(f"resume state at {self.st.dir}: its last segment is short (ends at frame {i}) "
-                                  f"but the input goes on; delete it and start again")
+                raise ResumeError(
+                    f"resume state at {self.st.dir}: its last segment is short (ends at frame {i}) "
+                    f"but the input goes on; delete it and start again"
+                )
             number = i // self.seg_len
             with self.quiet():
-                w = self.writer_cls(self.st.segment_path(number), self.fmt, self.info, self.w, self.h,
-                                    last_pts=self.last_pts, tag={"job": self.st.job, "start": i}, **self.kw)
+                w = self.writer_cls(
+                    self.st.segment_path(number),
+                    self.fmt,
+                    self.info,
+                    self.w,
+                    self.h,
+                    last_pts=self.last_pts,
+                    tag={"job": self.st.job, "start": i},
+                    **self.kw,
+                )
             with self.lock:
                 self.cur = w
             self.start, self.first_pts = i, src.pts
@@ -831,9 +1145,18 @@ class _SegmentSink:
     def _commit(self) -> None:
         w = self.cur
         w.close()
-        self.st.commit({"file": os.path.basename(w.seg_path), "start": self.start, "end": self.next,
-                        "first_pts": self.first_pts, "last_pts": self.src_last_pts,
-                        "out_last_pts": w.last_pts, "size": w.size, "sha256": w.sha256})
+        self.st.commit(
+            {
+                "file": os.path.basename(w.seg_path),
+                "start": self.start,
+                "end": self.next,
+                "first_pts": self.first_pts,
+                "last_pts": self.src_last_pts,
+                "out_last_pts": w.last_pts,
+                "size": w.size,
+                "sha256": w.sha256,
+            }
+        )
         self.last_pts = w.last_pts
         with self.lock:
             self.cur = None
@@ -850,9 +1173,19 @@ class _SegmentSink:
             w.abort()
 
 
-def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callable[[int], None] | None, *,
-                write: Callable[[Frame, torch.Tensor], None], finish: Callable[[], None] | None = None,
-                first: int = 0, start: int = 0, allow_empty: bool = False) -> int:
+def _run_stages(
+    reader,
+    engine,
+    image_to_tensor,
+    bar: Progress,
+    on_frame: Callable[[int], None] | None,
+    *,
+    write: Callable[[Frame, torch.Tensor], None],
+    finish: Callable[[], None] | None = None,
+    first: int = 0,
+    start: int = 0,
+    allow_empty: bool = False,
+) -> int:
     """Decode -> model -> encode with three threads; returns the number of frames written (from ``start``).
 
     ``write(src_frame, hr_tensor)`` and ``finish()`` run in the encoder thread. The frames the reader
@@ -877,7 +1210,7 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
                 item = decoded.get(timeout=0.1)
             except queue.Empty:
                 if dec.error is not None:
-                    raise dec.error
+                    raise dec.error from None
                 if not dec.is_alive() and decoded.empty():
                     return
                 continue
@@ -945,9 +1278,18 @@ def _run_stages(reader, engine, image_to_tensor, bar: Progress, on_frame: Callab
     return n
 
 
-def export_model(model: str, output: str, *, weights: str | None = None, scale: int | None = None,
-                 format: str = "onnx", frames: int | None = None, static_frames: bool = False,
-                 opset: int | None = None, overwrite: bool = False) -> dict[str, Any]:
+def export_model(
+    model: str,
+    output: str,
+    *,
+    weights: str | None = None,
+    scale: int | None = None,
+    format: str = "onnx",
+    frames: int | None = None,
+    static_frames: bool = False,
+    opset: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """`videosr export`: resolve ``model`` like `upscale` does (name, family + scale, checkpoint) and export it
     with :func:`videosr.export.export_onnx` (here rather than in ``export``, which then needs nothing from this
     module: no import loop)."""
@@ -962,5 +1304,6 @@ def export_model(model: str, output: str, *, weights: str | None = None, scale: 
         raise OutputExistsError(f"{output} exists (use --overwrite to replace it)")
     net = load_model(model, scale, weights)
     require_trained(net)  # an exported graph with random weights would only ever write noise
-    return export_onnx(net, output, frames=frames or DEFAULT_FRAMES, static_frames=static_frames,
-                       opset=opset or DEFAULT_OPSET)
+    return export_onnx(
+        net, output, frames=frames or DEFAULT_FRAMES, static_frames=static_frames, opset=opset or DEFAULT_OPSET
+    )

@@ -32,9 +32,16 @@ def announce(text: str, enabled: bool = True, stream: TextIO | None = None) -> N
 class Progress:
     """Redraws one line on a terminal; prints a line every ``interval`` seconds otherwise."""
 
-    def __init__(self, total: int | None, label: str = "", enabled: bool = True,
-                 stream: TextIO | None = None, interval: float | None = None, header: str | None = None,
-                 warmup: int = 1) -> None:
+    def __init__(
+        self,
+        total: int | None,
+        label: str = "",
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        interval: float | None = None,
+        header: str | None = None,
+        warmup: int = 1,
+    ) -> None:
         self.total = total if total and total > 0 else None
         self.label = label
         self.enabled = enabled
@@ -79,8 +86,10 @@ class Progress:
                 eta_s = "after warm-up"
             else:
                 eta_s = _fmt_time((self.total - self.done) / rate)
-            return (f"{head}[{bar:<24}] {self.done}/{self.total} frames {frac * 100:5.1f}% "
-                    f"{fps:6.2f} fps  elapsed {_fmt_time(elapsed)}  ETA {eta_s}")
+            return (
+                f"{head}[{bar:<24}] {self.done}/{self.total} frames {frac * 100:5.1f}% "
+                f"{fps:6.2f} fps  elapsed {_fmt_time(elapsed)}  ETA {eta_s}"
+            )
         return f"{head}{self.done} frames  {fps:6.2f} fps  elapsed {_fmt_time(elapsed)}"
 
     def rate(self, now: float | None = None) -> float | None:

@@ -29,14 +29,13 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     """Keys cubic convolution kernel with a = -0.5 (MATLAB ``cubic``), support [-2, 2]."""
     ax = np.abs(x)
     ax2, ax3 = ax * ax, ax * ax * ax
-    return ((1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
-            + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2))
 
 
 def _lanczos3(x: np.ndarray) -> np.ndarray:
     """MATLAB ``lanczos3``: sinc(x) sinc(x/3) on |x| < 3, written with MATLAB's eps guard."""
     eps = np.finfo(np.float64).eps
-    f = (3 * np.sin(np.pi * x) * np.sin(np.pi * x / 3) + eps) / (np.pi ** 2 * x * x / 3 + eps)
+    f = (3 * np.sin(np.pi * x) * np.sin(np.pi * x / 3) + eps) / (np.pi**2 * x * x / 3 + eps)
     return f * (np.abs(x) < 3)
 
 
@@ -78,8 +77,9 @@ def _out_length(n: int, scale: float) -> int:
 
 
 @lru_cache(maxsize=64)
-def resize_matrix(in_length: int, out_length: int, scale: float, kernel: str = "cubic",
-                  antialias: bool = True) -> np.ndarray:
+def resize_matrix(
+    in_length: int, out_length: int, scale: float, kernel: str = "cubic", antialias: bool = True
+) -> np.ndarray:
     """The (out_length, in_length) float64 matrix of MATLAB ``imresize`` along one axis.
 
     Follows ``imresize.m/contributions``: output pixel x (1-based) samples the input at
@@ -89,8 +89,10 @@ def resize_matrix(in_length: int, out_length: int, scale: float, kernel: str = "
     """
     fn, width = _kernel(kernel)
     if scale < 1 and antialias:
+
         def h(x):
             return scale * fn(scale * x)
+
         width = width / scale
     else:
         h = fn
@@ -110,8 +112,15 @@ def resize_matrix(in_length: int, out_length: int, scale: float, kernel: str = "
     return m
 
 
-def imresize(x: torch.Tensor, scale: float | None = None, antialias: bool = True, *, kernel: str = "cubic",
-             size: tuple[int, int] | None = None, round_between: bool = False) -> torch.Tensor:
+def imresize(
+    x: torch.Tensor,
+    scale: float | None = None,
+    antialias: bool = True,
+    *,
+    kernel: str = "cubic",
+    size: tuple[int, int] | None = None,
+    round_between: bool = False,
+) -> torch.Tensor:
     """MATLAB ``imresize(x, scale, kernel)`` on a tensor (..., C, H, W); float in any range.
 
     ``size`` = (H_out, W_out) overrides the output size computed from ``scale`` (MATLAB's
@@ -147,8 +156,9 @@ def imresize(x: torch.Tensor, scale: float | None = None, antialias: bool = True
     return out
 
 
-def imresize_np(img: np.ndarray, scale: float, antialias: bool = True, *, kernel: str = "cubic",
-                round_between: bool | None = None) -> np.ndarray:
+def imresize_np(
+    img: np.ndarray, scale: float, antialias: bool = True, *, kernel: str = "cubic", round_between: bool | None = None
+) -> np.ndarray:
     """Numpy convenience: ``img`` H x W or H x W x C (uint8, uint16 or float). Integer input gives integer
     output (rounded and clipped as MATLAB does, with the intermediate rounding of MATLAB's uint8 path
     unless ``round_between=False``); float input gives float64."""
@@ -201,8 +211,14 @@ def sym_pad(x: torch.Tensor, pad: int, dim: int) -> torch.Tensor:
     return x.index_select(dim, idx)
 
 
-_UPS_KERNELS = {"cubic": "cubic", "bicubic": "cubic", "lanczos": "lanczos3", "lanczos3": "lanczos3",
-                "linear": "linear", "bilinear": "linear"}
+_UPS_KERNELS = {
+    "cubic": "cubic",
+    "bicubic": "cubic",
+    "lanczos": "lanczos3",
+    "lanczos3": "lanczos3",
+    "linear": "linear",
+    "bilinear": "linear",
+}
 _UPS_BLOCK = 8  # input pixels per block of the polyphase block matrix
 
 
@@ -216,7 +232,7 @@ def _block_matrix(scale: int, kernel: str, block: int, average: int = 1) -> np.n
     w = w.reshape(so, average, k).mean(axis=1)  # (so, k)
     m = np.zeros((block + k - 1, block * so))
     for b in range(block):
-        m[b:b + k, so * b: so * (b + 1)] = w.T
+        m[b : b + k, so * b : so * (b + 1)] = w.T
     return m
 
 

@@ -46,15 +46,18 @@ def state_dir(output: str) -> str:
 
 
 def leftover_error(sdir: str) -> ResumeError:
-    return ResumeError(f"found resume state from an earlier run at {sdir}: rerun with --resume to continue "
-                       f"it, or delete it")
+    return ResumeError(
+        f"found resume state from an earlier run at {sdir}: rerun with --resume to continue it, or delete it"
+    )
 
 
 def check_state_dir(sdir: str) -> None:
     """The state folder is used only as a real folder: never through a symbolic link."""
     if os.path.islink(sdir):
-        raise ResumeError(f"{sdir}: the resume state folder is a symbolic link; videosr does not follow it: "
-                          f"delete the link and start again")
+        raise ResumeError(
+            f"{sdir}: the resume state folder is a symbolic link; videosr does not follow it: "
+            f"delete the link and start again"
+        )
     if os.path.lexists(sdir) and not os.path.isdir(sdir):
         raise ResumeError(f"{sdir}: the resume state is not a folder; delete it and start again")
 
@@ -74,8 +77,14 @@ def input_fingerprint(path: str) -> dict[str, Any]:
         head = hashlib.sha256(f.read(EDGE_BYTES)).hexdigest()
         f.seek(max(0, os.fstat(f.fileno()).st_size - EDGE_BYTES))
         tail = hashlib.sha256(f.read(EDGE_BYTES)).hexdigest()
-    return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino,
-            "head_sha256": head, "tail_sha256": tail}
+    return {
+        "path": path,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "inode": st.st_ino,
+        "head_sha256": head,
+        "tail_sha256": tail,
+    }
 
 
 def input_changed(old: dict, now: dict) -> list[str]:
@@ -84,8 +93,10 @@ def input_changed(old: dict, now: dict) -> list[str]:
 
 
 def changed_error(path: str, changed: list[str], sdir: str) -> InputChangedError:
-    return InputChangedError(f"{path}: the input changed since the resume state was made ({', '.join(changed)}); "
-                             f"state kept in {sdir}: restore the input and rerun with --resume, or delete it")
+    return InputChangedError(
+        f"{path}: the input changed since the resume state was made ({', '.join(changed)}); "
+        f"state kept in {sdir}: restore the input and rerun with --resume, or delete it"
+    )
 
 
 def segment_name(number: int) -> str:
@@ -185,17 +196,28 @@ class State:
 
     # ----------------------------------------------------------------------------- creating
     @classmethod
-    def create(cls, sdir: str, input_fp: dict, options: dict, segment_frames: int) -> "State":
+    def create(cls, sdir: str, input_fp: dict, options: dict, segment_frames: int) -> State:
         os.mkdir(sdir)
         fsync_dir(os.path.dirname(sdir))
-        st = cls(sdir, {"version": VERSION, "job": secrets.token_hex(8), "input": input_fp, "options": options,
-                        "segment_frames": segment_frames, "segments": [], "finished": False,
-                        "frames": None, "final": None})
+        st = cls(
+            sdir,
+            {
+                "version": VERSION,
+                "job": secrets.token_hex(8),
+                "input": input_fp,
+                "options": options,
+                "segment_frames": segment_frames,
+                "segments": [],
+                "finished": False,
+                "frames": None,
+                "final": None,
+            },
+        )
         st.save()
         return st
 
     @classmethod
-    def load(cls, sdir: str) -> "State":
+    def load(cls, sdir: str) -> State:
         check_state_dir(sdir)
         path = os.path.join(sdir, MANIFEST)
         try:
@@ -235,8 +257,11 @@ class State:
         if m.get("segment_frames") != segment_frames:
             diffs.append(f"segment ({m.get('segment_frames')} then, {segment_frames} now)")
         if diffs:
-            raise ResumeError(f"resume state at {self.dir} was made for a different job: "
-                              + ", ".join(diffs[:6]) + "; rerun the original command with --resume, or delete it")
+            raise ResumeError(
+                f"resume state at {self.dir} was made for a different job: "
+                + ", ".join(diffs[:6])
+                + "; rerun the original command with --resume, or delete it"
+            )
         self.check_input(input_fp)
 
     def check_input(self, input_fp: dict) -> None:
@@ -255,8 +280,10 @@ class State:
 
     def segment_expect(self) -> list[dict]:
         """Per listed segment, what its file must hold (see videosr.io.segments.concat_segments)."""
-        return [{"tag": {"job": self.manifest["job"], "start": s["start"]}, "frames": s["end"] - s["start"]}
-                for s in self.manifest["segments"]]
+        return [
+            {"tag": {"job": self.manifest["job"], "start": s["start"]}, "frames": s["end"] - s["start"]}
+            for s in self.manifest["segments"]
+        ]
 
     def verify_segments(self) -> None:
         """Every listed segment must exist with its recorded size and hash; unlisted files are removed."""
@@ -264,8 +291,11 @@ class State:
         listed = {s["file"] for s in self.manifest.get("segments", [])}
         ahead = self.manifest.get("ahead")  # segments a distributed run finished out of order (videosr.distributed)
         if isinstance(ahead, list):
-            listed |= {s["file"] for s in ahead if isinstance(s, dict) and isinstance(s.get("file"), str)
-                       and _SEGMENT.fullmatch(s["file"])}
+            listed |= {
+                s["file"]
+                for s in ahead
+                if isinstance(s, dict) and isinstance(s.get("file"), str) and _SEGMENT.fullmatch(s["file"])
+            }
         for name in os.listdir(self.dir):
             if name == MANIFEST or name in listed:
                 continue
@@ -282,10 +312,13 @@ class State:
             try:
                 st = os.lstat(p)
             except OSError:
-                raise ResumeError(f"resume state at {self.dir} is missing {s['file']}; delete it and start again") from None
+                raise ResumeError(
+                    f"resume state at {self.dir} is missing {s['file']}; delete it and start again"
+                ) from None
             if not stat.S_ISREG(st.st_mode):
-                raise ResumeError(f"resume state at {self.dir}: {s['file']} is not a regular file; delete it and "
-                                  f"start again")
+                raise ResumeError(
+                    f"resume state at {self.dir}: {s['file']} is not a regular file; delete it and start again"
+                )
             if st.st_size != s["size"] or sha256_file(p) != s["sha256"]:
                 raise ResumeError(f"resume state at {self.dir}: {s['file']} is damaged; delete it and start again")
 
@@ -325,4 +358,3 @@ class State:
             return
         shutil.rmtree(self.dir, ignore_errors=True)
         fsync_dir(os.path.dirname(self.dir))
-

@@ -45,6 +45,7 @@ class DivergedError(UsageError):
     """The loss (or the weights) became NaN or infinite: the hyperparameters (lr, warm-up, precision) do not
     fit. Exit 2; the last checkpoint written before is kept."""
 
+
 # --------------------------------------------------------------------------------------------------
 # losses
 # --------------------------------------------------------------------------------------------------
@@ -58,7 +59,7 @@ def compute_loss(sr: torch.Tensor, hr: torch.Tensor, w) -> tuple[torch.Tensor, d
     if w.l1:
         parts["l1"] = d.abs().mean()
     if w.charbonnier:
-        parts["charbonnier"] = torch.sqrt(d * d + w.charbonnier_eps ** 2).mean()
+        parts["charbonnier"] = torch.sqrt(d * d + w.charbonnier_eps**2).mean()
     if w.mse:
         parts["mse"] = (d * d).mean()
     if w.ssim:
@@ -110,8 +111,9 @@ def _atomic_save(obj: Any, path: Path) -> None:
 def _finite(*modules: nn.Module | None) -> bool:
     """Whether every parameter and buffer of the given modules is finite (no NaN / inf)."""
     for m in modules:
-        if m is not None and not all(bool(torch.isfinite(t).all()) for t in (*m.parameters(), *m.buffers())
-                                     if t.is_floating_point()):
+        if m is not None and not all(
+            bool(torch.isfinite(t).all()) for t in (*m.parameters(), *m.buffers()) if t.is_floating_point()
+        ):
             return False
     return True
 
@@ -122,8 +124,15 @@ def _finite(*modules: nn.Module | None) -> bool:
 
 
 @torch.no_grad()
-def validate(model: nn.Module, clips: list[tuple[str, torch.Tensor]], scale: int, crop_border: int = 0,
-             device: torch.device | str = "cpu", degradation: str = "BI", lr_crf: int = 0) -> dict[str, float]:
+def validate(
+    model: nn.Module,
+    clips: list[tuple[str, torch.Tensor]],
+    scale: int,
+    crop_border: int = 0,
+    device: torch.device | str = "cpu",
+    degradation: str = "BI",
+    lr_crf: int = 0,
+) -> dict[str, float]:
     """Mean PSNR-Y per clip and overall, by the protocol of ``videosr eval`` (one convention: the GT cropped
     to a multiple of the scale, the LR from :func:`videosr.evaluate.make_lr`, the output in fp32 clamped and
     rounded to 8 bits); ``degradation`` BI or BD, ``lr_crf`` > 0: then x264 (medium) at that CRF, as
@@ -160,7 +169,7 @@ class _Stop:
         self.flag = False
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> "_Stop":
+    def __enter__(self) -> _Stop:
         for s in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[s] = signal.signal(s, self._handle)
@@ -172,8 +181,11 @@ class _Stop:
         if self.flag:  # second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.flag = True
-        print("\nvideosr train: interrupt received, saving a checkpoint (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
+        print(
+            "\nvideosr train: interrupt received, saving a checkpoint (Ctrl-C again to abort)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc) -> None:
         for s, h in self._old.items():
@@ -201,12 +213,16 @@ def _check_store(store: Any, cfg: TrainConfig) -> None:
     if store.stills and (cfg.data.video_fraction < 1 or not usable):
         side = min(min(s.shape[:2]) for s in store.stills)
         if side < size:
-            raise UsageError(f"data.patch {cfg.data.patch} x data.scale {cfg.data.scale} = {size} px HR patches do "
-                             f"not fit the training set's smallest photo ({side} px side): data.patch must be "
-                             f"<= {side // cfg.data.scale}")
+            raise UsageError(
+                f"data.patch {cfg.data.patch} x data.scale {cfg.data.scale} = {size} px HR patches do "
+                f"not fit the training set's smallest photo ({side} px side): data.patch must be "
+                f"<= {side // cfg.data.scale}"
+            )
     elif not store.stills and not usable:
-        raise UsageError(f"no video run of the training set holds data.frames {cfg.data.frames} frames of "
-                         f"{size}x{size} px (data.patch {cfg.data.patch} x data.scale {cfg.data.scale})")
+        raise UsageError(
+            f"no video run of the training set holds data.frames {cfg.data.frames} frames of "
+            f"{size}x{size} px (data.patch {cfg.data.patch} x data.scale {cfg.data.scale})"
+        )
 
 
 # --resume with a config that differs from the checkpoint's: every changed key is reported, and either
@@ -267,13 +283,18 @@ def _resume_plan(stored: dict[str, Any], cfg: TrainConfig, step: int, path: Path
     """Lines that report each changed key, and whether the best val PSNR restarts; ResumeError listing
     every refused change."""
     diff = resume_changes(stored, cfg)
-    refused = [f"{k} changed {o!r} -> {n!r} ({RESUME_REFUSED[k]})" for k, o, n in diff
-               if k in RESUME_REFUSED and n is not _GONE]
+    refused = [
+        f"{k} changed {o!r} -> {n!r} ({RESUME_REFUSED[k]})"
+        for k, o, n in diff
+        if k in RESUME_REFUSED and n is not _GONE
+    ]
     if cfg.optim.steps < step:
         refused.append(f"optim.steps {cfg.optim.steps} is below the checkpoint's step {step}")
     if refused:
-        raise ResumeError(f"cannot --resume {path}: " + "; ".join(refused) + "; put the value back, or train into "
-                          f"a new out_dir (model.init = {path} starts from its weights)")
+        raise ResumeError(
+            f"cannot --resume {path}: " + "; ".join(refused) + "; put the value back, or train into "
+            f"a new out_dir (model.init = {path} starts from its weights)"
+        )
     lines = []
     for k, o, n in diff:
         note = RESUME_APPLIED.get(k)
@@ -290,8 +311,9 @@ def _resume_plan(stored: dict[str, Any], cfg: TrainConfig, step: int, path: Path
     return lines, any(k in RESUME_RESETS_BEST for k, _, _ in diff)
 
 
-def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: int | None = None,
-          quiet: bool = False) -> dict[str, Any]:
+def train(
+    config: TrainConfig, resume: bool = False, *, store=None, max_steps: int | None = None, quiet: bool = False
+) -> dict[str, Any]:
     """Train ``config``; returns {"step", "loss", "val", "best", "out_dir"}.
 
     ``store``: a prepared :class:`videosr.data.ClipStore` (tests); default: loaded from ``data.root``.
@@ -319,8 +341,9 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     out = Path(cfg.out_dir)
     last = out / "last.pt"
     if last.exists() and not resume:  # checked on every rank (one file system), so no rank is left waiting
-        raise ResumeError(f"{out} already holds a run (last.pt): pass --resume to continue it, "
-                          f"or choose another out_dir")
+        raise ResumeError(
+            f"{out} already holds a run (last.pt): pass --resume to continue it, or choose another out_dir"
+        )
     if resume and not last.exists():
         raise ResumeError(f"nothing to resume: {last} does not exist")
     ck: dict[str, Any] = {}
@@ -361,10 +384,12 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     if not any(p.requires_grad for p in model.parameters()):
         raise UsageError(f"model {cfg.model.name} has no trainable parameters")
     opt_cls = torch.optim.AdamW if cfg.optim.name == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
-                  weight_decay=cfg.optim.weight_decay)
+    opt = opt_cls(
+        model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, cfg.optim.warmup, cfg.optim.steps, cfg.optim.min_lr_ratio))
+        opt, lambda s: lr_factor(s, cfg.optim.warmup, cfg.optim.steps, cfg.optim.min_lr_ratio)
+    )
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.precision)
     if amp_dtype is torch.float16 and not cuda:
         raise UsageError("precision fp16 needs CUDA; use bf16 or fp32 on the CPU")
@@ -390,8 +415,10 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             raise ResumeError(str(e)) from None
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as e:  # a damaged or edited state
             detail = str(e).splitlines()[0][:200] if str(e) else ""
-            raise ResumeError(f"{last} cannot be resumed (damaged optimizer / scheduler / RNG state): "
-                              f"{type(e).__name__}" + (f": {detail}" if detail else "")) from None
+            raise ResumeError(
+                f"{last} cannot be resumed (damaged optimizer / scheduler / RNG state): "
+                f"{type(e).__name__}" + (f": {detail}" if detail else "")
+            ) from None
         if reset_best:
             best = -math.inf
         # the optimizer's hyperparameters come back from the checkpoint: put the current ones in (a change
@@ -411,8 +438,10 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if cuda else None)
     n_params = sum(p.numel() for p in model.parameters())
-    say(f"model {cfg.model.name}: {n_params / 1e3:.1f}k parameters; device {device}, world {world}, "
-        f"precision {cfg.precision}")
+    say(
+        f"model {cfg.model.name}: {n_params / 1e3:.1f}k parameters; device {device}, world {world}, "
+        f"precision {cfg.precision}"
+    )
 
     # ---- data
     if store is None:
@@ -420,31 +449,59 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             store = vdata.ClipStore.load(cfg.data.root)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # damaged manifest or image
             detail = str(e).splitlines()[0][:200] if str(e) else ""
-            raise InputError(f"training set {cfg.data.root} (data.root) is damaged: {type(e).__name__}"
-                             + (f": {detail}" if detail else "")) from None
+            raise InputError(
+                f"training set {cfg.data.root} (data.root) is damaged: {type(e).__name__}"
+                + (f": {detail}" if detail else "")
+            ) from None
     _check_store(store, cfg)
-    ds = vdata.TrainClips(store, scale=cfg.data.scale, patch=cfg.data.patch, frames=cfg.data.frames,
-                          batch=cfg.data.batch, degradation=cfg.data.degradation,
-                          video_fraction=cfg.data.video_fraction, augment=cfg.data.augment, seed=cfg.seed,
-                          rank=rank, start_step=step, motion=vdata.Motion(max_speed=cfg.data.max_speed,
-                                                                       supersample=cfg.data.supersample),
-                          codec_params=cfg.data.codec.params())
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=cfg.data.workers,
-                                         worker_init_fn=_worker_init if cfg.data.workers else None,
-                                         pin_memory=cuda, prefetch_factor=2 if cfg.data.workers else None)
-    val_clips = vdata.load_val_clips(cfg.val.data, cfg.val.clips, cfg.val.max_frames) if (
-        master and cfg.val.every) else []
+    ds = vdata.TrainClips(
+        store,
+        scale=cfg.data.scale,
+        patch=cfg.data.patch,
+        frames=cfg.data.frames,
+        batch=cfg.data.batch,
+        degradation=cfg.data.degradation,
+        video_fraction=cfg.data.video_fraction,
+        augment=cfg.data.augment,
+        seed=cfg.seed,
+        rank=rank,
+        start_step=step,
+        motion=vdata.Motion(max_speed=cfg.data.max_speed, supersample=cfg.data.supersample),
+        codec_params=cfg.data.codec.params(),
+    )
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_size=None,
+        num_workers=cfg.data.workers,
+        worker_init_fn=_worker_init if cfg.data.workers else None,
+        pin_memory=cuda,
+        prefetch_factor=2 if cfg.data.workers else None,
+    )
+    val_clips = (
+        vdata.load_val_clips(cfg.val.data, cfg.val.clips, cfg.val.max_frames) if (master and cfg.val.every) else []
+    )
     if master and cfg.val.every:  # a visible warning (also when quiet): without validation no best.pt
         missing = [c for c in cfg.val.clips if c not in {name for name, _ in val_clips}]
         if not val_clips:
-            why = "not found" if not Path(cfg.val.data).is_dir() else (
-                f"holds none of the clips {', '.join(cfg.val.clips)}" if cfg.val.clips else "val.clips is empty")
-            print(f"videosr train: warning: validation data {cfg.val.data} (val.data) {why}: training runs without "
-                  f"validation and writes no best.pt (point val.data at Vid4/GT-like clip folders, or set "
-                  f"val.every = 0)", file=sys.stderr, flush=True)
+            why = (
+                "not found"
+                if not Path(cfg.val.data).is_dir()
+                else (f"holds none of the clips {', '.join(cfg.val.clips)}" if cfg.val.clips else "val.clips is empty")
+            )
+            print(
+                f"videosr train: warning: validation data {cfg.val.data} (val.data) {why}: training runs without "
+                f"validation and writes no best.pt (point val.data at Vid4/GT-like clip folders, or set "
+                f"val.every = 0)",
+                file=sys.stderr,
+                flush=True,
+            )
         elif missing:
-            print(f"videosr train: warning: val.clips not found under {cfg.val.data}: {', '.join(missing)} "
-                  f"(validating on {', '.join(n for n, _ in val_clips)})", file=sys.stderr, flush=True)
+            print(
+                f"videosr train: warning: val.clips not found under {cfg.val.data}: {', '.join(missing)} "
+                f"(validating on {', '.join(n for n, _ in val_clips)})",
+                file=sys.stderr,
+                flush=True,
+            )
     val_deg = cfg.data.degradation if cfg.data.degradation in ("BI", "BD") else "BI"  # validation LR
 
     # ---- logging
@@ -455,8 +512,9 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
         log_f = open(out / "log.csv", "a", newline="")
         log = csv.writer(log_f)
         if new:
-            log.writerow(["step", "time", "lr", "loss", "l1", "charbonnier", "mse", "ssim", "it_per_s", "val_psnr_y",
-                          "flow"])
+            log.writerow(
+                ["step", "time", "lr", "loss", "l1", "charbonnier", "mse", "ssim", "it_per_s", "val_psnr_y", "flow"]
+            )
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -467,8 +525,14 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             from .models import create_model
 
             try:
-                bic = validate(create_model("bicubic", pretrained=False, scale=cfg.data.scale), val_clips,
-                               cfg.data.scale, cfg.val.crop_border, degradation=val_deg, lr_crf=cfg.val.lr_crf)
+                bic = validate(
+                    create_model("bicubic", pretrained=False, scale=cfg.data.scale),
+                    val_clips,
+                    cfg.data.scale,
+                    cfg.val.crop_border,
+                    degradation=val_deg,
+                    lr_crf=cfg.val.lr_crf,
+                )
                 say("bicubic PSNR-Y: " + ", ".join(f"{k} {v:.2f}" for k, v in bic.items()))
                 log.writerow([0, 0, 0, "", "", "", "", "", "", f"bicubic:{bic['mean']:.4f}"])
             except Exception as e:  # noqa: BLE001 - the baseline line is informative only
@@ -481,11 +545,21 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             kept["step"] = step
         if not master:
             return
-        _atomic_save({"model": model.state_dict(), "ema": ema.state_dict() if ema is not None else {},
-                      "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                      "rng": {"torch": [torch.get_rng_state()],
-                              "cuda": [torch.cuda.get_rng_state(device)] if cuda else []}, "step": step, "best": best,
-                      "val": dict(val), "config": cfg.to_dict()}, path)
+        _atomic_save(
+            {
+                "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else {},
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(),
+                "rng": {"torch": [torch.get_rng_state()], "cuda": [torch.cuda.get_rng_state(device)] if cuda else []},
+                "step": step,
+                "best": best,
+                "val": dict(val),
+                "config": cfg.to_dict(),
+            },
+            path,
+        )
 
     # ---- loop
     total = cfg.optim.steps
@@ -512,8 +586,11 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 bad = bool(flag.item())
             if bad:
-                diverged = f"the loss is {loss_v:g} at step {step + 1}" if not math.isfinite(loss_v) else (
-                    f"the loss is not finite on another rank at step {step + 1}")
+                diverged = (
+                    f"the loss is {loss_v:g} at step {step + 1}"
+                    if not math.isfinite(loss_v)
+                    else (f"the loss is not finite on another rank at step {step + 1}")
+                )
                 break
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -536,11 +613,22 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
             if master and (step % cfg.log_every == 0 or step == stop_at):
                 el = time.perf_counter() - t0
                 ips = (step - s0) / el if el > 0 else 0.0
-                say(f"step {step}/{total} | loss {loss_v:.4f} | lr {sched.get_last_lr()[0]:.2e} | "
-                    f"{ips:.2f} it/s | ETA {_fmt_eta((total - step) / ips if ips else math.inf)}")
-                log.writerow([step, f"{el:.1f}", f"{sched.get_last_lr()[0]:.3e}", f"{loss_v:.6f}",
-                              *[f"{parts[k]:.6f}" if k in parts else "" for k in ("l1", "charbonnier", "mse", "ssim")],
-                              f"{ips:.3f}", "", f"{parts['flow']:.6f}" if "flow" in parts else ""])
+                say(
+                    f"step {step}/{total} | loss {loss_v:.4f} | lr {sched.get_last_lr()[0]:.2e} | "
+                    f"{ips:.2f} it/s | ETA {_fmt_eta((total - step) / ips if ips else math.inf)}"
+                )
+                log.writerow(
+                    [
+                        step,
+                        f"{el:.1f}",
+                        f"{sched.get_last_lr()[0]:.3e}",
+                        f"{loss_v:.6f}",
+                        *[f"{parts[k]:.6f}" if k in parts else "" for k in ("l1", "charbonnier", "mse", "ssim")],
+                        f"{ips:.3f}",
+                        "",
+                        f"{parts['flow']:.6f}" if "flow" in parts else "",
+                    ]
+                )
                 log_f.flush()
                 if writer is not None:
                     writer.add_scalar("train/loss", loss_v, step)
@@ -556,11 +644,19 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
                 diverged = f"the weights became NaN/inf at step {step}"
                 break
             if val_clips and due_val:
-                val = validate(ema if ema is not None else model, val_clips, cfg.data.scale, cfg.val.crop_border,
-                               device, degradation=val_deg, lr_crf=cfg.val.lr_crf)
+                val = validate(
+                    ema if ema is not None else model,
+                    val_clips,
+                    cfg.data.scale,
+                    cfg.val.crop_border,
+                    device,
+                    degradation=val_deg,
+                    lr_crf=cfg.val.lr_crf,
+                )
                 say(f"step {step}: val PSNR-Y " + ", ".join(f"{k} {v:.2f}" for k, v in val.items()))
-                log.writerow([step, f"{time.perf_counter() - t0:.1f}", "", "", "", "", "", "", "",
-                              f"{val['mean']:.4f}"])
+                log.writerow(
+                    [step, f"{time.perf_counter() - t0:.1f}", "", "", "", "", "", "", "", f"{val['mean']:.4f}"]
+                )
                 log_f.flush()
                 if writer is not None:
                     writer.add_scalar("val/psnr_y", val["mean"], step)
@@ -579,10 +675,16 @@ def train(config: TrainConfig, resume: bool = False, *, store=None, max_steps: i
     if world > 1:
         dist.barrier()
     if diverged:
-        where = (f"{last} (step {kept['step']}) is kept: --resume with the new value continues from it"
-                 if kept["step"] is not None else "no checkpoint was written")
-        hint = ("not finite before any update of this run: check the loss weights (loss.*), model.kwargs and "
-                "precision" if step == s0 else "lower optim.lr, or raise optim.warmup, or use precision = fp32")
+        where = (
+            f"{last} (step {kept['step']}) is kept: --resume with the new value continues from it"
+            if kept["step"] is not None
+            else "no checkpoint was written"
+        )
+        hint = (
+            "not finite before any update of this run: check the loss weights (loss.*), model.kwargs and precision"
+            if step == s0
+            else "lower optim.lr, or raise optim.warmup, or use precision = fp32"
+        )
         raise DivergedError(f"training diverged: {diverged} (lr {sched.get_last_lr()[0]:.2e}); {hint}; {where}")
     if interrupted:
         say(f"saved {last} at step {step}; continue with --resume")

@@ -72,8 +72,11 @@ def _out_of_memory(e: BaseException) -> bool:
     msg = str(e)
     if isinstance(e, ImportError):
         return "failed to map segment" in msg or "cannot allocate memory" in msg.lower()
-    return (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
-            or (isinstance(e, RuntimeError) and ("can't allocate memory" in msg or "out of memory" in msg.lower())))
+    return (
+        isinstance(e, MemoryError)
+        or type(e).__name__ == "OutOfMemoryError"
+        or (isinstance(e, RuntimeError) and ("can't allocate memory" in msg or "out of memory" in msg.lower()))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,12 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         if _out_of_memory(e):
             from ..errors import OutOfMemoryError
 
-            print("videosr: error: out of memory (or over the address-space limit, ulimit -v) while "
-                  f"{'loading libraries' if isinstance(e, ImportError) else 'running'}; free some memory or raise "
-                  "the limit", file=sys.stderr)
+            print(
+                "videosr: error: out of memory (or over the address-space limit, ulimit -v) while "
+                f"{'loading libraries' if isinstance(e, ImportError) else 'running'}; free some memory or raise "
+                "the limit",
+                file=sys.stderr,
+            )
             return OutOfMemoryError.exit_code
         if not debug:
             msg = str(e).splitlines()[0] if str(e) else ""
-            print(f"videosr: internal error: {type(e).__name__}: {msg} (rerun with --debug for a traceback)",
-                  file=sys.stderr)
+            print(
+                f"videosr: internal error: {type(e).__name__}: {msg} (rerun with --debug for a traceback)",
+                file=sys.stderr,
+            )
         return 70

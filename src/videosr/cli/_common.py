@@ -41,18 +41,41 @@ def _sigterm_as_interrupt():
 def add_ray_args(p, batch: bool = False) -> None:
     """The options that run a job on Ray (the ``[ray]`` extra)."""
     g = p.add_argument_group("distributed (Ray; pip install -e '.[ray]'; see docs/distributed.md)")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help=("tasks run at once: on a local Ray runtime started in this process (each gets cores/N CPUs, "
-                         "its torch threads), or at most N at once on --ray-address"
-                         + ("" if batch else "; the video is cut into segments made in parallel, the output is "
-                            "pixel-identical to a run without --workers")))
-    g.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="an existing Ray cluster (host:port of `ray start --head`, ray://host:10001, or auto)")
-    g.add_argument("--worker-cpus", type=int, default=None, metavar="N",
-                   help="CPUs (torch threads) per task (default: cores/--workers locally, 1 on a cluster)")
-    g.add_argument("--ship-input", action="store_true",
-                   help="send the input file to the workers through Ray's object store (when the nodes do not "
-                        "share storage that holds it at the same path)")
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "tasks run at once: on a local Ray runtime started in this process (each gets cores/N CPUs, "
+            "its torch threads), or at most N at once on --ray-address"
+            + (
+                ""
+                if batch
+                else "; the video is cut into segments made in parallel, the output is "
+                "pixel-identical to a run without --workers"
+            )
+        ),
+    )
+    g.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="an existing Ray cluster (host:port of `ray start --head`, ray://host:10001, or auto)",
+    )
+    g.add_argument(
+        "--worker-cpus",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPUs (torch threads) per task (default: cores/--workers locally, 1 on a cluster)",
+    )
+    g.add_argument(
+        "--ship-input",
+        action="store_true",
+        help="send the input file to the workers through Ray's object store (when the nodes do not "
+        "share storage that holds it at the same path)",
+    )
 
 
 def distributed_upscale(args):
@@ -66,5 +89,10 @@ def distributed_upscale(args):
     from .. import distributed
 
     distributed.import_ray()
-    return functools.partial(distributed.upscale, workers=workers, address=address,
-                             cpus_per_worker=args.worker_cpus, ship_input=args.ship_input)
+    return functools.partial(
+        distributed.upscale,
+        workers=workers,
+        address=address,
+        cpus_per_worker=args.worker_cpus,
+        ship_input=args.ship_input,
+    )

@@ -12,16 +12,29 @@ from ..errors import UsageError
 
 def add_live_args(p) -> None:
     g = p.add_argument_group("live (network streams and capture devices; see docs/live.md)")
-    g.add_argument("--live", action="store_true",
-                   help="low-latency upscaling of a live INPUT (udp://, rtp://, rtsp://, tcp://, /dev/videoN, or a "
-                        "file played at its own rate) to a live OUTPUT (udp://HOST:PORT MPEG-TS, - for y4m on "
-                        "stdout, /dev/null) with a causal model, frame by frame, until the source ends or Ctrl-C")
-    g.add_argument("--max-latency", type=float, default=None, metavar="MS",
-                   help="with --live: milliseconds from a frame's arrival to its being sent (default 200); frames "
-                        "the model cannot make in time are passed through by bicubic or dropped (counted)")
-    g.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help="with --live: seconds to wait for the first frame (then exit 3) and of silence that ends "
-                        "the stream (default 10)")
+    g.add_argument(
+        "--live",
+        action="store_true",
+        help="low-latency upscaling of a live INPUT (udp://, rtp://, rtsp://, tcp://, /dev/videoN, or a "
+        "file played at its own rate) to a live OUTPUT (udp://HOST:PORT MPEG-TS, - for y4m on "
+        "stdout, /dev/null) with a causal model, frame by frame, until the source ends or Ctrl-C",
+    )
+    g.add_argument(
+        "--max-latency",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="with --live: milliseconds from a frame's arrival to its being sent (default 200); frames "
+        "the model cannot make in time are passed through by bicubic or dropped (counted)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="with --live: seconds to wait for the first frame (then exit 3) and of silence that ends "
+        "the stream (default 10)",
+    )
 
 
 # options that make no sense for a live run: (attribute, its default, flag, why)
@@ -52,18 +65,22 @@ def check_args(args) -> None:
             if value is not None:
                 raise UsageError(f"{flag} goes with --live")
         if is_live_source(args.input):
-            raise UsageError(f"{args.input} is a live source: add --live to upscale it as it arrives "
-                             f"(OUTPUT udp://HOST:PORT, - or /dev/null)")
+            raise UsageError(
+                f"{args.input} is a live source: add --live to upscale it as it arrives "
+                f"(OUTPUT udp://HOST:PORT, - or /dev/null)"
+            )
         if is_live_sink(args.output):
-            raise UsageError(f"{args.output} is a live output: add --live (INPUT a live source or a file played "
-                             f"at its own rate)")
+            raise UsageError(
+                f"{args.output} is a live output: add --live (INPUT a live source or a file played at its own rate)"
+            )
         return
     for attr, default, flag, why in _NOT_LIVE:
         if getattr(args, attr, default) != default:
             raise UsageError(f"{flag} cannot be used with --live: {why}")
     if args.backend != "torch":
-        raise UsageError("--backend onnxruntime cannot be used with --live: the live model streams its state "
-                         "frame by frame in torch")
+        raise UsageError(
+            "--backend onnxruntime cannot be used with --live: the live model streams its state frame by frame in torch"
+        )
 
 
 def run(args) -> int:
@@ -74,12 +91,21 @@ def run(args) -> int:
     from ._common import _sigterm_as_interrupt
 
     with _sigterm_as_interrupt():
-        summary = live_upscale(args.input, args.output, scale=args.scale, model=args.model, weights=args.weights,
-                               device=args.device, precision=args.precision,
-                               max_latency=DEFAULT_MAX_LATENCY_MS if args.max_latency is None else args.max_latency,
-                               timeout=DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout,
-                               codec=args.codec, crf=args.crf, preset=args.preset,
-                               progress=not args.quiet and not args.json)
+        summary = live_upscale(
+            args.input,
+            args.output,
+            scale=args.scale,
+            model=args.model,
+            weights=args.weights,
+            device=args.device,
+            precision=args.precision,
+            max_latency=DEFAULT_MAX_LATENCY_MS if args.max_latency is None else args.max_latency,
+            timeout=DEFAULT_TIMEOUT_S if args.timeout is None else args.timeout,
+            codec=args.codec,
+            crf=args.crf,
+            preset=args.preset,
+            progress=not args.quiet and not args.json,
+        )
     code = Interrupted.exit_code if summary["ended"] == "interrupted" else 0
     if args.json:
         print(json.dumps(summary), file=sys.stderr if args.output == "-" else sys.stdout, flush=True)

@@ -11,20 +11,32 @@ from ._common import _sigterm_as_interrupt, _tile, add_ray_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("batch", help="upscale many videos (files, folders, globs) on Ray, one output each",
-                       description="Upscale every INPUT (video files; folders: the videos in them; globs) into "
-                                   "--out-dir, on a local Ray runtime (--workers N) or a cluster (--ray-address). "
-                                   "Outputs already there are skipped, interrupted ones resumed; a file that fails "
-                                   "is reported and the others go on. Exit 0 when every file is done, 1 when some "
-                                   "failed.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="video files, folders of videos, or globs ('clips/*.mkv')")
+    p = sub.add_parser(
+        "batch",
+        help="upscale many videos (files, folders, globs) on Ray, one output each",
+        description="Upscale every INPUT (video files; folders: the videos in them; globs) into "
+        "--out-dir, on a local Ray runtime (--workers N) or a cluster (--ray-address). "
+        "Outputs already there are skipped, interrupted ones resumed; a file that fails "
+        "is reported and the others go on. Exit 0 when every file is done, 1 when some "
+        "failed.",
+    )
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="video files, folders of videos, or globs ('clips/*.mkv')"
+    )
     p.add_argument("--out-dir", required=True, metavar="DIR", help="where the outputs go (created if missing)")
-    p.add_argument("--ext", default=None, metavar="EXT",
-                   help="output container: mp4, mkv, mov or webm (default: the input's where it is one of those, "
-                        "else mkv)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="files in progress at once (default: as many as there are task slots, at most 8)")
+    p.add_argument(
+        "--ext",
+        default=None,
+        metavar="EXT",
+        help="output container: mp4, mkv, mov or webm (default: the input's where it is one of those, else mkv)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="files in progress at once (default: as many as there are task slots, at most 8)",
+    )
     p.add_argument("--scale", type=int, default=None)
     p.add_argument("--model", default="auto", help="as for upscale (auto: chosen per input)")
     p.add_argument("--quality", default="auto", choices=["auto", "fast", "best"])
@@ -53,15 +65,38 @@ def run(args) -> int:
 
     distributed.import_ray()
     tile = _tile(args.tile) if args.tile is not None else None
-    options = dict(scale=args.scale, model=args.model, quality=args.quality, weights=args.weights, tile=tile,
-                   chunk=args.chunk, device=args.device, precision=args.precision, backend=args.backend,
-                   compile=args.compile, codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt,
-                   segment=args.segment)
+    options = dict(
+        scale=args.scale,
+        model=args.model,
+        quality=args.quality,
+        weights=args.weights,
+        tile=tile,
+        chunk=args.chunk,
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        compile=args.compile,
+        codec=args.codec,
+        crf=args.crf,
+        preset=args.preset,
+        pix_fmt=args.pix_fmt,
+        segment=args.segment,
+    )
     try:
         with _sigterm_as_interrupt():
-            results = batch(args.inputs, args.out_dir, ext=args.ext, jobs=args.jobs, overwrite=args.overwrite,
-                            workers=args.workers, address=args.ray_address, cpus_per_worker=args.worker_cpus,
-                            ship_input=args.ship_input, progress=not args.quiet and not args.json, **options)
+            results = batch(
+                args.inputs,
+                args.out_dir,
+                ext=args.ext,
+                jobs=args.jobs,
+                overwrite=args.overwrite,
+                workers=args.workers,
+                address=args.ray_address,
+                cpus_per_worker=args.worker_cpus,
+                ship_input=args.ship_input,
+                progress=not args.quiet and not args.json,
+                **options,
+            )
     except Interrupted as e:
         print(f"videosr: {e}", file=sys.stderr)
         return e.exit_code

@@ -15,23 +15,39 @@ LOOPBACK_NAMES = ("localhost",)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="a local web page: upload, preview, upscale (needs the [web] extra)",
-                       description="Serve a web page to upload a video, compare models on any frame and run "
-                                   "whole-clip jobs (pip install -e '.[web]').")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="address to bind (default 127.0.0.1: this machine only; any other needs --auth)")
+    p = sub.add_parser(
+        "serve",
+        help="a local web page: upload, preview, upscale (needs the [web] extra)",
+        description="Serve a web page to upload a video, compare models on any frame and run "
+        "whole-clip jobs (pip install -e '.[web]').",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only; any other needs --auth)",
+    )
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--jobs", default="videosr-jobs", metavar="DIR",
-                   help="folder for uploads, jobs and their outputs (default ./videosr-jobs); the only folder the "
-                        "server serves files from; unfinished jobs in it resume when the server starts")
-    p.add_argument("--auth", default=None, metavar="USER:PASS",
-                   help="require this user name and password, or with a token (no colon, 12+ characters) any user "
-                        "name and the token as password; needed with a --host other than loopback; or set "
-                        "VIDEOSR_AUTH")
-    p.add_argument("--max-upload", default="2gb", metavar="SIZE",
-                   help="largest upload accepted, e.g. 500mb, 2gb (default 2gb)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="jobs run at once (default 1: on a CPU one job uses every core)")
+    p.add_argument(
+        "--jobs",
+        default="videosr-jobs",
+        metavar="DIR",
+        help="folder for uploads, jobs and their outputs (default ./videosr-jobs); the only folder the "
+        "server serves files from; unfinished jobs in it resume when the server starts",
+    )
+    p.add_argument(
+        "--auth",
+        default=None,
+        metavar="USER:PASS",
+        help="require this user name and password, or with a token (no colon, 12+ characters) any user "
+        "name and the token as password; needed with a --host other than loopback; or set "
+        "VIDEOSR_AUTH",
+    )
+    p.add_argument(
+        "--max-upload", default="2gb", metavar="SIZE", help="largest upload accepted, e.g. 500mb, 2gb (default 2gb)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="jobs run at once (default 1: on a CPU one job uses every core)"
+    )
     p.set_defaults(handler=run)
 
 
@@ -76,8 +92,10 @@ def check_size(value: str) -> str:
 def run(args) -> int:
     auth = parse_auth(args.auth if args.auth is not None else os.environ.get("VIDEOSR_AUTH"))
     if not is_loopback(args.host) and auth is None:
-        raise UsageError(f"--host {args.host} makes the page reachable from other machines: give --auth USER:PASS "
-                         f"(or set VIDEOSR_AUTH), or bind 127.0.0.1")
+        raise UsageError(
+            f"--host {args.host} makes the page reachable from other machines: give --auth USER:PASS "
+            f"(or set VIDEOSR_AUTH), or bind 127.0.0.1"
+        )
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
     max_upload = check_size(args.max_upload)
@@ -95,15 +113,22 @@ def run(args) -> int:
         note = f" (login required: user {auth[0]!r})"
     else:
         note = " (login required: any user name, the token as password)"
-    print(f"videosr serve: {where}{note}; jobs in {os.path.abspath(args.jobs)}; uploads up to {max_upload}",
-          flush=True)
+    print(f"videosr serve: {where}{note}; jobs in {os.path.abspath(args.jobs)}; uploads up to {max_upload}", flush=True)
+
     def stop(signum, frame):
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, stop)  # SIGTERM stops the server as Ctrl-C does: jobs resume next start
     try:
-        launch(args.jobs, host=args.host, port=args.port, auth=auth, max_upload=max_upload, workers=args.workers,
-               quiet=True)
+        launch(
+            args.jobs,
+            host=args.host,
+            port=args.port,
+            auth=auth,
+            max_upload=max_upload,
+            workers=args.workers,
+            quiet=True,
+        )
     finally:
         signal.signal(signal.SIGTERM, old)
     print("videosr serve: stopped; unfinished jobs continue when it starts again", file=sys.stderr)

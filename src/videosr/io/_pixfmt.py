@@ -11,7 +11,7 @@ _SWS_COLORSPACES = {1, 4, 5, 6, 7, 9, 10}
 UNSPECIFIED = 2  # AVCOL_PRI/TRC/SPC_UNSPECIFIED
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bit_depth(pix_fmt: str) -> int:
     try:
         fmt = av.VideoFormat(pix_fmt)
@@ -21,7 +21,7 @@ def bit_depth(pix_fmt: str) -> int:
     return int(bits) if bits else 8
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def chroma(pix_fmt: str) -> str:
     """'420', '422', '444', '440', '411', '410' or 'gray'."""
     n = pix_fmt
@@ -67,7 +67,7 @@ def sws_colorspace(cs: int | None) -> int | None:
     return cs if cs in _SWS_COLORSPACES else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoder_formats(codec: str) -> tuple[str, ...]:
     try:
         c = av.codec.Codec(codec, "w")
@@ -98,7 +98,7 @@ def choose_pix_fmt(codec: str, info_pix_fmt: str, depth: int, layout: str) -> st
         if info_pix_fmt in formats:
             return info_pix_fmt
         lay = layout if layout in ("420", "422", "444", "gray") else "444"
-        for d in ([8] if depth <= 8 else [depth, 10, 12, 16]):
+        for d in [8] if depth <= 8 else [depth, 10, 12, 16]:
             name = yuv_name(lay, d)
             if lay == "gray" and d == 16:
                 name = "gray16le"
@@ -114,8 +114,14 @@ def choose_pix_fmt(codec: str, info_pix_fmt: str, depth: int, layout: str) -> st
 
 # 8-bit planar YUV formats whose planes a per-channel linear resampler (bicubic, lanczos) can scale directly,
 # with the chroma subsampling (log2 w, log2 h) of each.
-PLANAR_YUV8 = {"yuv420p": (1, 1), "yuvj420p": (1, 1), "yuv422p": (1, 0), "yuvj422p": (1, 0),
-               "yuv444p": (0, 0), "yuvj444p": (0, 0)}
+PLANAR_YUV8 = {
+    "yuv420p": (1, 1),
+    "yuvj420p": (1, 1),
+    "yuv422p": (1, 0),
+    "yuvj422p": (1, 0),
+    "yuv444p": (0, 0),
+    "yuvj444p": (0, 0),
+}
 
 
 def plane_sizes(pix_fmt: str, width: int, height: int) -> list[tuple[int, int]] | None:
@@ -132,8 +138,15 @@ def plane_sizes(pix_fmt: str, width: int, height: int) -> list[tuple[int, int]] 
 
 
 # (Kr, Kb) of the AVColorSpace matrices swscale knows; anything else converts as BT.601, swscale's default.
-_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
-          9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+_KR_KB = {
+    1: (0.2126, 0.0722),
+    4: (0.30, 0.11),
+    5: (0.299, 0.114),
+    6: (0.299, 0.114),
+    7: (0.212, 0.087),
+    9: (0.2627, 0.0593),
+    10: (0.2627, 0.0593),
+}
 
 
 def rgb_to_yuv(colorspace: int | None, color_range: int | None) -> list[list[float]]:
@@ -147,6 +160,8 @@ def rgb_to_yuv(colorspace: int | None, color_range: int | None) -> list[list[flo
     y0 = 0.0 if full else 16.0
     cb = [-kr / (2 * (1 - kb)), -kg / (2 * (1 - kb)), 0.5]
     cr = [0.5, -kg / (2 * (1 - kr)), -kb / (2 * (1 - kr))]
-    return [[kr * ys / 255, kg * ys / 255, kb * ys / 255, y0 / 255],
-            [v * cs / 255 for v in cb] + [128 / 255],
-            [v * cs / 255 for v in cr] + [128 / 255]]
+    return [
+        [kr * ys / 255, kg * ys / 255, kb * ys / 255, y0 / 255],
+        [v * cs / 255 for v in cb] + [128 / 255],
+        [v * cs / 255 for v in cr] + [128 / 255],
+    ]

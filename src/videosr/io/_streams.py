@@ -58,8 +58,16 @@ def _mov_text_extradata() -> bytes | None:
 
 def _copy_meta(src, dst) -> None:
     for k, v in src.metadata.items():
-        if k.upper() in ("DURATION", "ENCODER", "NUMBER_OF_FRAMES", "NUMBER_OF_BYTES", "_STATISTICS_TAGS",
-                         "_STATISTICS_WRITING_APP", "_STATISTICS_WRITING_DATE_UTC", "BPS"):
+        if k.upper() in (
+            "DURATION",
+            "ENCODER",
+            "NUMBER_OF_FRAMES",
+            "NUMBER_OF_BYTES",
+            "_STATISTICS_TAGS",
+            "_STATISTICS_WRITING_APP",
+            "_STATISTICS_WRITING_DATE_UTC",
+            "BPS",
+        ):
             continue
         try:
             dst.metadata[k] = v

@@ -34,9 +34,9 @@ import re
 import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterator
 
 import av
 import numpy as np
@@ -83,8 +83,10 @@ def _msg(e: BaseException) -> str:
 
 def _no_protocol(url: str) -> UsageError:
     scheme = url_scheme(url) or url
-    return UsageError(f"{url}: this FFmpeg build (PyAV's) has no {scheme}:// protocol; send MPEG-TS over "
-                      f"udp://HOST:PORT instead (or relay it with an ffmpeg that has {scheme})")
+    return UsageError(
+        f"{url}: this FFmpeg build (PyAV's) has no {scheme}:// protocol; send MPEG-TS over "
+        f"udp://HOST:PORT instead (or relay it with an ffmpeg that has {scheme})"
+    )
 
 
 @dataclass
@@ -130,13 +132,15 @@ class LiveSource:
             src, self.name = sys.stdin.buffer, "<stdin>"
         t0 = time.monotonic()
         try:
-            self._c = av.open(src, "r", format=fmt, options=opts, timeout=(self.timeout, self.timeout),
-                              metadata_errors="replace")
+            self._c = av.open(
+                src, "r", format=fmt, options=opts, timeout=(self.timeout, self.timeout), metadata_errors="replace"
+            )
         except av.error.ProtocolNotFoundError:
             raise _no_protocol(self.name) from None
         except av.error.ExitError:
-            raise InputError(f"{self.name}: no data within {self.timeout:g} s (--timeout): the source is "
-                             f"unreachable or silent") from None
+            raise InputError(
+                f"{self.name}: no data within {self.timeout:g} s (--timeout): the source is unreachable or silent"
+            ) from None
         except av.error.FFmpegError as e:
             raise InputError(f"{self.name}: cannot open the live source ({_msg(e)})") from None
         except (OSError, ValueError, EOFError) as e:
@@ -171,8 +175,7 @@ class LiveSource:
     def ended_error(self) -> str:
         """The message for a source that ended before its first frame."""
         if self.ended and self.ended.startswith("source silent"):
-            return (f"{self.name}: no video within {self.timeout:g} s (--timeout): the source is unreachable or "
-                    f"silent")
+            return f"{self.name}: no video within {self.timeout:g} s (--timeout): the source is unreachable or silent"
         return f"{self.name}: the stream ended before its first frame"
 
     def _frames(self) -> Iterator[LiveFrame]:
@@ -244,8 +247,9 @@ def open_live_source(src, *, timeout: float = 10.0) -> LiveSource:
         try:
             mode = os.stat(src).st_mode
         except OSError:
-            raise InputError(f"{src}: no such file, and not a live source (udp://, rtp://, rtsp://, tcp://, "
-                             f"/dev/videoN)") from None
+            raise InputError(
+                f"{src}: no such file, and not a live source (udp://, rtp://, rtsp://, tcp://, /dev/videoN)"
+            ) from None
         if stat.S_ISDIR(mode):
             raise UsageError(f"{src}: an image folder is not a live source")
         pace = stat.S_ISREG(mode)
@@ -254,13 +258,24 @@ def open_live_source(src, *, timeout: float = 10.0) -> LiveSource:
 
 # -- sinks ---------------------------------------------------------------------------------------------------
 
+
 class LiveSink:
     """Writes frames of ``width`` x ``height`` as they come (see the module docstring): :meth:`write` takes a
     yuv420p frame of that size (:func:`to_video_frame`) and its time in seconds from the first frame."""
 
-    def __init__(self, target: str, width: int, height: int, fps: Fraction | None, *, codec: str = "libx264",
-                 crf: int | None = None, preset: str | None = None, colorspace: int | None = None,
-                 color_range: int | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        width: int,
+        height: int,
+        fps: Fraction | None,
+        *,
+        codec: str = "libx264",
+        crf: int | None = None,
+        preset: str | None = None,
+        colorspace: int | None = None,
+        color_range: int | None = None,
+    ) -> None:
         self.target, self.width, self.height = target, width, height
         self.fps = Fraction(fps or 25).limit_denominator(1001000)
         self.frames_written = 0
@@ -285,10 +300,18 @@ class LiveSink:
                 url = _with_query(target, {"pkt_size": str(TS_PACKET)}) if scheme == "udp" else target
                 # PES lengths written where they fit (frames under 64 KB): a demuxer then hands a frame over as soon
                 # as it is complete, not when the next one begins
-                self._oc = av.open(url, "w", format="mpegts", options={"flush_packets": "1", "omit_video_pes_length":
-                                                                       "0"}, timeout=(10.0, 10.0))
-                opts = {"preset": str(preset or "ultrafast"), "tune": "zerolatency", "crf": str(23 if crf is None
-                                                                                            else crf)}
+                self._oc = av.open(
+                    url,
+                    "w",
+                    format="mpegts",
+                    options={"flush_packets": "1", "omit_video_pes_length": "0"},
+                    timeout=(10.0, 10.0),
+                )
+                opts = {
+                    "preset": str(preset or "ultrafast"),
+                    "tune": "zerolatency",
+                    "crf": str(23 if crf is None else crf),
+                }
                 self._vs = self._oc.add_stream("libx264", rate=self.fps, options=opts)
                 self._tb = MPEGTS_TB
                 self._vs.codec_context.time_base = MPEGTS_TB
@@ -395,9 +418,11 @@ def check_live_sink(target) -> str:
                 return "null"
         except OSError:
             pass
-    raise UsageError(f"{target}: --live writes udp://HOST:PORT (MPEG-TS; also tcp://, srt:// where FFmpeg has "
-                     f"it), - (y4m on stdout) or /dev/null, not a file (record it from the stream, e.g. "
-                     f"ffmpeg -i udp://... -c copy out.ts)")
+    raise UsageError(
+        f"{target}: --live writes udp://HOST:PORT (MPEG-TS; also tcp://, srt:// where FFmpeg has "
+        f"it), - (y4m on stdout) or /dev/null, not a file (record it from the stream, e.g. "
+        f"ffmpeg -i udp://... -c copy out.ts)"
+    )
 
 
 def open_live_sink(target, width: int, height: int, fps: Fraction | None, **kw) -> LiveSink | NullSink:
@@ -433,12 +458,18 @@ def scale_frame(f: av.VideoFrame, width: int, height: int) -> av.VideoFrame:
     """The cheap base: ``f`` scaled to ``width`` x ``height`` yuv420p by FFmpeg's bicubic (swscale, 8-bit in and
     out: about 3 ms for 1080p here, against 30 ms for the float MATLAB bicubic and its quantization)."""
     rng = 2 if f.format.name.startswith("yuvj") else None
-    return f.reformat(width=width, height=height, format="yuv420p", interpolation="BICUBIC",
-                      **({"src_color_range": rng, "dst_color_range": rng} if rng else {}))
+    return f.reformat(
+        width=width,
+        height=height,
+        format="yuv420p",
+        interpolation="BICUBIC",
+        **({"src_color_range": rng, "dst_color_range": rng} if rng else {}),
+    )
 
 
-def to_video_frame(image, width: int, height: int, colorspace: int | None = None,
-                   color_range: int | None = None) -> av.VideoFrame:
+def to_video_frame(
+    image, width: int, height: int, colorspace: int | None = None, color_range: int | None = None
+) -> av.VideoFrame:
     """A model's output, 4:2:0 planes (float (h, w) tensors in [0, 1]) or a (3, H, W) RGB float tensor, as a
     yuv420p frame of ``width`` x ``height`` for a sink: quantized (rounded, clamped), RGB converted with the
     source's matrix and range. An output a few pixels larger (odd source sizes) is cropped, one of another size
@@ -466,5 +497,6 @@ def _fit(p: torch.Tensor, h: int, w: int) -> torch.Tensor:
         return p
     if 0 <= ph - h <= 8 and 0 <= pw - w <= 8:
         return p[..., :h, :w]
-    return torch.nn.functional.interpolate(p[None].float(), size=(h, w), mode="bilinear", align_corners=False,
-                                           antialias=ph > h or pw > w)[0]
+    return torch.nn.functional.interpolate(
+        p[None].float(), size=(h, w), mode="bilinear", align_corners=False, antialias=ph > h or pw > w
+    )[0]

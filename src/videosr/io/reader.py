@@ -29,8 +29,8 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Iterator
 
 import av
 import numpy as np
@@ -47,8 +47,10 @@ IMAGE_FPS = Fraction(25)
 
 STDIN_PATHS = ("/dev/stdin", "/dev/fd/0", "/proc/self/fd/0")
 STDIN_CLOSED = "<stdin>: standard input is closed (nothing to read); pipe y4m into videosr or give an input file"
-STREAM_HINT = ("a pipe or device is read once, from its start, without seeking: send y4m, mkv, ts or nut (an mp4 "
-               "streams only with its moov index at the front: ffmpeg -movflags +faststart)")
+STREAM_HINT = (
+    "a pipe or device is read once, from its start, without seeking: send y4m, mkv, ts or nut (an mp4 "
+    "streams only with its moov index at the front: ffmpeg -movflags +faststart)"
+)
 
 _KEEP_VIDEO_META = ("language", "title", "handler_name")
 _DROP_CONTAINER_META = ("encoder", "major_brand", "minor_version", "compatible_brands", "creation_time")
@@ -57,8 +59,7 @@ _DROP_CONTAINER_META = ("encoder", "major_brand", "minor_version", "compatible_b
 def _check_size(w: int, h: int, what: str) -> None:
     if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_PIXELS:
         raise InputError(
-            f"{what}: declared frame size {w}x{h} is too large "
-            f"(limit {MAX_SIDE} per side, {MAX_PIXELS} pixels)"
+            f"{what}: declared frame size {w}x{h} is too large (limit {MAX_SIDE} per side, {MAX_PIXELS} pixels)"
         )
 
 
@@ -136,8 +137,16 @@ class VideoReader:
 
     planes = False
 
-    def __init__(self, src, *, name: str, source: str | None, format: str | None = None, threads: int = 0,
-                 hint: str | None = None):
+    def __init__(
+        self,
+        src,
+        *,
+        name: str,
+        source: str | None,
+        format: str | None = None,
+        threads: int = 0,
+        hint: str | None = None,
+    ):
         self.name = name
         try:
             self._c = av.open(src, "r", format=format, metadata_errors="replace")
@@ -237,9 +246,7 @@ class VideoReader:
             subtitle_streams=n_sub,
             display_matrix=matrix,
             metadata={k: v for k, v in s.metadata.items() if k.lower() in _KEEP_VIDEO_META},
-            container_metadata={
-                k: v for k, v in c.metadata.items() if k.lower() not in _DROP_CONTAINER_META
-            },
+            container_metadata={k: v for k, v in c.metadata.items() if k.lower() not in _DROP_CONTAINER_META},
             chroma=_pixfmt.chroma(pix_fmt),
         )
         self._deep = depth > 8
@@ -521,8 +528,10 @@ def open_input(path, *, threads: int = 0, fps=None):
         if path == "-" or hasattr(path, "read") or (os.path.exists(path) and not os.path.isdir(path)):
             from ..errors import UsageError
 
-            raise UsageError(f"--fps sets the frame rate of an image-folder INPUT; {path} is a video, which has its "
-                             "own timing (re-time it with ffmpeg first)")
+            raise UsageError(
+                f"--fps sets the frame rate of an image-folder INPUT; {path} is a video, which has its "
+                "own timing (re-time it with ffmpeg first)"
+            )
     if path == "-":
         if sys.stdin is None:  # started with stdin closed (`<&-`)
             raise InputError(STDIN_CLOSED)

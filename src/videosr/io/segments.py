@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
-import warnings
 import json
+import logging
 import os
 import struct
+import warnings
+from collections.abc import Iterator
 from fractions import Fraction
-from typing import Iterator
 
 import av
 
@@ -97,9 +97,22 @@ class SegmentWriter(_w.VideoWriter):
     """Encodes frames into a segment file (see module docstring). ``last_pts``: the last pts of the
     previous segment, so timestamp repair continues across segments exactly as in a single pass."""
 
-    def __init__(self, path: str, fmt: str, info: VideoInfo, width: int, height: int, *, codec: str,
-                 crf=None, preset=None, pix_fmt=None, threads: int = 0, last_pts: int | None = None,
-                 tag: dict | None = None):
+    def __init__(
+        self,
+        path: str,
+        fmt: str,
+        info: VideoInfo,
+        width: int,
+        height: int,
+        *,
+        codec: str,
+        crf=None,
+        preset=None,
+        pix_fmt=None,
+        threads: int = 0,
+        last_pts: int | None = None,
+        tag: dict | None = None,
+    ):
         self.seg_path = path
         self._part = path + ".part"
         self._fh = None
@@ -110,16 +123,33 @@ class SegmentWriter(_w.VideoWriter):
             self._fh = open(self._part, "wb")
         except OSError as e:
             raise _w.write_error(e, path) from None
-        super().__init__(os.devnull, fmt, info, width, height, codec=codec, crf=crf, preset=preset,
-                         pix_fmt=pix_fmt, threads=threads, final=path, tmp=None, overwrite=True,
-                         copy_streams=False)
+        super().__init__(
+            os.devnull,
+            fmt,
+            info,
+            width,
+            height,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            threads=threads,
+            final=path,
+            tmp=None,
+            overwrite=True,
+            copy_streams=False,
+        )
         self._last_pts = last_pts
         cc = self._vs.codec_context
         tb = Fraction(self._tb)
         header = {
-            "codec": cc.name, "width": width, "height": height, "pix_fmt": self.pix_fmt,
+            "codec": cc.name,
+            "width": width,
+            "height": height,
+            "pix_fmt": self.pix_fmt,
             "time_base": [tb.numerator, tb.denominator],
-            "extradata": bytes(cc.extradata or b"").hex(), **(tag or {}),
+            "extradata": bytes(cc.extradata or b"").hex(),
+            **(tag or {}),
         }
         self._put(MAGIC)
         raw = json.dumps(header, sort_keys=True).encode()
@@ -140,8 +170,11 @@ class SegmentWriter(_w.VideoWriter):
         data = bytes(packet)
         if not data:
             return
-        flags = (_KEY if packet.is_keyframe else 0) | (_HAS_PTS if packet.pts is not None else 0) | (
-            _HAS_DTS if packet.dts is not None else 0)
+        flags = (
+            (_KEY if packet.is_keyframe else 0)
+            | (_HAS_PTS if packet.pts is not None else 0)
+            | (_HAS_DTS if packet.dts is not None else 0)
+        )
         tb = packet.time_base
         pts, dts = packet.pts or 0, packet.dts or 0
         if tb is not None and Fraction(tb) != Fraction(self._tb):  # never seen; keep it exact anyway
@@ -215,7 +248,7 @@ def read_segment(path: str) -> tuple[dict, Iterator[tuple[int, int | None, int |
             while True:
                 head = fh.read(_REC.size)
                 if head[: len(END)] == END and len(head) < _REC.size + 1:
-                    rest = head[len(END):] + fh.read(8 - (len(head) - len(END)))
+                    rest = head[len(END) :] + fh.read(8 - (len(head) - len(END)))
                     if len(rest) != 8 or struct.unpack("<Q", rest)[0] != count:
                         raise OutputError(f"{path}: segment trailer does not match its packets")
                     return
@@ -240,16 +273,32 @@ def _check_segment(path: str, header: dict, expect: dict | None, packets: int | 
         return
     for k, v in expect["tag"].items():
         if header.get(k) != v:
-            raise ResumeError(f"{path}: segment of another job or another place ({k} {header.get(k)!r}, not "
-                              f"{v!r}); the resume state is damaged: delete it and start again")
+            raise ResumeError(
+                f"{path}: segment of another job or another place ({k} {header.get(k)!r}, not "
+                f"{v!r}); the resume state is damaged: delete it and start again"
+            )
     if packets is not None and packets != expect["frames"]:
-        raise ResumeError(f"{path}: segment holds {packets} frames, not {expect['frames']}; the resume state is "
-                          f"damaged: delete it and start again")
+        raise ResumeError(
+            f"{path}: segment holds {packets} frames, not {expect['frames']}; the resume state is "
+            f"damaged: delete it and start again"
+        )
 
 
-def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, height: int, *,
-                    codec: str, crf=None, preset=None, pix_fmt=None, tmp: str, threads: int = 0,
-                    expect: list[dict] | None = None) -> int:
+def concat_segments(
+    paths: list[str],
+    output: str,
+    info: VideoInfo,
+    width: int,
+    height: int,
+    *,
+    codec: str,
+    crf=None,
+    preset=None,
+    pix_fmt=None,
+    tmp: str,
+    threads: int = 0,
+    expect: list[dict] | None = None,
+) -> int:
     """Mux the packets of ``paths`` (in order) into the file ``tmp``, in the container ``output`` names,
     with the source's audio/subtitle streams copied; fsync it. Returns the number of video packets.
     ``expect``: per path, what :func:`_check_segment` verifies (tag and frame count).
@@ -269,9 +318,22 @@ def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, 
     w = None
     n = 0
     try:
-        w = _w.VideoWriter(tmp, fmt, info, width, height, codec=codec, crf=crf, preset=preset,
-                           pix_fmt=pix_fmt, threads=threads, final=output, tmp=None, overwrite=True,
-                           copy_streams=True)
+        w = _w.VideoWriter(
+            tmp,
+            fmt,
+            info,
+            width,
+            height,
+            codec=codec,
+            crf=crf,
+            preset=preset,
+            pix_fmt=pix_fmt,
+            threads=threads,
+            final=output,
+            tmp=None,
+            overwrite=True,
+            copy_streams=True,
+        )
         vs = w._vs
         want = bytes(vs.codec_context.extradata or b"").hex()
         last_dts = None
@@ -281,8 +343,10 @@ def concat_segments(paths: list[str], output: str, info: VideoInfo, width: int, 
             _check_segment(path, header, seg_expect)
             seg_packets = 0
             if header.get("extradata", "") != want:
-                raise OutputError(f"{path}: encoded with different codec settings than {output} "
-                                  f"(extradata differs); delete the resume state and start again")
+                raise OutputError(
+                    f"{path}: encoded with different codec settings than {output} "
+                    f"(extradata differs); delete the resume state and start again"
+                )
             tb = Fraction(*header["time_base"])
             for flags, pts, dts, dur, data in pkts:
                 if dts is not None and last_dts is not None and dts <= last_dts:

@@ -57,10 +57,17 @@ from .convert import tensor_to_image, tensor_to_planes, tensors_to_frame_planes
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm", ".y4m": "yuv4mpegpipe"}
 CODEC_ALIASES = {
-    "h264": "libx264", "x264": "libx264", "avc": "libx264",
-    "h265": "libx265", "hevc": "libx265", "x265": "libx265",
-    "av1": "libsvtav1", "svtav1": "libsvtav1", "svt-av1": "libsvtav1",
-    "vp9": "libvpx-vp9", "libvpx": "libvpx-vp9",
+    "h264": "libx264",
+    "x264": "libx264",
+    "avc": "libx264",
+    "h265": "libx265",
+    "hevc": "libx265",
+    "x265": "libx265",
+    "av1": "libsvtav1",
+    "svtav1": "libsvtav1",
+    "svt-av1": "libsvtav1",
+    "vp9": "libvpx-vp9",
+    "libvpx": "libvpx-vp9",
 }
 CODEC_DEFAULTS = {
     "libx264": {"crf": 18, "preset": "medium"},
@@ -90,8 +97,10 @@ def write_error(e: BaseException, path: str) -> VideosrError:
     if isinstance(e, MemoryError) or getattr(e, "errno", None) == errno.ENOMEM:
         from ..errors import OutOfMemoryError
 
-        return OutOfMemoryError(f"{path}: out of memory while encoding; use --tile auto or a smaller --tile, "
-                                f"--chunk 1, a smaller --scale, or free some memory")
+        return OutOfMemoryError(
+            f"{path}: out of memory while encoding; use --tile auto or a smaller --tile, "
+            f"--chunk 1, a smaller --scale, or free some memory"
+        )
     if getattr(e, "errno", None) == errno.ENAMETOOLONG:
         return OutputError(f"{path}: file name too long for this file system")
     msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
@@ -99,10 +108,24 @@ def write_error(e: BaseException, path: str) -> VideosrError:
 
 
 CRF_RANGES = {"libx264": (0, 51), "libx265": (0, 51), "libsvtav1": (1, 63), "libvpx-vp9": (0, 63)}
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")
-PRESETS = {"libx264": X26X_PRESETS, "libx265": X26X_PRESETS,
-           "libsvtav1": tuple(str(i) for i in range(14)), "libvpx-vp9": tuple(str(i) for i in range(9))}
+X26X_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
+PRESETS = {
+    "libx264": X26X_PRESETS,
+    "libx265": X26X_PRESETS,
+    "libsvtav1": tuple(str(i) for i in range(14)),
+    "libvpx-vp9": tuple(str(i) for i in range(9)),
+}
 
 
 def check_encoder_options(codec: str, crf, preset) -> str:
@@ -117,14 +140,17 @@ def check_encoder_options(codec: str, crf, preset) -> str:
     if crf is not None:
         lo, hi = CRF_RANGES[name]
         if isinstance(crf, bool) or not isinstance(crf, int) or not lo <= crf <= hi:
-            raise UsageError(f"--crf {crf} is out of range for {name} ({lo}..{hi}; lower is better quality, "
-                             f"default {CODEC_DEFAULTS[name]['crf']})")
+            raise UsageError(
+                f"--crf {crf} is out of range for {name} ({lo}..{hi}; lower is better quality, "
+                f"default {CODEC_DEFAULTS[name]['crf']})"
+            )
     if preset is not None:
         ok = PRESETS[name]
         if str(preset) not in ok:
             what = ", ".join(ok) if name in ("libx264", "libx265") else f"{ok[0]}..{ok[-1]}, lower is slower"
-            raise UsageError(f"unknown {name} --preset {preset!r} (use {what}; default "
-                             f"{CODEC_DEFAULTS[name]['preset']})")
+            raise UsageError(
+                f"unknown {name} --preset {preset!r} (use {what}; default {CODEC_DEFAULTS[name]['preset']})"
+            )
     return name
 
 
@@ -146,8 +172,10 @@ def check_encoder_size(codec: str, width: int, height: int) -> None:
             st.pix_fmt = "yuv420p" if name != "ffv1" else "yuv444p"
             st.codec_context.open()
     except (av.error.FFmpegError, ValueError) as e:
-        raise UsageError(f"{name} cannot encode {width}x{height} frames ({e.__class__.__name__}); use a smaller "
-                         f"--scale or --codec libx265 / libvpx-vp9 / ffv1") from None
+        raise UsageError(
+            f"{name} cannot encode {width}x{height} frames ({e.__class__.__name__}); use a smaller "
+            f"--scale or --codec libx265 / libvpx-vp9 / ffv1"
+        ) from None
 
 
 TEMP_RESERVE = 24  # bytes after the temp prefix: PID (up to 7 digits), "-", 8 hex digits, ".webm"/".old"
@@ -159,7 +187,7 @@ def _temp_prefix(final: str) -> tuple[str, str]:
     from ..lock import hidden_name
 
     d, base = os.path.split(os.path.abspath(final))
-    return d, hidden_name(d, base.rstrip('/') or 'output', ".videosr-tmp-", TEMP_RESERVE)
+    return d, hidden_name(d, base.rstrip("/") or "output", ".videosr-tmp-", TEMP_RESERVE)
 
 
 def _temp_path(final: str, suffix: str) -> str:
@@ -205,7 +233,7 @@ def sweep_temps(final: str) -> None:
     except OSError:
         return
     for name in names:
-        m = _TEMP_TAIL.fullmatch(name[len(prefix):]) if name.startswith(prefix) else None
+        m = _TEMP_TAIL.fullmatch(name[len(prefix) :]) if name.startswith(prefix) else None
         if m is None:
             continue
         pid = int(m.group(1))
@@ -241,15 +269,18 @@ def output_kind(path, format: str | None = None) -> str:
         return "null"
     for test, what in _SPECIAL:
         if test(mode):
-            raise OutputError(f"{bare}: is a {what}; videosr writes only regular files and folders "
-                              f"(use - for y4m on stdout)")
+            raise OutputError(
+                f"{bare}: is a {what}; videosr writes only regular files and folders (use - for y4m on stdout)"
+            )
     if format == "png" or path.endswith(("/", os.sep)) or is_ours(bare):
         return "png"
     ext = os.path.splitext(path)[1].lower()
     if ext in CONTAINERS:
         return CONTAINERS[ext]
-    raise UsageError(f"{path}: unknown output type {ext or '(no extension)'}; name a video file "
-                     f"({' '.join(CONTAINERS)}), - for y4m on stdout, or add --format png for a folder of PNGs")
+    raise UsageError(
+        f"{path}: unknown output type {ext or '(no extension)'}; name a video file "
+        f"({' '.join(CONTAINERS)}), - for y4m on stdout, or add --format png for a folder of PNGs"
+    )
 
 
 def _check_replaceable(final: str, overwrite: bool) -> None:
@@ -263,8 +294,10 @@ def _check_replaceable(final: str, overwrite: bool) -> None:
         if not os.listdir(final):
             return
         if not is_ours(final):
-            raise OutputError(f"{final}: is a folder videosr did not write (no {MARKER} file in it); not "
-                              f"replacing it, even with --overwrite: choose another OUTPUT")
+            raise OutputError(
+                f"{final}: is a folder videosr did not write (no {MARKER} file in it); not "
+                f"replacing it, even with --overwrite: choose another OUTPUT"
+            )
     elif not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
         raise OutputError(f"{final}: is not a regular file; not replacing it, even with --overwrite")
     if not overwrite:
@@ -365,21 +398,38 @@ def _timing(fmt: str, info: VideoInfo, fps: Fraction) -> tuple[Fraction, Fractio
             kind = "WebM" if fmt == "webm" else "Matroska"
             f = Fraction(info.fps)
             shown = f.numerator if f.denominator == 1 else round(float(f), 3)
-            note = (f"{kind} stores timestamps in milliseconds, and this {shown} fps video's frames are "
-                    f"less than 1 ms apart: they are written 1 ms apart (it plays slower, at 1000 fps"
-                    f"{'; the audio will not line up' if info.audio_streams else ''}); use .mp4 or .mov to keep "
-                    f"its timing")
+            note = (
+                f"{kind} stores timestamps in milliseconds, and this {shown} fps video's frames are "
+                f"less than 1 ms apart: they are written 1 ms apart (it plays slower, at 1000 fps"
+                f"{'; the audio will not line up' if info.audio_streams else ''}); use .mp4 or .mov to keep "
+                f"its timing"
+            )
     elif fmt in ("mp4", "mov") and (not info.fps or info.fps > MOV_FINE_FPS) and tb.denominator > 1000:
-        opts["movie_timescale"] = str(min(tb.denominator, 2 ** 31 - 1))
+        opts["movie_timescale"] = str(min(tb.denominator, 2**31 - 1))
     return tb, rate, opts, note
 
 
 class VideoWriter(_Atomic):
     """Encodes frames into a container (file or y4m stream); see module docstring."""
 
-    def __init__(self, target, fmt: str, info: VideoInfo, width: int, height: int, *, codec: str,
-                 crf, preset, pix_fmt, threads: int, final: str | None, tmp: str | None,
-                 overwrite: bool, copy_streams: bool):
+    def __init__(
+        self,
+        target,
+        fmt: str,
+        info: VideoInfo,
+        width: int,
+        height: int,
+        *,
+        codec: str,
+        crf,
+        preset,
+        pix_fmt,
+        threads: int,
+        final: str | None,
+        tmp: str | None,
+        overwrite: bool,
+        copy_streams: bool,
+    ):
         self.path = final or "<stdout>"
         self.final, self.tmp, self.overwrite = final, tmp, overwrite
         self.width, self.height = width, height
@@ -428,7 +478,9 @@ class VideoWriter(_Atomic):
             w, h = self.width, self.height
             lo = MIN_SIZE.get(codec, 1)
             if w < lo or h < lo:
-                raise UsageError(f"{codec} cannot encode frames smaller than {lo}x{lo} (got {w}x{h}); use ffv1 or libx264")
+                raise UsageError(
+                    f"{codec} cannot encode frames smaller than {lo}x{lo} (got {w}x{h}); use ffv1 or libx264"
+                )
             if not pix_fmt and (w % 2 or h % 2) and codec in ("libx264", "libx265", "ffv1"):
                 lay = _pixfmt.chroma(pf)
                 if lay in ("420", "422", "411", "410", "440"):
@@ -498,8 +550,10 @@ class VideoWriter(_Atomic):
                     from ..errors import InputError
 
                     msg = getattr(e, "strerror", None) or str(e)
-                    raise InputError(f"{info.source}: cannot read the input again for its audio and subtitles "
-                                     f"({msg}); was it moved or deleted during the run?") from None
+                    raise InputError(
+                        f"{info.source}: cannot read the input again for its audio and subtitles "
+                        f"({msg}); was it moved or deleted during the run?"
+                    ) from None
         self._deep_out = _pixfmt.bit_depth(pf) > 8
         if codec == "libsvtav1":
             os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's own ~20 info lines per encoder: errors only
@@ -510,8 +564,10 @@ class VideoWriter(_Atomic):
                 raise write_error(e, self.path) from None
             msg = getattr(e, "strerror", None) or str(e)
             # not the output's fault: these settings (codec, size, pix_fmt) cannot be encoded (exit 2)
-            raise UsageError(f"{self.path}: {cc.name} cannot encode {self.width}x{self.height} {pf} ({msg}); "
-                             f"try another --codec or --pix-fmt") from None
+            raise UsageError(
+                f"{self.path}: {cc.name} cannot encode {self.width}x{self.height} {pf} ({msg}); "
+                f"try another --codec or --pix-fmt"
+            ) from None
 
     # -- writing ------------------------------------------------------------------------------
     def _mux(self, packet) -> None:
@@ -605,8 +661,13 @@ class VideoWriter(_Atomic):
                 f"frame {frame.index}: expected a ({self.height}, {self.width}, 3) image, got {tuple(img.shape)}"
             )
         try:
-            vf = (self.planes_to_video_frame(img) if is_planes else
-                  self.tensor_to_video_frame(img) if is_tensor else self.to_video_frame(img))
+            vf = (
+                self.planes_to_video_frame(img)
+                if is_planes
+                else self.tensor_to_video_frame(img)
+                if is_tensor
+                else self.to_video_frame(img)
+            )
             vf.pts = self._pts(frame)
             vf.time_base = self._tb
             self._mux_video(self._vs.encode(vf))
@@ -727,8 +788,9 @@ class ImageFolderWriter(_Atomic):
         self._closed = True
         try:
             final = self.final
-            self._write_file(os.path.join(self.tmp, MARKER),
-                             b"written by videosr: --overwrite may replace this folder\n")
+            self._write_file(
+                os.path.join(self.tmp, MARKER), b"written by videosr: --overwrite may replace this folder\n"
+            )
             old = None
             if os.path.lexists(final):
                 try:
@@ -780,9 +842,21 @@ class NullWriter(_Atomic):
         self._closed = True
 
 
-def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = "libx264",
-                crf: int | None = None, preset: str | None = None, pix_fmt: str | None = None,
-                overwrite: bool = False, threads: int = 0, copy_streams: bool = True, format: str | None = None):
+def open_output(
+    path,
+    info: VideoInfo,
+    width: int,
+    height: int,
+    *,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    overwrite: bool = False,
+    threads: int = 0,
+    copy_streams: bool = True,
+    format: str | None = None,
+):
     """Open an atomic, streaming writer for frames of ``width`` x ``height``.
 
     ``path``: a file whose extension picks the container (.mp4 .m4v .mkv .mov .webm .y4m); a folder of
@@ -800,9 +874,22 @@ def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = 
         warn("ffv1 has no presets; preset ignored")
     if path == "-" or hasattr(path, "write"):
         target = sys.stdout.buffer if path == "-" else path
-        return VideoWriter(target, "yuv4mpegpipe", info, width, height, codec="wrapped_avframe", crf=None,
-                           preset=None, pix_fmt=pix_fmt, threads=threads, final=None, tmp=None,
-                           overwrite=True, copy_streams=False)
+        return VideoWriter(
+            target,
+            "yuv4mpegpipe",
+            info,
+            width,
+            height,
+            codec="wrapped_avframe",
+            crf=None,
+            preset=None,
+            pix_fmt=pix_fmt,
+            threads=threads,
+            final=None,
+            tmp=None,
+            overwrite=True,
+            copy_streams=False,
+        )
     path = os.fspath(path)
     kind = output_kind(path, format)
     if kind == "null":
@@ -840,8 +927,22 @@ def open_output(path, info: VideoInfo, width: int, height: int, *, codec: str = 
         os.close(fd)
     except OSError as e:
         raise write_error(e, path) from None
-    return VideoWriter(tmp, fmt, info, width, height, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                       threads=threads, final=path, tmp=tmp, overwrite=overwrite, copy_streams=copy_streams)
+    return VideoWriter(
+        tmp,
+        fmt,
+        info,
+        width,
+        height,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        threads=threads,
+        final=path,
+        tmp=tmp,
+        overwrite=overwrite,
+        copy_streams=copy_streams,
+    )
 
 
 def check_output_path(output, format: str | None, overwrite: bool) -> None:

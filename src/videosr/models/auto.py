@@ -27,16 +27,39 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from .registry import VARIANTS, WEIGHTS_DIR, Variant, list_models
 
 MIN_FLOOR_FRACTION = 0.25  # the default: the best model that runs at >= 0.25x a plain FFmpeg upscale
 QUALITIES = ("auto", "fast", "best")
-LOSSLESS_CODECS = frozenset({"rawvideo", "ffv1", "huffyuv", "ffvhuff", "utvideo", "png", "apng", "qtrle",
-                             "magicyuv", "v210", "v410", "r210", "bmp", "tiff", "pam", "ppm", "pgm", "qoi",
-                             "flashsv", "zlib", "lagarith", "yuv4"})
+LOSSLESS_CODECS = frozenset(
+    {
+        "rawvideo",
+        "ffv1",
+        "huffyuv",
+        "ffvhuff",
+        "utvideo",
+        "png",
+        "apng",
+        "qtrle",
+        "magicyuv",
+        "v210",
+        "v410",
+        "r210",
+        "bmp",
+        "tiff",
+        "pam",
+        "ppm",
+        "pgm",
+        "qoi",
+        "flashsv",
+        "zlib",
+        "lagarith",
+        "yuv4",
+    }
+)
 LOSSLESS_IMAGES = frozenset({".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".webp"})
 PROBE_FRAMES = 48  # frames of the input decoded to measure its quantiser / bits per pixel
 
@@ -65,7 +88,7 @@ def cpu_kind() -> str:
     return "amx" if (cpu_has_native_bf16() and cpu_has_fast_bf16()) else "no-amx"
 
 
-@lru_cache(maxsize=None)
+@cache
 def committed_table(name: str) -> dict:
     """A committed measurement table of the weights folder (speed.json, quality.json), {} when absent."""
     p = WEIGHTS_DIR / name
@@ -208,15 +231,19 @@ def choose(scale: int, src: Source | None = None, quality: str = "auto", kind: s
     cands = [v for v in list_models() if v.scale == scale and v.weights and v.vid4_degradation == "BI"]
     if not cands:
         have = sorted({v.scale for v in list_models() if v.weights and v.vid4_degradation == "BI"})
-        return Choice("bicubic", f"no trained x{scale} model ships, so plain bicubic interpolation (no learned detail; "
-                                 f"trained models ship for {', '.join(f'x{s}' for s in have) or 'no scale'})")
+        return Choice(
+            "bicubic",
+            f"no trained x{scale} model ships, so plain bicubic interpolation (no learned detail; "
+            f"trained models ship for {', '.join(f'x{s}' for s in have) or 'no scale'})",
+        )
     what = "clean input" if src is None or src.crf is None else f"input at ~x264 CRF {src.crf:.0f}"
     fast = {v.name: speed(v, kind) for v in cands}
     if quality == "fast":
         known = [v for v in cands if fast[v.name] is not None]
         v = max(known or cands, key=lambda o: (fast[o.name] or 0, expected_psnr(o, src) or 0))
-        return Choice(v.name, f"--quality fast: the fastest trained x{scale} model on this CPU ({kind}"
-                              f"{_frac(fast[v.name])})")
+        return Choice(
+            v.name, f"--quality fast: the fastest trained x{scale} model on this CPU ({kind}{_frac(fast[v.name])})"
+        )
     pool = cands
     bar = ""
     if quality == "auto" and all(f is None for f in fast.values()):
@@ -227,8 +254,11 @@ def choose(scale: int, src: Source | None = None, quality: str = "auto", kind: s
         if not pool:
             known = [v for v in cands if fast[v.name] is not None] or cands
             v = max(known, key=lambda o: fast[o.name] or 0)
-            return Choice(v.name, f"no model reaches {MIN_FLOOR_FRACTION}x the floor on this CPU ({kind}): the "
-                                  f"fastest{_frac(fast[v.name])}")
+            return Choice(
+                v.name,
+                f"no model reaches {MIN_FLOOR_FRACTION}x the floor on this CPU ({kind}): the "
+                f"fastest{_frac(fast[v.name])}",
+            )
     scored = [(expected_psnr(v, src), v) for v in pool]
     measured = [(s, v) for s, v in scored if s is not None]
     if not measured:  # nothing measured for this kind of input: the best on clean input

@@ -28,8 +28,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..resample import upsample
-from .layers import (ResidualBlock, add_planes, bicubic_upsample_conv, clamp_cells, full_precision,
-                     rgb_to_yuv_image, upsample_weights, yuv420_fold)
+from .layers import (
+    ResidualBlock,
+    add_planes,
+    bicubic_upsample_conv,
+    clamp_cells,
+    full_precision,
+    rgb_to_yuv_image,
+    upsample_weights,
+    yuv420_fold,
+)
 from .registry import Variant, register_arch, register_variant
 
 
@@ -41,9 +49,18 @@ class FastVSR(nn.Module):
     # an int8 trunk (videosr.int8.Int8Trunk, set by videosr.int8.int8_model on a copy): runs feat, fuse and body
     int8_trunk = None
 
-    def __init__(self, scale: int = 4, frames: int = 3, causal: bool = False, feat: int = 16,
-                 width: int = 32, blocks: int = 1, down: int = 2, out_kernel: int = 1,
-                 residual: str = "nearest") -> None:
+    def __init__(
+        self,
+        scale: int = 4,
+        frames: int = 3,
+        causal: bool = False,
+        feat: int = 16,
+        width: int = 32,
+        blocks: int = 1,
+        down: int = 2,
+        out_kernel: int = 1,
+        residual: str = "nearest",
+    ) -> None:
         super().__init__()
         if frames < 1 or (not causal and frames % 2 == 0):
             raise ValueError(f"frames must be odd (centred window) unless causal, got {frames}")
@@ -70,8 +87,9 @@ class FastVSR(nn.Module):
             self.register_buffer("base", upsample_weights(residual, scale, down, out_kernel), persistent=False)
         self.act = nn.LeakyReLU(0.1, inplace=True)
 
-    def _features(self, x: torch.Tensor, keep: tuple[int, int] | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _features(
+        self, x: torch.Tensor, keep: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, 3, H, W) -> trunk output (B*T', width, h', w'), the padded frames (B*T, 3, H2 + 2dr, W2 + 2dr)
         and their unshuffle (B*T, 3*d*d, h'+2r, w'+2r). ``keep = (a, b)``: fuse only the windows of frames
         a..b-1 (T' = b - a; default all T)."""
@@ -84,13 +102,14 @@ class FastVSR(nn.Module):
         hh, ww = u.shape[-2] - 2 * r, u.shape[-1] - 2 * r
         # each output frame's window, edge frames replicated
         a, z = keep if keep is not None else (0, t)
-        idx = (torch.arange(a, z, device=x.device)[:, None]
-               + torch.tensor(self.offsets, device=x.device)).clamp(0, t - 1)  # (T', n)
+        idx = (torch.arange(a, z, device=x.device)[:, None] + torch.tensor(self.offsets, device=x.device)).clamp(
+            0, t - 1
+        )  # (T', n)
         if self.int8_trunk is not None:  # feat, fuse and body in int8 (videosr.int8); the rest stays float
             flat = (torch.arange(b, device=x.device)[:, None, None] * t + idx).reshape(-1, idx.shape[1])
-            return self.int8_trunk(u[..., r:r + hh, r:r + ww], flat), frames, u  # (B*T', width, h', w')
+            return self.int8_trunk(u[..., r : r + hh, r : r + ww], flat), frames, u  # (B*T', width, h', w')
         # per-frame features, once per frame
-        f = self.act(self.feat(u[..., r:r + hh, r:r + ww]))  # (B*T, feat, h', w')
+        f = self.act(self.feat(u[..., r : r + hh, r : r + ww]))  # (B*T, feat, h', w')
         f = f.reshape(b, t, -1, hh, ww)  # (B, T, feat, h', w')
         # fusion: gather each output frame's window
         win = f[:, idx].reshape(b * (z - a), -1, hh, ww)  # (B*T', n*feat, h', w')
@@ -146,8 +165,9 @@ class FastVSR(nn.Module):
         dev = self.to_rgb.weight.device
         return w1.float().to(dev), bias.float().to(dev)
 
-    def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_planes(
+        self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, 3, H, W) RGB in [0, 1] -> the output as 4:2:0 video planes, for the video pipeline:
         Y (B, T', sH, sW), U and V (B, T', sH/2, sW/2), in [0, 1] code units, float32.
 
@@ -183,59 +203,119 @@ class FastVSR(nn.Module):
         clamp_cells((ys, uvs[:, 0], uvs[:, 1]), y, self.to_rgb, lr, "cubic", s, d, rgb_to_yuv)
         ys, uvs = ys[:, : s * h, : s * w], uvs[..., : s * h // 2, : s * w // 2]  # odd LR sizes: crop
         tk = z - a
-        return (ys.reshape(b, tk, *ys.shape[-2:]), uvs[:, 0].reshape(b, tk, *uvs.shape[-2:]),
-                uvs[:, 1].reshape(b, tk, *uvs.shape[-2:]))
+        return (
+            ys.reshape(b, tk, *ys.shape[-2:]),
+            uvs[:, 0].reshape(b, tk, *uvs.shape[-2:]),
+            uvs[:, 1].reshape(b, tk, *uvs.shape[-2:]),
+        )
 
 
 _FAST_NOTE = "no weights shipped yet: train with `videosr train`"
-TRAINING_DATA = ("videosr training set (scripts/build_dataset.py): 39 photos and 15 real video runs from Debian "
-                 "opencv-doc, plasma-workspace-wallpapers, mate-backgrounds and scikit-image, with synthetic "
-                 "camera motion; no test-set images")
-_FAST = {"frames": 3, "causal": False, "feat": 16, "width": 32, "blocks": 1, "down": 2, "out_kernel": 1,
-         "residual": "bicubic"}
+TRAINING_DATA = (
+    "videosr training set (scripts/build_dataset.py): 39 photos and 15 real video runs from Debian "
+    "opencv-doc, plasma-workspace-wallpapers, mate-backgrounds and scikit-image, with synthetic "
+    "camera motion; no test-set images"
+)
+_FAST = {
+    "frames": 3,
+    "causal": False,
+    "feat": 16,
+    "width": 32,
+    "blocks": 1,
+    "down": 2,
+    "out_kernel": 1,
+    "residual": "bicubic",
+}
 for _v in [
-    Variant(name="fast-x4", arch="fastvsr", scale=4, kwargs=_FAST,
-            weights="fast-x4.safetensors",
-            sha256="5ef6c2e6ed0651651c4ab4e1f22888168db1ef58c526149bb4820d303861fcbd",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="fast-x4.vid4.json", vid4_eval_bf16="fast-x4.vid4.bf16.json", precision="bf16",
-            int8_trunk="fast-x4.int8.onnx", vid4_eval_int8="fast-x4.vid4.int8.json",
-            int8_sha256="102526305f9745d6a2771a6739e616aebe983b7497c16fb013fc495fa68bf609",
-            card="docs/models/fast-x4.md",
-            description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
-                        "`videosr train configs/fast-x4.toml`"),
-    Variant(name="fast-x4-bd", arch="fastvsr", scale=4, kwargs=_FAST,
-            weights="fast-x4-bd.safetensors",
-            sha256="d628b5ab30a0299613f8bb23c220a65f19d60b86265ad15afa8ed93ac29ab7c0",
-            training_data=TRAINING_DATA, degradation="BD", license="MIT",
-            vid4_eval="fast-x4-bd.vid4.json", vid4_eval_bf16="fast-x4-bd.vid4.bf16.json", precision="bf16",
-            int8_trunk="fast-x4-bd.int8.onnx", vid4_eval_int8="fast-x4-bd.vid4.int8.json",
-            int8_sha256="870da307a18ab6100da2b7873609a640a4f31286b311e631c9516c917f4ee5a4",
-            card="docs/models/fast-x4-bd.md",
-            description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
-                        "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`"),
-    Variant(name="fast-x4-causal", arch="fastvsr", scale=4, kwargs={**_FAST, "causal": True},
-            weights="fast-x4-causal.safetensors",
-            sha256="bd1a90f067464a93b30854ac7f67cbc73f4e5e38c168b454149dd87e44532a9b",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="fast-x4-causal.vid4.json", vid4_eval_bf16="fast-x4-causal.vid4.bf16.json",
-            precision="bf16", card="docs/models/fast-x4-causal.md",
-            description="causal real-time model (t-2, t-1, t): no look-ahead, for live video (--live); "
-                        "fast-x4 fine-tuned by `videosr train configs/fast-x4-causal.toml`"),
-    Variant(name="fast-x4-small", arch="fastvsr", scale=4, kwargs={**_FAST, "feat": 12, "width": 24},
-            description="smallest real-time model, for slower CPUs; " + _FAST_NOTE),
-    Variant(name="fast-x4-large", arch="fastvsr", scale=4,
-            kwargs={**_FAST, "frames": 5, "width": 48, "blocks": 3, "out_kernel": 3, "residual": "bicubic"},
-            description="5-frame model; not real-time on 2 cores; " + _FAST_NOTE),
-    Variant(name="fast-x2", arch="fastvsr", scale=2, kwargs=_FAST,
-            weights="fast-x2.safetensors",
-            sha256="9b2c90679cce6c20fab351f3cb93439d520beef87c5c627e5fa8a8884a22d685",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="fast-x2.vid4.json", vid4_eval_bf16="fast-x2.vid4.bf16.json", precision="bf16",
-            int8_trunk="fast-x2.int8.onnx", vid4_eval_int8="fast-x2.vid4.int8.json",
-            int8_sha256="518076177469d61b9a3726bdb4a0a175d1f357879cc632edde578fbd71453663",
-            card="docs/models/fast-x2.md",
-            description="fast-x4's architecture at x2, real-time class; trained by "
-                        "`videosr train configs/fast-x2.toml`"),
+    Variant(
+        name="fast-x4",
+        arch="fastvsr",
+        scale=4,
+        kwargs=_FAST,
+        weights="fast-x4.safetensors",
+        sha256="5ef6c2e6ed0651651c4ab4e1f22888168db1ef58c526149bb4820d303861fcbd",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="fast-x4.vid4.json",
+        vid4_eval_bf16="fast-x4.vid4.bf16.json",
+        precision="bf16",
+        int8_trunk="fast-x4.int8.onnx",
+        vid4_eval_int8="fast-x4.vid4.int8.json",
+        int8_sha256="102526305f9745d6a2771a6739e616aebe983b7497c16fb013fc495fa68bf609",
+        card="docs/models/fast-x4.md",
+        description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
+        "`videosr train configs/fast-x4.toml`",
+    ),
+    Variant(
+        name="fast-x4-bd",
+        arch="fastvsr",
+        scale=4,
+        kwargs=_FAST,
+        weights="fast-x4-bd.safetensors",
+        sha256="d628b5ab30a0299613f8bb23c220a65f19d60b86265ad15afa8ed93ac29ab7c0",
+        training_data=TRAINING_DATA,
+        degradation="BD",
+        license="MIT",
+        vid4_eval="fast-x4-bd.vid4.json",
+        vid4_eval_bf16="fast-x4-bd.vid4.bf16.json",
+        precision="bf16",
+        int8_trunk="fast-x4-bd.int8.onnx",
+        vid4_eval_int8="fast-x4-bd.vid4.int8.json",
+        int8_sha256="870da307a18ab6100da2b7873609a640a4f31286b311e631c9516c917f4ee5a4",
+        card="docs/models/fast-x4-bd.md",
+        description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
+        "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`",
+    ),
+    Variant(
+        name="fast-x4-causal",
+        arch="fastvsr",
+        scale=4,
+        kwargs={**_FAST, "causal": True},
+        weights="fast-x4-causal.safetensors",
+        sha256="bd1a90f067464a93b30854ac7f67cbc73f4e5e38c168b454149dd87e44532a9b",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="fast-x4-causal.vid4.json",
+        vid4_eval_bf16="fast-x4-causal.vid4.bf16.json",
+        precision="bf16",
+        card="docs/models/fast-x4-causal.md",
+        description="causal real-time model (t-2, t-1, t): no look-ahead, for live video (--live); "
+        "fast-x4 fine-tuned by `videosr train configs/fast-x4-causal.toml`",
+    ),
+    Variant(
+        name="fast-x4-small",
+        arch="fastvsr",
+        scale=4,
+        kwargs={**_FAST, "feat": 12, "width": 24},
+        description="smallest real-time model, for slower CPUs; " + _FAST_NOTE,
+    ),
+    Variant(
+        name="fast-x4-large",
+        arch="fastvsr",
+        scale=4,
+        kwargs={**_FAST, "frames": 5, "width": 48, "blocks": 3, "out_kernel": 3, "residual": "bicubic"},
+        description="5-frame model; not real-time on 2 cores; " + _FAST_NOTE,
+    ),
+    Variant(
+        name="fast-x2",
+        arch="fastvsr",
+        scale=2,
+        kwargs=_FAST,
+        weights="fast-x2.safetensors",
+        sha256="9b2c90679cce6c20fab351f3cb93439d520beef87c5c627e5fa8a8884a22d685",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="fast-x2.vid4.json",
+        vid4_eval_bf16="fast-x2.vid4.bf16.json",
+        precision="bf16",
+        int8_trunk="fast-x2.int8.onnx",
+        vid4_eval_int8="fast-x2.vid4.int8.json",
+        int8_sha256="518076177469d61b9a3726bdb4a0a175d1f357879cc632edde578fbd71453663",
+        card="docs/models/fast-x2.md",
+        description="fast-x4's architecture at x2, real-time class; trained by `videosr train configs/fast-x2.toml`",
+    ),
 ]:
     register_variant(_v)

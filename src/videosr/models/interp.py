@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..resample import upsample
 from ..errors import UsageError
+from ..resample import upsample
 from .registry import Variant, register_arch, register_variant
 
 
@@ -51,11 +51,23 @@ class Interp(nn.Module):
         return f"scale={self.scale}, kernel={self.kernel!r}"
 
 
-register_variant(Variant(
-    name="bicubic", arch="interp", scale=4, kwargs={"kernel": "cubic"}, license="MIT",
-    description="MATLAB-compatible bicubic interpolation (a = -0.5); the baseline of SR tables",
-))
-register_variant(Variant(
-    name="lanczos", arch="interp", scale=4, kwargs={"kernel": "lanczos"}, license="MIT",
-    description="Lanczos3 interpolation (MATLAB lanczos3 kernel)",
-))
+register_variant(
+    Variant(
+        name="bicubic",
+        arch="interp",
+        scale=4,
+        kwargs={"kernel": "cubic"},
+        license="MIT",
+        description="MATLAB-compatible bicubic interpolation (a = -0.5); the baseline of SR tables",
+    )
+)
+register_variant(
+    Variant(
+        name="lanczos",
+        arch="interp",
+        scale=4,
+        kwargs={"kernel": "lanczos"},
+        license="MIT",
+        description="Lanczos3 interpolation (MATLAB lanczos3 kernel)",
+    )
+)

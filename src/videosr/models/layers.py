@@ -47,12 +47,13 @@ def _bicubic_taps(scale: int) -> torch.Tensor:
 
     Output pixel x = s*i + p samples the LR line at u = i + (p + 0.5)/s - 0.5; its four taps are the
     cubic kernel at distances u - (i + o), normalised to sum to 1 as MATLAB's imresize does."""
+
     def cubic(v: float) -> float:
         v = abs(v)
         if v <= 1:
-            return 1.5 * v ** 3 - 2.5 * v ** 2 + 1
+            return 1.5 * v**3 - 2.5 * v**2 + 1
         if v < 2:
-            return -0.5 * v ** 3 + 2.5 * v ** 2 - 4 * v + 2
+            return -0.5 * v**3 + 2.5 * v**2 - 4 * v + 2
         return 0.0
 
     taps = torch.zeros(scale, 5, dtype=torch.float64)
@@ -180,7 +181,7 @@ def clamped_yuv420(rgb: torch.Tensor, rgb_to_yuv: torch.Tensor) -> tuple[torch.T
         return y, u, v
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _base_filter(kernel: str, scale: int, cell: int) -> tuple[int, float, torch.Tensor]:
     """(radius, kappa, A) of ``resample.upsample(., scale, kernel)``, from its impulse responses. An output pixel
     inside LR pixel i (along an axis) weighs LR pixels i - radius .. i + radius, the weights summing to 1; with
@@ -198,20 +199,25 @@ def _base_filter(kernel: str, scale: int, cell: int) -> tuple[int, float, torch.
     radius = int(dist[:, inner][w[:, inner].abs() > 1e-12].max())
     nu = float(-w[:, inner].clamp(max=0).sum(0).min())
     i0 = 12  # an interior block start
-    A = w[i0 - radius: i0 + cell + radius, scale * i0: scale * (i0 + cell)].T  # (scale cell, cell + 2 radius)
+    A = w[i0 - radius : i0 + cell + radius, scale * i0 : scale * (i0 + cell)].T  # (scale cell, cell + 2 radius)
     return radius, 2 * nu * (1 + nu), A.float()
 
 
 def _version(conv: nn.Conv2d) -> tuple:
     """What changes when the conv's weights do (loading weights copies into them: a new ``_version``)."""
     b = conv.bias
-    return (conv.weight.data_ptr(), conv.weight._version, -1 if b is None else b.data_ptr(),
-            -1 if b is None else b._version)
+    return (
+        conv.weight.data_ptr(),
+        conv.weight._version,
+        -1 if b is None else b.data_ptr(),
+        -1 if b is None else b._version,
+    )
 
 
 @functools.lru_cache(maxsize=16)
-def _clip_constants(conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: str, scale: int, cell: int,
-                    device: torch.device) -> dict:
+def _clip_constants(
+    conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: str, scale: int, cell: int, device: torch.device
+) -> dict:
     """What :func:`_cells_that_may_clip` and :func:`clamp_cells` derive from the tail's weights, the colour
     matrix (flattened (3, 4)) and the base filter alone: computed once per model and matrix, not per frame
     (``version``: :func:`_version`, so new weights are seen)."""
@@ -222,8 +228,11 @@ def _clip_constants(conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: 
         raise ValueError("rgb_to_yuv: RGB must grow with Y")
     # the learned part's chroma, per sub-pixel, and its deviation from the mean of its 2x2 block
     W = conv.weight.detach().cpu().to(torch.float64).unflatten(0, (3, P * P))  # (3, PP, Cin, kk, kk)
-    bias = (conv.bias.detach().cpu().to(torch.float64) if conv.bias is not None
-            else torch.zeros(3 * P * P, dtype=torch.float64)).unflatten(0, (3, P * P))  # (3, PP)
+    bias = (
+        conv.bias.detach().cpu().to(torch.float64)
+        if conv.bias is not None
+        else torch.zeros(3 * P * P, dtype=torch.float64)
+    ).unflatten(0, (3, P * P))  # (3, PP)
 
     def block_dev(t: torch.Tensor) -> torch.Tensor:  # (PP, ...) -> |t - its 2x2 block mean|, (PP, ...)
         g = t.unflatten(0, (q, 2, q, 2))
@@ -241,15 +250,33 @@ def _clip_constants(conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: 
     # the rebuild's: the tail as one matrix over (kk, kk, Cin) patches, its bias, the 2D base filter
     Wr = conv.weight.detach().float().permute(0, 2, 3, 1).reshape(3 * P * P, -1).clone()  # (3PP, kk kk Cin)
     br = conv.bias.detach().float().clone() if conv.bias is not None else Wr.new_zeros(3 * P * P)
-    return {"E": E, "M": M, "Mi": Mi, "radius": radius, "cb": float(block_dev(torch.kron(A64, A64)).sum(1).max()) / 2,
-            "kv": kv, "kh": kh, "bu_dev": float(block_dev(bu).max()), "bv_dev": float(block_dev(bv).max()),
-            "bias_max": float(bias.abs().max()), "Wr": Wr.to(device), "br": br.to(device),
-            "A2": torch.kron(A, A).to(device)}
+    return {
+        "E": E,
+        "M": M,
+        "Mi": Mi,
+        "radius": radius,
+        "cb": float(block_dev(torch.kron(A64, A64)).sum(1).max()) / 2,
+        "kv": kv,
+        "kh": kh,
+        "bu_dev": float(block_dev(bu).max()),
+        "bv_dev": float(block_dev(bv).max()),
+        "bias_max": float(bias.abs().max()),
+        "Wr": Wr.to(device),
+        "br": br.to(device),
+        "A2": torch.kron(A, A).to(device),
+    }
 
 
-def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: torch.Tensor,
-                         conv: nn.Conv2d, lr: torch.Tensor, kernel: str, scale: int, cell: int,
-                         rgb_to_yuv: torch.Tensor) -> torch.Tensor:
+def _cells_that_may_clip(
+    planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    feats: torch.Tensor,
+    conv: nn.Conv2d,
+    lr: torch.Tensor,
+    kernel: str,
+    scale: int,
+    cell: int,
+    rgb_to_yuv: torch.Tensor,
+) -> torch.Tensor:
     """(N, h', w') bool: the trunk cells of :func:`clamp_cells` whose RGB may leave [0, 1], read off the
     unclamped planes themselves. A pixel's RGB is ``inv(M) (Y, U, V) - offset`` with its own chroma; the planes
     hold Y per pixel and the mean of U, V over each 2x2 block, and a pixel's chroma strays from that mean by
@@ -260,8 +287,9 @@ def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
     the planes, and flags little more than the cells that really leave [0, 1]."""
     yp, up, vp = planes
     q = scale * cell // 2
-    k = _clip_constants(conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), kernel, scale,
-                        cell, feats.device)
+    k = _clip_constants(
+        conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), kernel, scale, cell, feats.device
+    )
     E, M, Mi, radius, cb, kv, kh = k["E"], k["M"], k["Mi"], k["radius"], k["cb"], k["kv"], k["kh"]
     with full_precision(feats):
         f = feats.float().abs()
@@ -276,7 +304,7 @@ def _cells_that_may_clip(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
         bf16 = feats.dtype != torch.float32
         mu = z[:, 0].add_(su).add_(k["bu_dev"])  # (N, h', w'): |U - block mean| <=
         mv = z[:, 1].add_(sv).add_(k["bv_dev"])
-        slack = z[:, 2].add_(k["bias_max"]).mul_(2.0 ** -5 if bf16 else 2.0 ** -16).add_(1e-5)
+        slack = z[:, 2].add_(k["bias_max"]).mul_(2.0**-5 if bf16 else 2.0**-16).add_(1e-5)
         # channel c of a pixel is a (Y + (cu U + cv V) / a) - off +- m (a > 0, U and V its block's means): it
         # may leave [0, 1] only if that, with Y the block's min (max) and then the cell's min (max), does
         n, hh, ww = mu.shape
@@ -352,8 +380,16 @@ def _symmetric(idx: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(idx >= n, 2 * n - 1 - idx, idx).clamp_(0, n - 1)
 
 
-def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: torch.Tensor, conv: nn.Conv2d,
-                lr: torch.Tensor, kernel: str, scale: int, cell: int, rgb_to_yuv: torch.Tensor) -> int:
+def clamp_cells(
+    planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    feats: torch.Tensor,
+    conv: nn.Conv2d,
+    lr: torch.Tensor,
+    kernel: str,
+    scale: int,
+    cell: int,
+    rgb_to_yuv: torch.Tensor,
+) -> int:
     """Make the 4:2:0 planes of an unclamped output equal, in place, to those of the output clamped to [0, 1]
     in RGB, as the RGB output path clamps it. The output: ``pixel_shuffle(conv(feats), P)`` (the learned part;
     ``feats`` already padded so that the conv's output is (h', w')) + ``resample.upsample(lr, scale, kernel)``
@@ -382,8 +418,9 @@ def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: 
         at = (ni * fh + ii) * fw + ji  # each cell's top-left feature row
         taps = (torch.arange(kk, device=at.device)[:, None] * fw + torch.arange(kk, device=at.device)).flatten()
         patch = fl.index_select(0, (at[:, None] + taps).flatten()).view(k, -1)  # (k, kk kk Cin): rows, not unfold
-        c = _clip_constants(conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), kernel,
-                            scale, cell, feats.device)
+        c = _clip_constants(
+            conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), kernel, scale, cell, feats.device
+        )
         rgb = torch.addmm(c["br"], patch, c["Wr"].T)  # (k, 3PP): the tail as one matrix
         # + the base: each cell's LR window, symmetric at the frame's edges, through the 2D polyphase filter
         # kron(A, A) (one GEMM: batches of tiny row and column products are ~10x slower on a CPU)
@@ -393,8 +430,11 @@ def clamp_cells(planes: tuple[torch.Tensor, torch.Tensor, torch.Tensor], feats: 
         _, _, H, W = lp.shape
         at = ni * (3 * H * W) + ii * (cell * W) + ji * cell  # each window's top-left, flat
         dev = at.device
-        taps = ((torch.arange(3, device=dev) * H * W)[:, None, None] + (torch.arange(nw, device=dev) * W)[:, None]
-                + torch.arange(nw, device=dev)).flatten()  # (3 nw nw,) offsets in (3, H, W)
+        taps = (
+            (torch.arange(3, device=dev) * H * W)[:, None, None]
+            + (torch.arange(nw, device=dev) * W)[:, None]
+            + torch.arange(nw, device=dev)
+        ).flatten()  # (3 nw nw,) offsets in (3, H, W)
         win = torch.take(lp, at[:, None] + taps)  # (k, 3 nw nw): a flat gather, not unfold + advanced index
         rgb.view(-1, P * P).addmm_(win.view(-1, nw * nw), A2.T)
         y, u, v = clamped_yuv420(rgb.view(-1, 3, P, P), rgb_to_yuv)
@@ -412,6 +452,6 @@ def add_planes(out: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Ten
     from ``out`` (ideally channels-last), with no shuffled copy at the output size."""
     n1, n2, hh, ww = P * P, P * P // 4, out.shape[-2], out.shape[-1]
     o = out.permute(0, 2, 3, 1)  # (N, h', w', P*P*3/2)
-    for plane, chans, f in ((y, o[..., :n1], P), (u, o[..., n1:n1 + n2], P // 2), (v, o[..., n1 + n2:], P // 2)):
+    for plane, chans, f in ((y, o[..., :n1], P), (u, o[..., n1 : n1 + n2], P // 2), (v, o[..., n1 + n2 :], P // 2)):
         sub = chans.unflatten(-1, (f, f)).permute(0, 1, 3, 2, 4)  # (N, h', f, w', f): sub-pixel grid
         plane.view(-1, hh, f, ww, f).add_(sub)

@@ -68,8 +68,9 @@ class PAN(nn.Module):
     context: int = 0
     causal: bool = True  # frame t depends on frame t only
 
-    def __init__(self, scale: int = 4, nf: int = 40, unf: int = 24, nb: int = 16,
-                 in_nc: int = 3, out_nc: int = 3) -> None:
+    def __init__(
+        self, scale: int = 4, nf: int = 40, unf: int = 24, nb: int = 16, in_nc: int = 3, out_nc: int = 3
+    ) -> None:
         super().__init__()
         if scale not in (2, 3, 4):
             raise ValueError(f"PAN supports scale 2, 3 or 4, not {scale}")
@@ -111,10 +112,17 @@ class PAN(nn.Module):
 
 
 for _s in (2, 3, 4):
-    register_variant(Variant(
-        name=f"pan-x{_s}", arch="pan", scale=_s, kwargs={"nf": 40, "unf": 24, "nb": 16},
-        weights=None, training_data="DF2K (published checkpoint, not shipped)", degradation="BI",
-        license="weights not shipped; published checkpoints have no licence: comparison use only",
-        description=f"PAN x{_s} (Zhao et al. 2020), image model, 0.26-0.27 M params; "
-                    f"load ../shared/peers/PAN/PANx{_s}_DF2K.pth with weights=...",
-    ))
+    register_variant(
+        Variant(
+            name=f"pan-x{_s}",
+            arch="pan",
+            scale=_s,
+            kwargs={"nf": 40, "unf": 24, "nb": 16},
+            weights=None,
+            training_data="DF2K (published checkpoint, not shipped)",
+            degradation="BI",
+            license="weights not shipped; published checkpoints have no licence: comparison use only",
+            description=f"PAN x{_s} (Zhao et al. 2020), image model, 0.26-0.27 M params; "
+            f"load ../shared/peers/PAN/PANx{_s}_DF2K.pth with weights=...",
+        )
+    )

@@ -24,15 +24,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..resample import upsample
 from ..errors import ModelError
+from ..resample import upsample
 from .fastvsr import TRAINING_DATA
-from .layers import (ResidualBlock, add_planes, clamp_cells, flow_warp, full_precision, rgb_to_yuv_image,
-                     upsample_weights, yuv420_fold)
+from .layers import (
+    ResidualBlock,
+    add_planes,
+    clamp_cells,
+    flow_warp,
+    full_precision,
+    rgb_to_yuv_image,
+    upsample_weights,
+    yuv420_fold,
+)
 from .registry import Variant, register_arch, register_variant
 
-
 # alignment ---------------------------------------------------------------------------------------------
+
 
 def _pool(x: torch.Tensor, down: int, size: tuple[int, int]) -> torch.Tensor:
     """Average ``x`` (N, C, H, W) onto the (h, w) grid: a plain down x down mean when the size divides (several
@@ -54,9 +62,13 @@ class LearnedFlow(nn.Module):
         self.down, self.levels = down, levels
         self.nets = nn.ModuleList()
         for _ in range(levels):
-            net = nn.Sequential(nn.Conv2d(3 + 3 + 2, width, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-                                nn.Conv2d(width, width, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-                                nn.Conv2d(width, 2, 3, 1, 1))
+            net = nn.Sequential(
+                nn.Conv2d(3 + 3 + 2, width, 3, 1, 1),
+                nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(width, width, 3, 1, 1),
+                nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(width, 2, 3, 1, 1),
+            )
             with torch.no_grad():
                 net[-1].weight.mul_(0.01)
                 net[-1].bias.zero_()
@@ -114,6 +126,7 @@ FLOWS: dict[str, type[nn.Module]] = {"learned": LearnedFlow, "classical": Classi
 
 # propagation -------------------------------------------------------------------------------------------
 
+
 class Propagation(nn.Module):
     """One recurrence step: conv3x3 over [frame features, warped hidden] -> residual blocks -> new hidden.
 
@@ -133,7 +146,7 @@ class Propagation(nn.Module):
         return F.conv2d(feats, self.inp.weight[:, : self.width], self.inp.bias, padding=1)
 
     def step(self, projected: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(hidden, self.inp.weight[:, self.width:], padding=1).add_(projected)  # (N, width, h', w')
+        y = F.conv2d(hidden, self.inp.weight[:, self.width :], padding=1).add_(projected)  # (N, width, h', w')
         return self.blocks(self.act(y))  # (N, width, h', w')
 
 
@@ -143,9 +156,20 @@ class RecurrentVSR(nn.Module):
     context: int
     causal: bool
 
-    def __init__(self, scale: int = 4, width: int = 32, blocks: int = 2, feat_blocks: int = 1,
-                 bidirectional: bool = True, flow: str = "learned", flow_levels: int = 3, flow_width: int = 24,
-                 down: int = 2, up_channels: int = 16, warmup: int = 8) -> None:
+    def __init__(
+        self,
+        scale: int = 4,
+        width: int = 32,
+        blocks: int = 2,
+        feat_blocks: int = 1,
+        bidirectional: bool = True,
+        flow: str = "learned",
+        flow_levels: int = 3,
+        flow_width: int = 24,
+        down: int = 2,
+        up_channels: int = 16,
+        warmup: int = 8,
+    ) -> None:
         super().__init__()
         if flow not in FLOWS:
             raise ValueError(f"unknown flow {flow!r} (choose from {', '.join(FLOWS)})")
@@ -153,8 +177,11 @@ class RecurrentVSR(nn.Module):
         self.causal = not bidirectional
         self.context = warmup
         # per-frame features
-        self.feat = nn.Sequential(nn.Conv2d(3 * down * down, width, 3, 1, 1), nn.LeakyReLU(0.1, inplace=True),
-                                  *[ResidualBlock(width) for _ in range(feat_blocks)])
+        self.feat = nn.Sequential(
+            nn.Conv2d(3 * down * down, width, 3, 1, 1),
+            nn.LeakyReLU(0.1, inplace=True),
+            *[ResidualBlock(width) for _ in range(feat_blocks)],
+        )
         # alignment
         self.flow = FLOWS[flow](down=down, levels=flow_levels, width=flow_width)
         # propagation
@@ -180,8 +207,9 @@ class RecurrentVSR(nn.Module):
         smooth = (flow[..., 1:, :] - flow[..., :-1, :]).abs().mean() + (flow[..., 1:] - flow[..., :-1]).abs().mean()
         return photo + 0.1 * smooth.float()
 
-    def _propagate(self, x: torch.Tensor, need: tuple[int, int] | None = None
-                   ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None]]:
+    def _propagate(
+        self, x: torch.Tensor, need: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None]]:
         """(B, T, 3, H, W) -> padded LR frames (B*T, 3, H2, W2) and the forward and backward hidden states,
         (B, width, h', w') each, of the frames ``need = (a, b)`` (default all; None elsewhere, and backward
         is all None when unidirectional).
@@ -209,7 +237,7 @@ class RecurrentVSR(nn.Module):
         # backward propagation over frames T-1 .. a
         if self.bidirectional:
             if t - 1 > a:  # flows warping hidden i+1 onto i, i in [a, T-1), all pairs in one batch
-                ref, sup = frames[:, a:-1].reshape(-1, c, H2, W2), frames[:, a + 1:].reshape(-1, c, H2, W2)
+                ref, sup = frames[:, a:-1].reshape(-1, c, H2, W2), frames[:, a + 1 :].reshape(-1, c, H2, W2)
                 bwd_flow = self.flow(ref, sup)  # (B*(T-1-a), 2, h', w')
                 if track:
                     self.flow_loss = self.flow_loss + 0.5 * self._photometric(ref, sup, bwd_flow)
@@ -225,11 +253,12 @@ class RecurrentVSR(nn.Module):
             del proj
         # forward propagation over frames 0 .. z-1
         if z > 1:  # flows warping hidden i-1 onto i, i in [1, z)
-            ref, sup = frames[:, 1:z].reshape(-1, c, H2, W2), frames[:, :z - 1].reshape(-1, c, H2, W2)
+            ref, sup = frames[:, 1:z].reshape(-1, c, H2, W2), frames[:, : z - 1].reshape(-1, c, H2, W2)
             fwd_flow = self.flow(ref, sup)  # (B*(z-1), 2, h', w')
             if track:
                 self.flow_loss = self.flow_loss + (0.5 if self.bidirectional else 1.0) * self._photometric(
-                    ref, sup, fwd_flow)
+                    ref, sup, fwd_flow
+                )
             fwd_flow = fwd_flow.reshape(b, z - 1, 2, *grid)  # (B, z-1, 2, h', w')
         proj = self.forward_prop.project(feats[:, :z].flatten(0, 1)).reshape(b, z, *feats.shape[2:])
         hidden = zeros
@@ -239,8 +268,7 @@ class RecurrentVSR(nn.Module):
                 forward[i] = hidden
         return lr, forward, backward
 
-    def _forward_step(self, projected: torch.Tensor, hidden: torch.Tensor, flow: torch.Tensor | None
-                      ) -> torch.Tensor:
+    def _forward_step(self, projected: torch.Tensor, hidden: torch.Tensor, flow: torch.Tensor | None) -> torch.Tensor:
         """One step of the forward recurrence: the previous hidden state (B, width, h', w') warped onto this
         frame by ``flow`` (None at the first frame, whose previous state is zeros), refined with this frame's
         projected features. Shared by the whole-clip pass and :meth:`stream_step`."""
@@ -248,31 +276,36 @@ class RecurrentVSR(nn.Module):
             hidden = flow_warp(hidden, flow)
         return self.forward_prop.step(projected, hidden)
 
-    def _reconstruct(self, lr: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor | None, h: int, w: int
-                     ) -> torch.Tensor:
+    def _reconstruct(
+        self, lr: torch.Tensor, fwd: torch.Tensor, bwd: torch.Tensor | None, h: int, w: int
+    ) -> torch.Tensor:
         """One frame's output (B, 3, sH, sW) from its padded LR frame (B, 3, H2, W2) and hidden states."""
         s = self.scale
         y = self._upsample_features(fwd, bwd)  # (B, up, H2, W2)
         y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s) + self._base(lr)
         return y[..., : s * h, : s * w]
 
-    def stream_step(self, frame: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-                    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def stream_step(
+        self, frame: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """Online inference of a unidirectional (causal) model, one frame at a time: ``frame`` (B, 3, H, W)
         -> its output (B, 3, sH, sW) and the state to pass with the next frame (``None`` at a stream's first
         frame, or to start again, e.g. after a change of frame size). Over a clip the outputs are
         ``forward``'s (the same steps: :meth:`_forward_step`, :meth:`_reconstruct`; tested), at one frame's
         cost per call. The state is the previous padded LR frame and the forward hidden state."""
         if self.bidirectional:
-            raise ValueError("stream_step needs a unidirectional model (bidirectional=False): a bidirectional one "
-                             "looks ahead")
+            raise ValueError(
+                "stream_step needs a unidirectional model (bidirectional=False): a bidirectional one looks ahead"
+            )
         b, c, h, w = frame.shape
         ph, pw = -h % self.down, -w % self.down
         lr = F.pad(frame, (0, pw, 0, ph), mode="replicate") if (ph or pw) else frame  # (B, 3, H2, W2)
         projected = self.forward_prop.project(self.feat(F.pixel_unshuffle(lr, self.down)))  # (B, width, h', w')
         if state is not None and state[0].shape != lr.shape:
-            raise ValueError(f"stream_step: frame size changed ({tuple(state[0].shape[-2:])} -> "
-                             f"{tuple(lr.shape[-2:])} padded): start again with state=None")
+            raise ValueError(
+                f"stream_step: frame size changed ({tuple(state[0].shape[-2:])} -> "
+                f"{tuple(lr.shape[-2:])} padded): start again with state=None"
+            )
         if state is None:
             hidden = self._forward_step(projected, projected.new_zeros(projected.shape), None)
         else:
@@ -307,9 +340,12 @@ class RecurrentVSR(nn.Module):
             return out if out is not None else x.new_empty((b, 0, c, s * h, s * w))
         lr, forward, backward = self._propagate(x)
         # reconstruction, all frames in one batch
-        y = self._upsample_features(torch.stack(forward, dim=1).flatten(0, 1),  # type: ignore[arg-type]
-                                    torch.stack(backward, dim=1).flatten(0, 1)  # type: ignore[arg-type]
-                                    if self.bidirectional else None)  # (B*T, width, h', w') each
+        y = self._upsample_features(
+            torch.stack(forward, dim=1).flatten(0, 1),  # type: ignore[arg-type]
+            torch.stack(backward, dim=1).flatten(0, 1)  # type: ignore[arg-type]
+            if self.bidirectional
+            else None,
+        )  # (B*T, width, h', w') each
         y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s)  # (B*T, 3, s*H2, s*W2): learned
         y = y + self._base(lr)  # + bilinear, float32
         y = y[..., : s * h, : s * w] if (h % self.down or w % self.down) else y  # (B*T, 3, sH, sW)
@@ -327,8 +363,9 @@ class RecurrentVSR(nn.Module):
     def supports_planes(self) -> bool:
         return self.scale % 2 == 0
 
-    def forward_planes(self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward_planes(
+        self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, T, 3, H, W) RGB in [0, 1] -> the output as 4:2:0 video planes: Y (B, T', sH, sW), U and V
         (B, T', sH/2, sW/2), in [0, 1] code units, float32, for frames ``keep = (a, b)`` (default all).
 
@@ -364,61 +401,119 @@ class RecurrentVSR(nn.Module):
             uv = self._base(yuv[:, 1:], average=2)  # (B, 2, s*H2/2, s*W2/2): of U, V, 4:2:0
             add_planes(out, yy, uv[:, 0], uv[:, 1], s)
             clamp_cells((yy, uv[:, 0], uv[:, 1]), y, self.conv_last, lr[:, i], "linear", s, 1, rgb_to_yuv)  # the clamp
-            for k, p in enumerate((yy[:, : s * h, : s * w], uv[:, 0, : s * h // 2, : s * w // 2],
-                                   uv[:, 1, : s * h // 2, : s * w // 2])):
+            for k, p in enumerate(
+                (yy[:, : s * h, : s * w], uv[:, 0, : s * h // 2, : s * w // 2], uv[:, 1, : s * h // 2, : s * w // 2])
+            ):
                 planes[k].append(p)
         return tuple(torch.stack(p, dim=1) for p in planes)  # type: ignore[return-value]
 
 
 _NOTE = "no weights shipped yet: train with `videosr train`"
-_QUALITY = {"width": 32, "blocks": 2, "feat_blocks": 1, "bidirectional": True, "flow": "learned",
-            "flow_levels": 3, "flow_width": 24, "down": 2, "up_channels": 16, "warmup": 8}
+_QUALITY = {
+    "width": 32,
+    "blocks": 2,
+    "feat_blocks": 1,
+    "bidirectional": True,
+    "flow": "learned",
+    "flow_levels": 3,
+    "flow_width": 24,
+    "down": 2,
+    "up_channels": 16,
+    "warmup": 8,
+}
 for _v in [
-    Variant(name="quality-x4", arch="recurrent", scale=4, kwargs=_QUALITY,
-            weights="quality-x4.safetensors",
-            sha256="f77ccfe6e4620a92930697b65d1d5f6bb528a2b94834b74196aee743e0016633",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="quality-x4.vid4.json", vid4_eval_bf16="quality-x4.vid4.bf16.json", precision="bf16",
-            card="docs/models/quality-x4.md",
-            description="bidirectional recurrent model (BasicVSR family), learned flow; trained by "
-                        "`videosr train configs/quality-x4.toml`"),
-    Variant(name="quality-x4-large", arch="recurrent", scale=4, kwargs={**_QUALITY, "width": 48, "blocks": 4},
-            description="wider, deeper bidirectional model, about 3x quality-x4: offline use; " + _NOTE),
-    Variant(name="quality-x4-full", arch="recurrent", scale=4, kwargs={**_QUALITY, "down": 1, "flow": "classical"},
-            weights="quality-x4-full.safetensors",
-            sha256="9edb788ea1b0b11520058bea2d0c71cdfe248c81ed6d712893d2f967dbdbf77d",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="quality-x4-full.vid4.json", vid4_eval_bf16="quality-x4-full.vid4.bf16.json", precision="bf16",
-            card="docs/models/quality-x4-full.md",
-            description="quality-x4 propagating at the full LR resolution (down=1), aligned by the classical "
-                        "optical flow: about 3x its compute, for offline use; trained by "
-                        "`videosr train configs/quality-x4-full.toml`"),
-    Variant(name="quality-x4-full-w48", arch="recurrent", scale=4,
-            kwargs={**_QUALITY, "down": 1, "flow": "classical", "width": 48},
-            weights="quality-x4-full-w48.safetensors",
-            sha256="a0a5b54bf6e54edf88f3fa0a0d5343cbcc0e6cc791509d3aa83782524b8e8cc5",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="quality-x4-full-w48.vid4.json", vid4_eval_bf16="quality-x4-full-w48.vid4.bf16.json",
-            precision="bf16",
-            card="docs/models/quality-x4-full-w48.md",
-            description="quality-x4-full at width 48: 2.2x its parameters and compute, the slowest and best; "
-                        "trained by `videosr train configs/quality-x4-full-w48.toml`"),
-    Variant(name="quality-x2", arch="recurrent", scale=2, kwargs={**_QUALITY, "down": 1, "flow": "classical"},
-            weights="quality-x2.safetensors",
-            sha256="d9b00e05075f3826056f00a3e80935abd283c8f0a8f61a35eb46103b5ef38c6d",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="quality-x2.vid4.json", vid4_eval_bf16="quality-x2.vid4.bf16.json", precision="bf16",
-            card="docs/models/quality-x2.md",
-            description="quality-x4-full's design at x2: bidirectional recurrent at the full LR resolution, "
-                        "classical-flow alignment, for offline use; trained by `videosr train configs/quality-x2.toml`"),
-    Variant(name="online-x4", arch="recurrent", scale=4,
-            kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
-            weights="online-x4.safetensors",
-            sha256="79138ea8dff6af0d7668132b1bf5bec980a4e574aa71885809997a15f7f32fd5",
-            training_data=TRAINING_DATA, degradation="BI", license="MIT",
-            vid4_eval="online-x4.vid4.json", vid4_eval_bf16="online-x4.vid4.bf16.json", precision="bf16",
-            card="docs/models/online-x4.md",
-            description="unidirectional (forward-only) recurrent model, causal (no look-ahead), for live video "
-                        "(--live) and streams; trained by `videosr train configs/online-x4.toml`"),
+    Variant(
+        name="quality-x4",
+        arch="recurrent",
+        scale=4,
+        kwargs=_QUALITY,
+        weights="quality-x4.safetensors",
+        sha256="f77ccfe6e4620a92930697b65d1d5f6bb528a2b94834b74196aee743e0016633",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="quality-x4.vid4.json",
+        vid4_eval_bf16="quality-x4.vid4.bf16.json",
+        precision="bf16",
+        card="docs/models/quality-x4.md",
+        description="bidirectional recurrent model (BasicVSR family), learned flow; trained by "
+        "`videosr train configs/quality-x4.toml`",
+    ),
+    Variant(
+        name="quality-x4-large",
+        arch="recurrent",
+        scale=4,
+        kwargs={**_QUALITY, "width": 48, "blocks": 4},
+        description="wider, deeper bidirectional model, about 3x quality-x4: offline use; " + _NOTE,
+    ),
+    Variant(
+        name="quality-x4-full",
+        arch="recurrent",
+        scale=4,
+        kwargs={**_QUALITY, "down": 1, "flow": "classical"},
+        weights="quality-x4-full.safetensors",
+        sha256="9edb788ea1b0b11520058bea2d0c71cdfe248c81ed6d712893d2f967dbdbf77d",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="quality-x4-full.vid4.json",
+        vid4_eval_bf16="quality-x4-full.vid4.bf16.json",
+        precision="bf16",
+        card="docs/models/quality-x4-full.md",
+        description="quality-x4 propagating at the full LR resolution (down=1), aligned by the classical "
+        "optical flow: about 3x its compute, for offline use; trained by "
+        "`videosr train configs/quality-x4-full.toml`",
+    ),
+    Variant(
+        name="quality-x4-full-w48",
+        arch="recurrent",
+        scale=4,
+        kwargs={**_QUALITY, "down": 1, "flow": "classical", "width": 48},
+        weights="quality-x4-full-w48.safetensors",
+        sha256="a0a5b54bf6e54edf88f3fa0a0d5343cbcc0e6cc791509d3aa83782524b8e8cc5",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="quality-x4-full-w48.vid4.json",
+        vid4_eval_bf16="quality-x4-full-w48.vid4.bf16.json",
+        precision="bf16",
+        card="docs/models/quality-x4-full-w48.md",
+        description="quality-x4-full at width 48: 2.2x its parameters and compute, the slowest and best; "
+        "trained by `videosr train configs/quality-x4-full-w48.toml`",
+    ),
+    Variant(
+        name="quality-x2",
+        arch="recurrent",
+        scale=2,
+        kwargs={**_QUALITY, "down": 1, "flow": "classical"},
+        weights="quality-x2.safetensors",
+        sha256="d9b00e05075f3826056f00a3e80935abd283c8f0a8f61a35eb46103b5ef38c6d",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="quality-x2.vid4.json",
+        vid4_eval_bf16="quality-x2.vid4.bf16.json",
+        precision="bf16",
+        card="docs/models/quality-x2.md",
+        description="quality-x4-full's design at x2: bidirectional recurrent at the full LR resolution, "
+        "classical-flow alignment, for offline use; trained by `videosr train configs/quality-x2.toml`",
+    ),
+    Variant(
+        name="online-x4",
+        arch="recurrent",
+        scale=4,
+        kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
+        weights="online-x4.safetensors",
+        sha256="79138ea8dff6af0d7668132b1bf5bec980a4e574aa71885809997a15f7f32fd5",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        vid4_eval="online-x4.vid4.json",
+        vid4_eval_bf16="online-x4.vid4.bf16.json",
+        precision="bf16",
+        card="docs/models/online-x4.md",
+        description="unidirectional (forward-only) recurrent model, causal (no look-ahead), for live video "
+        "(--live) and streams; trained by `videosr train configs/online-x4.toml`",
+    ),
 ]:
     register_variant(_v)

@@ -12,9 +12,10 @@ Every architecture is an ``nn.Module`` whose ``forward`` takes a (B, T, C, H, W)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from ..errors import ModelError
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 ARCHS: dict[str, type[nn.Module]] = {}
-VARIANTS: dict[str, "Variant"] = {}
+VARIANTS: dict[str, Variant] = {}
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,12 @@ class Variant:
         """``--precision int8`` is allowed: a quantized trunk ships and its Vid4 PSNR-Y, measured by `videosr eval
         --precision int8`, is within INT8_TOLERANCE_DB of fp32's."""
         fp32, int8 = self.vid4_psnr_y, self.vid4_psnr_y_int8
-        return (self.int8_trunk is not None and fp32 is not None and int8 is not None
-                and abs(int8 - fp32) <= INT8_TOLERANCE_DB)
+        return (
+            self.int8_trunk is not None
+            and fp32 is not None
+            and int8 is not None
+            and abs(int8 - fp32) <= INT8_TOLERANCE_DB
+        )
 
     def _vid4(self, name: str | None, precision: str) -> float | None:
         if name is None:
@@ -77,14 +82,18 @@ class Variant:
         data = json.loads((WEIGHTS_DIR / name).read_text())
         rows = data if isinstance(data, list) else [data]
         for row in rows:
-            if (row.get("model") == self.name and row.get("precision", "fp32") == precision
-                    and row.get("degradation", self.vid4_degradation) == self.vid4_degradation):
+            if (
+                row.get("model") == self.name
+                and row.get("precision", "fp32") == precision
+                and row.get("degradation", self.vid4_degradation) == self.vid4_degradation
+            ):
                 return float(row["mean"]["psnr_y"])
         raise ModelError(f"{name} holds no {self.vid4_degradation} {precision} result for {self.name}")
 
     @property
     def vid4_degradation(self) -> str:
         return "BD" if self.degradation == "BD" else "BI"
+
     card: str | None = None  # model card path relative to the repository root
     # default inference precision where the hardware runs it fast (videosr.engine.resolve_precision); "bf16"
     # only with ``vid4_eval_bf16``, the same evaluation in bf16, within BF16_TOLERANCE_DB of fp32 (a test)
@@ -140,8 +149,10 @@ def load_state_dict(path: str | Path, expected_sha256: str | None = None) -> dic
     if expected_sha256 is not None:
         got = sha256_file(path)
         if got != expected_sha256:
-            raise ModelError(f"weights file {path.name} fails its sha256 check (tampered or corrupt): "
-                             f"expected {expected_sha256[:12]}..., got {got[:12]}...")
+            raise ModelError(
+                f"weights file {path.name} fails its sha256 check (tampered or corrupt): "
+                f"expected {expected_sha256[:12]}..., got {got[:12]}..."
+            )
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -168,6 +179,7 @@ def load_weights(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str =
     unexpected = sorted(set(sd) - set(own))
     shape = sorted(k for k in set(own) & set(sd) if tuple(own[k].shape) != tuple(sd[k].shape))
     if missing or unexpected or shape:
+
         def fmt(keys: list[str]) -> str:
             return ", ".join(keys[:6]) + (f" (+{len(keys) - 6} more)" if len(keys) > 6 else "")
 
@@ -177,14 +189,14 @@ def load_weights(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str =
         if unexpected:
             parts.append(f"unexpected {len(unexpected)}: {fmt(unexpected)}")
         if shape:
-            parts.append("shape mismatch: " + fmt([f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}"
-                                                    for k in shape]))
+            parts.append(
+                "shape mismatch: " + fmt([f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in shape])
+            )
         raise ModelError(f"{source} does not fit {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict(dict(sd), strict=True)
 
 
-def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None,
-                 **overrides: Any) -> nn.Module:
+def create_model(name: str, pretrained: bool = True, weights: str | Path | None = None, **overrides: Any) -> nn.Module:
     """Build a registered model by name.
 
     ``pretrained``: load the variant's shipped weights (verified by sha256) when it has any.

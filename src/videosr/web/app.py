@@ -116,15 +116,24 @@ class App:
             return "by input"
 
     # -- preview ------------------------------------------------------------------------------------------
-    def preview(self, session: dict | None, scale: int, model: str, compare: str, seconds: float,
-                cx: float = 50, cy: float = 50) -> dict[str, Any]:
+    def preview(
+        self, session: dict | None, scale: int, model: str, compare: str, seconds: float, cx: float = 50, cy: float = 50
+    ) -> dict[str, Any]:
         if not session:
             raise JobError("upload a video (or take the sample) first")
         path = self.store.upload_path(session["upload"])
         model = self._resolve(model, path, scale)
         compare = self._resolve(compare or "bicubic", path, scale)
-        out = media.preview(path, float(seconds or 0), session["info"].get("fps"), model, compare, int(scale),
-                            float(cx) / 100, float(cy) / 100)
+        out = media.preview(
+            path,
+            float(seconds or 0),
+            session["info"].get("fps"),
+            model,
+            compare,
+            int(scale),
+            float(cx) / 100,
+            float(cy) / 100,
+        )
         from PIL import Image
 
         key = uuid.uuid4().hex[:16]
@@ -136,8 +145,10 @@ class App:
             paths.append(p)
         self._prune_previews()
         t = out["timing"]
-        note = (f"frame {out['index']} ({out['seconds']:.2f} s): **{compare}** (left of the slider) vs **{model}** "
-                f"(right); 1:1 crop below, {compare} left; computed in {t['total_s']:.2f} s")
+        note = (
+            f"frame {out['index']} ({out['seconds']:.2f} s): **{compare}** (left of the slider) vs **{model}** "
+            f"(right); 1:1 crop below, {compare} left; computed in {t['total_s']:.2f} s"
+        )
         return {"slider": (paths[0], paths[1]), "crop": paths[2], "message": note, "timing": t}
 
     def _resolve(self, model: str, path: str, scale: int) -> str:
@@ -152,15 +163,16 @@ class App:
 
     def _prune_previews(self) -> None:
         files = sorted((e for e in os.scandir(self.previews) if e.is_file()), key=lambda e: e.stat().st_mtime)
-        for e in files[:-KEEP_PREVIEWS * 3]:
+        for e in files[: -KEEP_PREVIEWS * 3]:
             try:
                 os.unlink(e.path)
             except OSError:
                 pass
 
     # -- jobs ---------------------------------------------------------------------------------------------
-    def run(self, session: dict | None, scale: int, model: str, codec: str, crf: float | None,
-            preset: str | None) -> dict:
+    def run(
+        self, session: dict | None, scale: int, model: str, codec: str, crf: float | None, preset: str | None
+    ) -> dict:
         from ..models import VARIANTS
 
         if not session:
@@ -187,8 +199,9 @@ class App:
             raise JobError(str(e).replace("--crf", "CRF").replace("--preset", "preset")) from None
         self.store.upload_path(session["upload"])  # still there?
         # the job takes a link (or copy) of the upload, so the upload stays usable for more previews and jobs
-        uid, dst = self.store.new_upload_path(session["name"] + os.path.splitext(
-            self.store.upload_path(session["upload"]))[1])
+        uid, dst = self.store.new_upload_path(
+            session["name"] + os.path.splitext(self.store.upload_path(session["upload"]))[1]
+        )
         src = self.store.upload_path(session["upload"])
         try:
             os.link(src, dst)
@@ -212,13 +225,17 @@ class App:
                 pct = f" ({100 * p['done'] / total:.0f}%)" if total else ""
                 fps = f"{p['fps']:.1f} fps" if p.get("fps") else "starting"
                 resumed = f", resumed at frame {p['resumed_from']}" if p.get("resumed_from") else ""
-                return (f"{head}: {p['done']}/{total or '?'} frames{pct}, {fps}, ETA "
-                        f"{media.fmt_seconds(p.get('eta'))}{resumed}"), None
+                return (
+                    f"{head}: {p['done']}/{total or '?'} frames{pct}, {fps}, ETA "
+                    f"{media.fmt_seconds(p.get('eta'))}{resumed}"
+                ), None
             return head, None
         if job["state"] == "done":
             r = job.get("result") or {}
-            return (f"{head}: {r.get('frames')} frames with {r.get('model')} in {r.get('seconds')} s "
-                    f"({r.get('fps')} fps), {(r.get('bytes') or 0) / 1e6:.1f} MB"), self.store.output_path(job_id)
+            return (
+                f"{head}: {r.get('frames')} frames with {r.get('model')} in {r.get('seconds')} s "
+                f"({r.get('fps')} fps), {(r.get('bytes') or 0) / 1e6:.1f} MB"
+            ), self.store.output_path(job_id)
         if job["state"] == "failed":
             return f"{head}: {job.get('error')}", None
         return head, None
@@ -230,9 +247,17 @@ class App:
             total = (job.get("info") or {}).get("frames")
             prog = f"{p['done']}/{total or '?'}" if p else ("" if job["state"] != "done" else f"{total}/{total}")
             r = job.get("result") or {}
-            rows.append([job["id"], job["state"], job["name"], f"{job['options']['model']} x{job['options']['scale']}",
-                         prog, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["created"])),
-                         job.get("error") or (f"{r.get('fps')} fps, {(r.get('bytes') or 0) / 1e6:.1f} MB" if r else "")])
+            rows.append(
+                [
+                    job["id"],
+                    job["state"],
+                    job["name"],
+                    f"{job['options']['model']} x{job['options']['scale']}",
+                    prog,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["created"])),
+                    job.get("error") or (f"{r.get('fps')} fps, {(r.get('bytes') or 0) / 1e6:.1f} MB" if r else ""),
+                ]
+            )
         return rows
 
     # -- the page -----------------------------------------------------------------------------------------
@@ -241,6 +266,7 @@ class App:
 
         def safe(n_out: int, msg_at: int):
             """Wrap a handler: any exception -> its message at output ``msg_at``, other outputs unchanged."""
+
             def deco(fn):
                 @functools.wraps(fn)
                 def wrapper(*args):
@@ -250,14 +276,18 @@ class App:
                         out = [gr.update()] * n_out
                         out[msg_at] = _message(e)
                         return tuple(out) if n_out > 1 else out[0]
+
                 return wrapper
+
             return deco
 
         with gr.Blocks(title="videosr") as demo:
             session = gr.State(None)
             delivered = gr.State("")
-            gr.Markdown("# videosr — video super-resolution\nUpload a video, preview any frame, run the whole "
-                        "clip as a job. Everything stays on this machine.")
+            gr.Markdown(
+                "# videosr — video super-resolution\nUpload a video, preview any frame, run the whole "
+                "clip as a job. Everything stays on this machine."
+            )
             with gr.Tab("Upscale"):
                 with gr.Row():
                     with gr.Column(scale=1):
@@ -268,25 +298,42 @@ class App:
                         scale = gr.Radio(list(SCALE_CHOICES), value=4, label="Scale", elem_id="videosr-scale")
                         choices0, default0 = self.model_choices(4, None)
                         # allow_custom_value: the lists follow the scale per session; handlers check the names
-                        model = gr.Dropdown(label="Model (Vid4 PSNR-Y; speed class and run time for this clip on an "
-                                                  "idle machine of this CPU kind, from the committed benchmarks)", choices=choices0, value=default0,
-                                            allow_custom_value=True, elem_id="videosr-model")
-                        compare = gr.Dropdown(label="Compare with", choices=[c for c in choices0 if c[1] != "auto"],
-                                              value="bicubic", allow_custom_value=True, elem_id="videosr-compare")
+                        model = gr.Dropdown(
+                            label="Model (Vid4 PSNR-Y; speed class and run time for this clip on an "
+                            "idle machine of this CPU kind, from the committed benchmarks)",
+                            choices=choices0,
+                            value=default0,
+                            allow_custom_value=True,
+                            elem_id="videosr-model",
+                        )
+                        compare = gr.Dropdown(
+                            label="Compare with",
+                            choices=[c for c in choices0 if c[1] != "auto"],
+                            value="bicubic",
+                            allow_custom_value=True,
+                            elem_id="videosr-compare",
+                        )
                         at = gr.Slider(0, 1, value=0, step=0.04, label="Preview time (s)", elem_id="videosr-time")
                         with gr.Row():
                             cx = gr.Slider(0, 100, value=50, step=1, label="Crop centre x (%)")
                             cy = gr.Slider(0, 100, value=50, step=1, label="Crop centre y (%)")
                         preview_btn = gr.Button("Preview frame", variant="secondary", elem_id="videosr-preview")
                 msg = gr.Markdown("", elem_id="videosr-msg")
-                slider = gr.ImageSlider(label="Before / after (drag the handle)", type="filepath",
-                                        elem_id="videosr-slider", max_height=720)
-                crop = gr.Image(label="1:1 crop (compare | model)", type="filepath", elem_id="videosr-crop",
-                                show_label=True)
+                slider = gr.ImageSlider(
+                    label="Before / after (drag the handle)", type="filepath", elem_id="videosr-slider", max_height=720
+                )
+                crop = gr.Image(
+                    label="1:1 crop (compare | model)", type="filepath", elem_id="videosr-crop", show_label=True
+                )
                 with gr.Row():
                     codec = gr.Dropdown(list(CODEC_CHOICES), value="libx264", label="Codec")
-                    crf = gr.Textbox(value="", label="CRF (empty: the codec's default)", max_lines=1,
-                                     placeholder=_crf_hint("libx264"), elem_id="videosr-crf")
+                    crf = gr.Textbox(
+                        value="",
+                        label="CRF (empty: the codec's default)",
+                        max_lines=1,
+                        placeholder=_crf_hint("libx264"),
+                        elem_id="videosr-crf",
+                    )
                     preset = gr.Textbox(value="", label="Preset (empty: default)")
                 with gr.Row():
                     run_btn = gr.Button("Upscale the whole clip", variant="primary", elem_id="videosr-run")
@@ -295,8 +342,12 @@ class App:
                 status_md = gr.Markdown("", elem_id="videosr-status")
                 result = gr.File(label="Finished file", elem_id="videosr-result", interactive=False)
             with gr.Tab("Jobs"):
-                table = gr.Dataframe(headers=["job", "state", "name", "model", "frames", "created", "result"],
-                                     value=self.jobs_table, interactive=False, elem_id="videosr-jobs")
+                table = gr.Dataframe(
+                    headers=["job", "state", "name", "model", "frames", "created", "result"],
+                    value=self.jobs_table,
+                    interactive=False,
+                    elem_id="videosr-jobs",
+                )
                 with gr.Row():
                     pick = gr.Textbox(label="Job id", max_lines=1)
                     dl_btn = gr.Button("Download")
@@ -319,11 +370,19 @@ class App:
                 choices, default = self.model_choices(scale_v, sess["info"])
                 dur = sess["info"].get("duration") or 0
                 fps = sess["info"].get("fps") or 25
-                return (sess, media.describe(sess["info"]), text,
-                        gr.update(choices=choices, value=default),
-                        gr.update(choices=[c for c in choices if c[1] != "auto"], value="bicubic"),
-                        gr.update(minimum=0, maximum=max(0.0, round(dur - 1 / fps, 2)), value=round(dur / 2, 2),
-                                  step=round(1 / fps, 4)))
+                return (
+                    sess,
+                    media.describe(sess["info"]),
+                    text,
+                    gr.update(choices=choices, value=default),
+                    gr.update(choices=[c for c in choices if c[1] != "auto"], value="bicubic"),
+                    gr.update(
+                        minimum=0,
+                        maximum=max(0.0, round(dur - 1 / fps, 2)),
+                        value=round(dur / 2, 2),
+                        step=round(1 / fps, 4),
+                    ),
+                )
 
             probe_outs = [session, probe_md, msg, model, compare, at]
 
@@ -343,8 +402,11 @@ class App:
             @safe(3, 0)
             def on_scale(sess, scale_v):
                 choices, default = self.model_choices(scale_v, sess["info"] if sess else None)
-                return ("", gr.update(choices=choices, value=default),
-                        gr.update(choices=[c for c in choices if c[1] != "auto"], value="bicubic"))
+                return (
+                    "",
+                    gr.update(choices=choices, value=default),
+                    gr.update(choices=[c for c in choices if c[1] != "auto"], value="bicubic"),
+                )
 
             scale.change(on_scale, [session, scale], [msg, model, compare], api_name=False)
 
@@ -353,16 +415,18 @@ class App:
                 out = self.preview(sess, scale_v, model_v, compare_v, t, x, y)
                 return out["slider"], out["crop"], out["message"]
 
-            preview_btn.click(on_preview, [session, scale, model, compare, at, cx, cy], [slider, crop, msg],
-                              api_name="preview")
+            preview_btn.click(
+                on_preview, [session, scale, model, compare, at, cx, cy], [slider, crop, msg], api_name="preview"
+            )
 
             @safe(3, 1)
             def on_run(sess, scale_v, model_v, codec_v, crf_v, preset_v):
                 job = self.run(sess, scale_v, model_v, codec_v, crf_v, preset_v)
                 return job["id"], f"job `{job['id']}` queued", None
 
-            run_btn.click(on_run, [session, scale, model, codec, crf, preset], [job_id, status_md, result],
-                          api_name="run")
+            run_btn.click(
+                on_run, [session, scale, model, codec, crf, preset], [job_id, status_md, result], api_name="run"
+            )
 
             @safe(3, 0)
             def on_status(jid, done_id):
@@ -375,6 +439,7 @@ class App:
             job_id.change(lambda: ("", None, ""), None, status_outs, api_name=False)
             timer = gr.Timer(1.0)
             timer.tick(on_status, [job_id, delivered], status_outs, api_name=False, show_progress="hidden")
+
             def api_status(job: str) -> str:
                 try:
                     return self.status(job)[0]
@@ -393,6 +458,7 @@ class App:
 
             slow = gr.Timer(2.0)
             slow.tick(self.jobs_table, None, [table], api_name=False, show_progress="hidden")
+
             def api_jobs() -> list:
                 return self.jobs_table()
 
@@ -410,8 +476,17 @@ class App:
         return demo
 
 
-def launch(jobs_dir: str, *, host: str = "127.0.0.1", port: int = 7860, auth=None,
-           max_upload: str = DEFAULT_MAX_UPLOAD, workers: int = 1, block: bool = True, quiet: bool = False):
+def launch(
+    jobs_dir: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth=None,
+    max_upload: str = DEFAULT_MAX_UPLOAD,
+    workers: int = 1,
+    block: bool = True,
+    quiet: bool = False,
+):
     """Start the server (the Gradio import happens here). Returns (App, Blocks) when ``block`` is False."""
     root = os.path.realpath(jobs_dir)
     os.makedirs(root, exist_ok=True)
@@ -423,9 +498,20 @@ def launch(jobs_dir: str, *, host: str = "127.0.0.1", port: int = 7860, auth=Non
         print(f"videosr serve: resuming {len(again)} job(s) left by the last run: {', '.join(again)}", flush=True)
     demo = app.blocks()
     demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=host, server_port=port, auth=auth, max_file_size=max_upload, prevent_thread_lock=not block,
-                quiet=quiet, show_error=False, allowed_paths=[], footer_links=["api"], css=CSS, ssr_mode=False,
-                inbrowser=False)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        max_file_size=max_upload,
+        prevent_thread_lock=not block,
+        quiet=quiet,
+        show_error=False,
+        allowed_paths=[],
+        footer_links=["api"],
+        css=CSS,
+        ssr_mode=False,
+        inbrowser=False,
+    )
     if block:  # the server was stopped (Ctrl-C, SIGTERM): the running job stops at its next frame, stays queued
         app.queue.stop(10)
     return app, demo

@@ -26,14 +26,32 @@ import shutil
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 JOB_ID = re.compile(r"[0-9a-f]{12}")
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
-VIDEO_EXTS = ("mp4", "m4v", "mov", "mkv", "webm", "avi", "ts", "mts", "m2ts", "flv", "mpg", "mpeg", "wmv",
-              "ogv", "3gp", "y4m", "gif")
+VIDEO_EXTS = (
+    "mp4",
+    "m4v",
+    "mov",
+    "mkv",
+    "webm",
+    "avi",
+    "ts",
+    "mts",
+    "m2ts",
+    "flv",
+    "mpg",
+    "mpeg",
+    "wmv",
+    "ogv",
+    "3gp",
+    "y4m",
+    "gif",
+)
 OUTPUT_EXT = {"libvpx-vp9": ".webm", "ffv1": ".mkv"}  # other codecs: .mp4
 
 
@@ -144,10 +162,22 @@ class JobStore:
             os.replace(src, inp)
             scale = options.get("scale") or 4
             out_ext = OUTPUT_EXT.get(options.get("codec") or "libx264", ".mp4")
-            job = {"id": job_id, "state": "queued", "name": safe_stem(name), "input_name": "input" + ext,
-                   "output_name": f"{safe_stem(name)}_x{scale}{out_ext}", "options": dict(options),
-                   "info": dict(info), "created": time.time(), "started": None, "finished": None,
-                   "error": None, "result": None, "resumed_from": 0, "runs": 0}
+            job = {
+                "id": job_id,
+                "state": "queued",
+                "name": safe_stem(name),
+                "input_name": "input" + ext,
+                "output_name": f"{safe_stem(name)}_x{scale}{out_ext}",
+                "options": dict(options),
+                "info": dict(info),
+                "created": time.time(),
+                "started": None,
+                "finished": None,
+                "error": None,
+                "result": None,
+                "resumed_from": 0,
+                "runs": 0,
+            }
             _write_json(os.path.join(d, "job.json"), job)
         return job
 
@@ -182,17 +212,32 @@ def run_upscale(input_path: str, output_path: str, options: dict, on_frame: Call
     """The default runner: the library's whole-clip job, always resumable."""
     from ..pipeline import upscale
 
-    return upscale(input_path, output_path, scale=options.get("scale"), model=options.get("model") or "auto",
-                   quality=options.get("quality") or "auto", codec=options.get("codec") or "libx264",
-                   crf=options.get("crf"), preset=options.get("preset") or None, resume=True, overwrite=True,
-                   progress=False, on_frame=on_frame, segment=options.get("segment"))
+    return upscale(
+        input_path,
+        output_path,
+        scale=options.get("scale"),
+        model=options.get("model") or "auto",
+        quality=options.get("quality") or "auto",
+        codec=options.get("codec") or "libx264",
+        crf=options.get("crf"),
+        preset=options.get("preset") or None,
+        resume=True,
+        overwrite=True,
+        progress=False,
+        on_frame=on_frame,
+        segment=options.get("segment"),
+    )
 
 
 class JobQueue:
     """Runs the store's queued jobs, ``workers`` at a time (default one: a CPU is best used by one job)."""
 
-    def __init__(self, store: JobStore, workers: int = 1,
-                 runner: Callable[[str, str, dict, Callable[[int], None]], dict] = run_upscale) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        workers: int = 1,
+        runner: Callable[[str, str, dict, Callable[[int], None]], dict] = run_upscale,
+    ) -> None:
         self.store = store
         self.workers = max(1, int(workers))
         self.runner = runner
@@ -260,8 +305,14 @@ class JobQueue:
         fps = run_done / elapsed if elapsed > 0 and run_done else None
         total = p.get("total")
         eta = (total - p["done"]) / fps if fps and total else None
-        return {"done": p["done"], "total": total, "fps": fps, "eta": eta, "elapsed": elapsed,
-                "resumed_from": p["resumed_from"]}
+        return {
+            "done": p["done"],
+            "total": total,
+            "fps": fps,
+            "eta": eta,
+            "elapsed": elapsed,
+            "resumed_from": p["resumed_from"],
+        }
 
     def idle(self) -> bool:
         return self._q.unfinished_tasks == 0
@@ -286,8 +337,12 @@ class JobQueue:
                 self._run(job_id)
             except Exception as e:  # noqa: BLE001 - a broken record must not kill the worker
                 try:
-                    self.store.update(job_id, state="failed", finished=time.time(),
-                                      error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                    self.store.update(
+                        job_id,
+                        state="failed",
+                        finished=time.time(),
+                        error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                    )
                 except Exception:  # noqa: BLE001 - the record itself is unusable
                     pass
             finally:
@@ -312,11 +367,16 @@ class JobQueue:
             except Exception:  # noqa: BLE001 - the pipeline judges the state; this is only for the display
                 resumed = 0
         total = job.get("info", {}).get("frames")
-        job = self.store.update(job_id, state="running", started=time.time(), resumed_from=resumed,
-                                runs=int(job.get("runs") or 0) + 1, error=None)
+        job = self.store.update(
+            job_id,
+            state="running",
+            started=time.time(),
+            resumed_from=resumed,
+            runs=int(job.get("runs") or 0) + 1,
+            error=None,
+        )
         with self._lock:
-            self._progress[job_id] = {"done": resumed, "total": total, "resumed_from": resumed,
-                                      "t0": time.monotonic()}
+            self._progress[job_id] = {"done": resumed, "total": total, "resumed_from": resumed, "t0": time.monotonic()}
 
         def on_frame(n: int) -> None:
             with self._lock:
@@ -344,11 +404,20 @@ class JobQueue:
                 raise
         else:
             size = os.path.getsize(out) if os.path.isfile(out) else None
-            self.store.update(job_id, state="done", finished=time.time(),
-                              result={"frames": summary.get("frames"), "model": summary.get("model"),
-                                      "reason": summary.get("reason"), "scale": summary.get("scale"),
-                                      "seconds": summary.get("seconds"), "fps": summary.get("fps"),
-                                      "bytes": size})
+            self.store.update(
+                job_id,
+                state="done",
+                finished=time.time(),
+                result={
+                    "frames": summary.get("frames"),
+                    "model": summary.get("model"),
+                    "reason": summary.get("reason"),
+                    "scale": summary.get("scale"),
+                    "seconds": summary.get("seconds"),
+                    "fps": summary.get("fps"),
+                    "bytes": size,
+                },
+            )
         finally:
             with self._lock:
                 self._progress.pop(job_id, None)

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,19 @@ def probe(path: str) -> dict[str, Any]:
     _check_complete(path, i.frames)
     fps = float(i.fps) if i.fps else None
     frames = i.frames or (int(round(i.duration * fps)) if i.duration and fps else None)
-    return {"width": i.width, "height": i.height, "fps": round(fps, 3) if fps else None,
-            "duration": round(i.duration, 3) if i.duration else None, "frames": frames, "codec": i.codec,
-            "pix_fmt": i.pix_fmt, "bit_depth": i.bit_depth, "audio_streams": i.audio_streams,
-            "subtitle_streams": i.subtitle_streams, "rotation": i.rotation}
+    return {
+        "width": i.width,
+        "height": i.height,
+        "fps": round(fps, 3) if fps else None,
+        "duration": round(i.duration, 3) if i.duration else None,
+        "frames": frames,
+        "codec": i.codec,
+        "pix_fmt": i.pix_fmt,
+        "bit_depth": i.bit_depth,
+        "audio_streams": i.audio_streams,
+        "subtitle_streams": i.subtitle_streams,
+        "rotation": i.rotation,
+    }
 
 
 def _check_complete(path: str, declared: int | None) -> None:
@@ -68,9 +77,11 @@ def describe(info: dict[str, Any]) -> str:
     dur = f"{info['duration']:.2f} s" if info.get("duration") else "unknown duration"
     fps = f"{info['fps']:g} fps" if info.get("fps") else "unknown fps"
     frames = f"{info['frames']} frames" if info.get("frames") else "frame count unknown"
-    return (f"**{info['width']}x{info['height']}**, {fps}, {dur} ({frames}), video codec **{info['codec']}** "
-            f"({info['pix_fmt']}), {info['audio_streams']} audio stream(s), {info['subtitle_streams']} subtitle "
-            f"stream(s)")
+    return (
+        f"**{info['width']}x{info['height']}**, {fps}, {dur} ({frames}), video codec **{info['codec']}** "
+        f"({info['pix_fmt']}), {info['audio_streams']} audio stream(s), {info['subtitle_streams']} subtitle "
+        f"stream(s)"
+    )
 
 
 # -- models -------------------------------------------------------------------------------------------------
@@ -83,7 +94,7 @@ def models_for(scale: int) -> list[str]:
     return trained + resamplers
 
 
-@lru_cache(maxsize=None)
+@cache
 def floor_fps() -> dict[str, dict[str, tuple[float, int, str]]]:
     """Per CPU kind and benchmarked model: (fps of a plain FFmpeg x4 upscale of a 480x270 clip measured alongside
     that model, output pixels per frame, source file), from the committed `videosr bench` JSONs that
@@ -163,9 +174,17 @@ def model_facts(scale: int, info: dict[str, Any] | None = None) -> list[dict[str
         psnr = v.vid4_psnr_y if v.vid4_eval else (expected_psnr(v, None) if v.scale == scale else None)
         frac = speed(v, kind) if v.scale == scale else None
         est = estimate_seconds(name, info, scale, kind) if v.scale == scale else None
-        rows.append({"model": name, "vid4_psnr_y": None if psnr is None else round(psnr, 2),
-                     "degradation": v.vid4_degradation, "speed": frac, "speed_class": speed_class(frac),
-                     "estimate_s": None if est is None else round(est, 1), "kind": kind})
+        rows.append(
+            {
+                "model": name,
+                "vid4_psnr_y": None if psnr is None else round(psnr, 2),
+                "degradation": v.vid4_degradation,
+                "speed": frac,
+                "speed_class": speed_class(frac),
+                "estimate_s": None if est is None else round(est, 1),
+                "kind": kind,
+            }
+        )
     return rows
 
 
@@ -268,8 +287,7 @@ def _seek_frames(path: str, index: int, before: int, after: int, info):
     cs, rng = _pixfmt_colorspace(info), info.color_range
     try:
         with av.open(path, "r", metadata_errors="replace") as c:
-            vs = next(s for s in c.streams.video
-                      if not (s.disposition & av.stream.Disposition.attached_pic))
+            vs = next(s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic))
             tb, t0 = vs.time_base, vs.start_time or 0
             first_t = max(0.0, (index - before) / fps - 1.0)  # a second early: timestamps are not exact
             c.seek(int(first_t / tb) + t0, stream=vs, backward=True, any_frame=False)
@@ -312,8 +330,14 @@ def upscale_frame(name: str, scale: int, frames: list[np.ndarray], at: int, info
     lo, hi = max(0, at - ctx), min(len(frames), at + ctx + 1)
     clip = [image_to_tensor(frames[k]) for k in range(lo, hi)]
     h, w = frames[at].shape[:2]
-    planes = (info is not None and getattr(eng.model, "supports_planes", False) and eng.tile is None
-              and frames[at].dtype == np.uint8 and (w * eng.scale) % 2 == 0 and (h * eng.scale) % 2 == 0)
+    planes = (
+        info is not None
+        and getattr(eng.model, "supports_planes", False)
+        and eng.tile is None
+        and frames[at].dtype == np.uint8
+        and (w * eng.scale) % 2 == 0
+        and (h * eng.scale) % 2 == 0
+    )
     if not planes:
         eng.planes = None
         with torch.inference_mode():
@@ -348,7 +372,7 @@ def crop(img: np.ndarray, cx: float, cy: float, size: int = CROP) -> np.ndarray:
     x = int(round(cx * w - s / 2))
     y = int(round(cy * h - s / 2))
     x, y = min(max(0, x), w - s), min(max(0, y), h - s)
-    return img[y:y + s, x:x + s]
+    return img[y : y + s, x : x + s]
 
 
 def side_by_side(a: np.ndarray, b: np.ndarray, gap: int = 4) -> np.ndarray:
@@ -356,8 +380,9 @@ def side_by_side(a: np.ndarray, b: np.ndarray, gap: int = 4) -> np.ndarray:
     return np.concatenate([a, bar, b], axis=1)
 
 
-def preview(path: str, seconds: float, fps: float | None, model: str, compare: str, scale: int,
-            cx: float = 0.5, cy: float = 0.5) -> dict[str, Any]:
+def preview(
+    path: str, seconds: float, fps: float | None, model: str, compare: str, scale: int, cx: float = 0.5, cy: float = 0.5
+) -> dict[str, Any]:
     """The frame at ``seconds`` by ``model`` and by ``compare``: ``{"compare", "model", "crop", "index",
     "seconds"}`` (RGB uint8 arrays; ``crop``: the two 1:1 crops side by side, compare left)."""
     import torch
@@ -374,9 +399,14 @@ def preview(path: str, seconds: float, fps: float | None, model: str, compare: s
     base = upscale_frame(compare, scale, frames, at, info)
     t2 = time.perf_counter()
     both = side_by_side(crop(base, cx, cy), crop(hr, cx, cy))
-    return {"compare": base, "model": hr, "crop": both, "index": index,
-            "seconds": index / (fps or 25.0), "timing": {"decode_s": t1 - t0, "models_s": t2 - t1,
-                                                        "total_s": time.perf_counter() - t0, "threads": threads}}
+    return {
+        "compare": base,
+        "model": hr,
+        "crop": both,
+        "index": index,
+        "seconds": index / (fps or 25.0),
+        "timing": {"decode_s": t1 - t0, "models_s": t2 - t1, "total_s": time.perf_counter() - t0, "threads": threads},
+    }
 
 
 def preview_threads() -> int:
@@ -406,8 +436,12 @@ def tables_markdown() -> str:
 
     kind = cpu_kind()
     q = committed_table("quality.json").get("vid4_x4", {})
-    lines = ["### Vid4 PSNR-Y (dB)", "", "| model | scale | own degradation | x4 clean | x264 CRF 15 | CRF 25 | CRF 35 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "### Vid4 PSNR-Y (dB)",
+        "",
+        "| model | scale | own degradation | x4 clean | x264 CRF 15 | CRF 25 | CRF 35 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for v in list_models():
         if not (v.weights or v.name in q):
             continue
@@ -416,15 +450,26 @@ def tables_markdown() -> str:
         cols = [f"{row[k]:.2f}" if k in row else "-" for k in ("clean", "15", "25", "35")]
         lines.append(f"| {v.name} | x{v.scale} | {own} | " + " | ".join(cols) + " |")
     floors = floor_fps()
-    lines += ["", "### Speed (end-to-end, fraction of a plain FFmpeg upscale of the same clip)", "",
-              "| model | AMX CPU | CPU without AMX |", "|---|---|---|"]
+    lines += [
+        "",
+        "### Speed (end-to-end, fraction of a plain FFmpeg upscale of the same clip)",
+        "",
+        "| model | AMX CPU | CPU without AMX |",
+        "|---|---|---|",
+    ]
     for v in list_models():
         a, n = speed(v, "amx"), speed(v, "no-amx")
         if a is None and n is None:
             continue
         lines.append(f"| {v.name} | {'-' if a is None else f'{a:.3f}'} | {'-' if n is None else f'{n:.3f}'} |")
-    src = "; ".join(f"{k}: " + ", ".join(sorted({f"{r[2]} (floor {r[0]:.1f} fps at 480x270 x4)" for r in t.values()}))
-                    for k, t in floors.items())
-    lines += ["", f"This CPU: **{kind}**. Sources: `src/videosr/weights/speed.json`, `quality.json`"
-                  + (f"; {src}" if src else "") + "."]
+    src = "; ".join(
+        f"{k}: " + ", ".join(sorted({f"{r[2]} (floor {r[0]:.1f} fps at 480x270 x4)" for r in t.values()}))
+        for k, t in floors.items()
+    )
+    lines += [
+        "",
+        f"This CPU: **{kind}**. Sources: `src/videosr/weights/speed.json`, `quality.json`"
+        + (f"; {src}" if src else "")
+        + ".",
+    ]
     return "\n".join(lines)
