@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from videosr.degrade import quantize
 from videosr.engine import Engine
-from videosr.evaluate import _degrade, find_clips, load_clip
-from videosr.metrics import psnr
+from videosr.eval.degrade import LRRecipe, make_lr, quantize
+from videosr.eval.metrics import psnr
+from videosr.eval.protocol import find_clips, load_clip
 from videosr.models import create_model
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "Vid4" / "GT"
@@ -38,7 +38,7 @@ def main() -> None:
     rows = {}
     for clip in clips:
         gt = load_clip(clip)  # (T, 3, H, W)
-        lr = _degrade(gt, model.scale, "BI")
+        lr = make_lr(gt, model.scale, LRRecipe("BI"), clip.name)
         gt = gt[..., : lr.shape[-2] * model.scale, : lr.shape[-1] * model.scale]
         chunked = Engine(model, device="cpu", precision="fp32", chunk=a.chunk)
         whole = Engine(model, device="cpu", precision="fp32", chunk=lr.shape[0])

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from videosr.config import CodecCfg
-from videosr.data import ClipStore, TrainClips
+from videosr.training.config import CodecCfg
+from videosr.training.data import ClipStore, TrainClips
 
 
 def cpu_name() -> str:

@@ -7,7 +7,7 @@
     # only rebuild the table (stdout, and docs/evaluation.md with --doc) from the JSONs:
     .venv/bin/python benchmarks/compressed_eval.py --table-only --doc
 
-Each LR set is one `videosr eval` run through the library (`videosr.evaluate.evaluate`, the same as the CLI
+Each LR set is one `videosr eval` run through the library (`videosr.eval.protocol.evaluate`, the same as the CLI
 with `--lr-codec libx264 --lr-crf N --lr-preset medium`): all models of a run see the same LR. One JSON per
 LR set, in `videosr eval --json`'s format (a list of per-model results, each with its `"lr"` recipe), under
 benchmarks/results/compressed/ (vid4_x4_clean.json, vid4_x4_crf15.json, ...). Peers (`NAME=WEIGHTS`: a
@@ -32,7 +32,7 @@ SHARED = ROOT.parent / "shared"
 RESULTS = ROOT / "benchmarks" / "results" / "compressed"
 DOC = ROOT / "docs" / "evaluation.md"
 BEGIN, END = "<!-- compressed-table:begin -->", "<!-- compressed-table:end -->"
-# LR set name -> (column title, recipe for videosr.evaluate.evaluate)
+# LR set name -> (column title, recipe for videosr.eval.protocol.evaluate)
 LR_SETS = {
     "clean": ("clean", {}),
     "crf15": ("CRF 15", {"lr_codec": "libx264", "lr_crf": 15, "lr_preset": "medium"}),
@@ -60,7 +60,8 @@ def parse_peer(spec: str) -> tuple[str, str]:
 
 
 def run_set(lr_set: str, models: list[str], weights: list[str | None], args) -> list[dict]:
-    from videosr.evaluate import evaluate, format_table, to_json
+    from videosr.eval.protocol import evaluate, to_json
+    from videosr.eval.report import format_table
 
     _, recipe = LR_SETS[lr_set]
     t0 = time.perf_counter()

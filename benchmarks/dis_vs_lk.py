@@ -9,7 +9,7 @@ For each aligner, on the same machine in one run:
   PSNR of the warped frame against frame t (the photometric fit the models' alignment relies on), mean over
   the pairs of the first ``--pairs`` frames of each clip, next to no warp at all;
 * **cost**: milliseconds per frame pair at 480x270 (the shipped sample clip, resized), one thread, median;
-* **Vid4 dB**: `videosr eval`'s protocol (`evaluate.evaluate`, BI x4, all frames, fp32) of quality-x4-full
+* **Vid4 dB**: `videosr eval`'s protocol (`eval.protocol.evaluate`, BI x4, all frames, fp32) of quality-x4-full
   with its aligner swapped at inference (its weights were trained with Lucas-Kanade: a lower bound for DIS
   until a model is trained with it).
 
@@ -32,9 +32,10 @@ import av
 import torch
 
 from videosr.bench import machine
-from videosr.evaluate import LRRecipe, find_clips, load_clip, make_lr
+from videosr.eval.degrade import LRRecipe, make_lr
+from videosr.eval.metrics import psnr
+from videosr.eval.protocol import find_clips, load_clip
 from videosr.flow import DIS_PRESETS, flow_warp
-from videosr.metrics import psnr
 from videosr.models import recurrent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -76,7 +77,7 @@ def warp_psnr(flow: torch.nn.Module | None, lr: torch.Tensor) -> float:
 
 def vid4_db(name: str, preset: str | None, data: Path) -> float:
     """quality-x4-full's Vid4 BI x4 PSNR-Y (eval protocol) with its aligner: LK (preset None) or DIS."""
-    from videosr.evaluate import evaluate
+    from videosr.eval.protocol import evaluate
 
     real = recurrent.FLOWS["classical"]
     if preset is not None:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from videosr.evaluate import find_clips, load_clip
+from videosr.eval.protocol import find_clips, load_clip
 from videosr.models.recurrent import ClassicalFlow
-from videosr.pipeline import load_model
+from videosr.models.resolve import load_model
 from videosr.resample import imresize
 
 VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "Vid4" / "GT"

@@ -24,9 +24,9 @@ import av
 import numpy as np
 import torch
 
-from videosr.degrade import bi_degrade
-from videosr.evaluate import find_clips, load_clip
-from videosr.metrics import psnr
+from videosr.eval.degrade import bi_degrade
+from videosr.eval.metrics import psnr
+from videosr.eval.protocol import find_clips, load_clip
 from videosr.models.auto import probe_source  # with the frames of the whole clip: PROBE_FRAMES >= 50
 
 VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "Vid4" / "GT"

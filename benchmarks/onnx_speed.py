@@ -27,8 +27,9 @@ from pathlib import Path
 import torch
 
 from videosr.engine import cpu_has_native_bf16
-from videosr.export import export_onnx, load_onnx
 from videosr.models import create_model
+from videosr.models.export import export_onnx
+from videosr.models.onnx_backend import load_onnx
 
 BACKENDS = ("torch_fp32", "torch_bf16", "onnxruntime_fp32")
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from videosr.degrade import quantize
 from videosr.engine import run_clip
-from videosr.evaluate import _degrade, find_clips, load_clip
-from videosr.metrics import psnr
-from videosr.pipeline import load_model
+from videosr.eval.degrade import LRRecipe, make_lr, quantize
+from videosr.eval.metrics import psnr
+from videosr.eval.protocol import find_clips, load_clip
+from videosr.models.resolve import load_model
 
 VID4 = Path(__file__).resolve().parents[2] / "shared" / "data" / "Vid4" / "GT"
 
@@ -69,7 +69,7 @@ def main() -> None:
     for c in items:
         gt = load_clip(c, a.max_frames)
         gt = gt[..., : gt.shape[-2] // 4 * 4, : gt.shape[-1] // 4 * 4]
-        clips.append((c.name, gt, _degrade(gt, 4, a.degradation)))
+        clips.append((c.name, gt, make_lr(gt, 4, LRRecipe(a.degradation), c.name)))
     results = []
     for name in a.model:
         net = load_model(name, 4)

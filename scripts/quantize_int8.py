@@ -30,10 +30,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from videosr.data import degrade_clip  # noqa: E402
 from videosr.int8 import export_trunk, quantize_trunk  # noqa: E402
 from videosr.models import VARIANTS, create_model  # noqa: E402
 from videosr.models.registry import sha256_file  # noqa: E402
+from videosr.training.data import degrade_clip  # noqa: E402
 
 CHUNK = 10
 STILL_CROP = (800, 1280)  # (H, W) at most

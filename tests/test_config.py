@@ -1,4 +1,4 @@
-"""videosr.config: TOML + --set overrides into a typed dataclass tree; clear UsageErrors."""
+"""videosr.training.config: TOML + --set overrides into a typed dataclass tree; clear UsageErrors."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from videosr.config import TrainConfig, apply_override, load_config
 from videosr.errors import UsageError
+from videosr.training.config import TrainConfig, apply_override, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,5 @@
-"""videosr.degrade: MATLAB imresize, BI/BD protocol degradations, fast upsampling, realistic degradations."""
+"""videosr.resample (MATLAB imresize, fast upsampling), videosr.eval.degrade (BI/BD protocol degradations,
+codec round trip) and videosr.training.degradations (realistic and compressed training degradations)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from videosr import degrade, resample
-from videosr.degrade import bd_degrade, bi_degrade
+from videosr import resample
 from videosr.errors import UsageError
+from videosr.eval import degrade
+from videosr.eval.degrade import bd_degrade, bi_degrade
 from videosr.resample import imresize, imresize_np, upsample
+from videosr.training import degradations
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
@@ -208,8 +211,8 @@ def _clip(t=4, h=48, w=56, seed=0):
 def test_realistic_degrade_deterministic_and_shapes():
     x = _clip(h=50, w=58)  # not multiples of 4: cropped
     for seed in range(4):
-        a, pa = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(seed), return_params=True)
-        b, pb = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(seed), return_params=True)
+        a, pa = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(seed), return_params=True)
+        b, pb = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(seed), return_params=True)
         assert a.shape == (4, 3, 12, 14) and a.dtype == torch.float32
         assert pa == pb and torch.equal(a, b)
         assert a.min() >= 0 and a.max() <= 1
@@ -217,26 +220,28 @@ def test_realistic_degrade_deterministic_and_shapes():
 
 def test_realistic_degrade_steps():
     x = _clip()
-    none = degrade.RealisticParams(blur_prob=0, noise_prob=0, jpeg_prob=0, video_prob=0, resize_kernels=("bicubic",))
-    y = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(0), none)
+    none = degradations.RealisticParams(
+        blur_prob=0, noise_prob=0, jpeg_prob=0, video_prob=0, resize_kernels=("bicubic",)
+    )
+    y = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(0), none)
     torch.testing.assert_close(y, degrade.quantize(imresize(x, 0.25).clamp(0, 1)))
     area = dataclasses_replace(none, resize_kernels=("area",))
-    y = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(0), area)
+    y = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(0), area)
     torch.testing.assert_close(y, degrade.quantize(torch.nn.functional.avg_pool2d(x, 4)))
     # noise: grey noise is equal across channels; the level follows sigma
     grey = dataclasses_replace(none, noise_prob=1, poisson_prob=0, grey_noise_prob=1, gaussian_sigma=(10, 10))
-    y, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(1), grey, return_params=True)
+    y, p = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(1), grey, return_params=True)
     d = y - degrade.quantize(imresize(x, 0.25).clamp(0, 1))
     assert p["noise"] == {"type": "gaussian", "sigma": 10.0, "grey": True}
     assert 7 / 255 < d.std() < 13 / 255 and (d[:, 0] - d[:, 1]).abs().max() < 2 / 255
     pois = dataclasses_replace(none, noise_prob=1, poisson_prob=1, grey_noise_prob=0)
-    _, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(2), pois, return_params=True)
+    _, p = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(2), pois, return_params=True)
     assert p["noise"]["type"] == "poisson" and 10**1.5 <= p["noise"]["peak"] <= 10**3.5
     # blur: anisotropic kernel is normalised and rotated
-    k = degrade.anisotropic_gaussian_kernel(15, 3.0, 1.0, math.pi / 2)
+    k = degradations.anisotropic_gaussian_kernel(15, 3.0, 1.0, math.pi / 2)
     assert abs(k.sum().item() - 1) < 1e-12 and k[7, 0] < k[0, 7]  # long axis vertical after 90 degrees
     blur = dataclasses_replace(none, blur_prob=1)
-    _, p = degrade.realistic_degrade(x, 4, torch.Generator().manual_seed(3), blur, return_params=True)
+    _, p = degradations.realistic_degrade(x, 4, torch.Generator().manual_seed(3), blur, return_params=True)
     assert p["blur"]["size"] in none.blur_kernel_sizes
 
 
@@ -246,24 +251,24 @@ def test_video_and_jpeg_compression(codec):
     y = degrade.video_compress(x[..., :33, :45], codec, 30)  # odd size: padded and cropped back
     assert y.shape == (5, 3, 33, 45)
     assert 0 < (y - x[..., :33, :45]).abs().mean() < 0.05
-    j = degrade.jpeg_compress(x, 40)
+    j = degradations.jpeg_compress(x, 40)
     assert j.shape == x.shape and 0 < (j - x).abs().mean() < 0.08
-    p = degrade.RealisticParams(blur_prob=0, noise_prob=0, jpeg_prob=1, video_prob=1, video_codecs=(codec,))
-    y, d = degrade.realistic_degrade(x, 2, torch.Generator().manual_seed(0), p, return_params=True)
+    p = degradations.RealisticParams(blur_prob=0, noise_prob=0, jpeg_prob=1, video_prob=1, video_codecs=(codec,))
+    y, d = degradations.realistic_degrade(x, 2, torch.Generator().manual_seed(0), p, return_params=True)
     assert y.shape == (5, 3, 17, 23) and d["video"]["codec"] == codec and 35 <= d["jpeg"] <= 95
 
 
 def test_realistic_params_validation():
     with pytest.raises(UsageError):
-        degrade.RealisticParams(blur_prob=1.5)
+        degradations.RealisticParams(blur_prob=1.5)
     with pytest.raises(UsageError):
-        degrade.RealisticParams(crf=(30, 20))
+        degradations.RealisticParams(crf=(30, 20))
     with pytest.raises(UsageError):
-        degrade.RealisticParams(blur_kernel_sizes=(4,))
+        degradations.RealisticParams(blur_kernel_sizes=(4,))
     with pytest.raises(UsageError):
-        degrade.RealisticParams(video_codecs=("vp9",))
+        degradations.RealisticParams(video_codecs=("vp9",))
     with pytest.raises(UsageError):
-        degrade.realistic_degrade(torch.rand(3, 8, 8), 2, torch.Generator())
+        degradations.realistic_degrade(torch.rand(3, 8, 8), 2, torch.Generator())
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -330,32 +335,32 @@ def test_check_codec_errors(codec, crf, preset, msg):
 
 def test_codec_degrade_share_noise_and_determinism():
     lr = degrade.quantize(torch.stack([_clip(t=3, h=32, w=32, seed=s) for s in range(8)]))  # (8, 3, 3, 32, 32)
-    p = degrade.CodecParams(prob=0.5, crf=(30, 30), presets=("veryfast",), group=1)
-    a, ra = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
-    b, rb = degrade.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
+    p = degradations.CodecParams(prob=0.5, crf=(30, 30), presets=("veryfast",), group=1)
+    a, ra = degradations.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
+    b, rb = degradations.codec_degrade(lr, torch.Generator().manual_seed(0), p, return_params=True)
     assert torch.equal(a, b) and ra == rb and a.shape == lr.shape
     for i, r in enumerate(ra):  # encoded clips changed, the others are the clean LR
         assert ("codec" in r) == (not torch.equal(a[i], lr[i]))
         assert r.get("crf", 30) == 30
     assert 0 < sum("codec" in r for r in ra) < 8
-    noisy = degrade.CodecParams(prob=0, noise_prob=1, noise_sigma=(6.0, 6.0))
-    y, r = degrade.codec_degrade(lr, torch.Generator().manual_seed(1), noisy, return_params=True)
+    noisy = degradations.CodecParams(prob=0, noise_prob=1, noise_sigma=(6.0, 6.0))
+    y, r = degradations.codec_degrade(lr, torch.Generator().manual_seed(1), noisy, return_params=True)
     assert all(x == {"noise": 6.0} for x in r)
     assert 4 / 255 < float((y - lr).std()) < 8 / 255
     with pytest.raises(UsageError, match="codec.prob"):
-        degrade.CodecParams(prob=1.5)
+        degradations.CodecParams(prob=1.5)
     with pytest.raises(UsageError, match="out of range"):
-        degrade.CodecParams(crf=(10, 60))
+        degradations.CodecParams(crf=(10, 60))
 
 
 @pytest.mark.parametrize("g", [1, 2, 3, 5])
 def test_codec_mosaic_roundtrip_and_groups(g):
     x = torch.rand(g, 3, 3, 24, 40)
-    m, cols = degrade._tile(x, 8)
-    assert m.shape[-1] == cols * 56 and torch.equal(degrade._untile(m, g, cols, 24, 40, 8), x)
+    m, cols = degradations._tile(x, 8)
+    assert m.shape[-1] == cols * 56 and torch.equal(degradations._untile(m, g, cols, 24, 40, 8), x)
     lr = degrade.quantize(torch.stack([_clip(t=3, h=32, w=32, seed=s) for s in range(6)]))
-    y, r = degrade.codec_degrade(
-        lr, torch.Generator().manual_seed(0), degrade.CodecParams(prob=1, group=g), return_params=True
+    y, r = degradations.codec_degrade(
+        lr, torch.Generator().manual_seed(0), degradations.CodecParams(prob=1, group=g), return_params=True
     )
     assert len(r) == 6 and all(r[i] == r[i // g * g] for i in range(6))  # one recipe per group
     assert all(not torch.equal(y[i], lr[i]) for i in range(6))
@@ -364,13 +369,13 @@ def test_codec_mosaic_roundtrip_and_groups(g):
 def test_realistic_degradation_of_a_training_batch_draws_per_clip():
     """data.degrade_clip gets a whole batch (B, T, C, H, W) from TrainClips: each clip is degraded as a clip
     (one draw each, in order from the one generator), the same as degrading the clips one by one."""
-    from videosr.data import degrade_clip
+    from videosr.training.data import degrade_clip
 
     hr = torch.rand(3, 2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     lr = degrade_clip(hr, 4, "realistic", torch.Generator().manual_seed(5))
     assert lr.shape == (3, 2, 3, 8, 8)
     g = torch.Generator().manual_seed(5)
-    one_by_one = torch.stack([degrade.realistic_degrade(c, 4, g) for c in hr]).clamp(0, 1)
+    one_by_one = torch.stack([degradations.realistic_degrade(c, 4, g) for c in hr]).clamp(0, 1)
     assert torch.equal(lr, one_by_one)
 
 

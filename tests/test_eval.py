@@ -1,4 +1,4 @@
-"""videosr.evaluate / `videosr eval`: protocol, outputs, errors, and the published bicubic baselines."""
+"""videosr.eval (protocol, degrade, report) / `videosr eval`: protocol, outputs, errors, and the published bicubic baselines."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from PIL import Image
 
 from videosr.cli import main
 from videosr.errors import InputError, UsageError
-from videosr.evaluate import evaluate, find_clips, format_table, to_json
+from videosr.eval.protocol import evaluate, find_clips, to_json
+from videosr.eval.report import format_table
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
@@ -85,9 +86,9 @@ def test_evaluate_video_set(video_set):
 
 def test_evaluate_matches_manual_protocol(image_set):
     """Image set: crop = scale by default; LR = MATLAB bicubic rounded to 8 bits; output rounded."""
-    from videosr.degrade import bi_degrade, quantize
-    from videosr.evaluate import _read_image
-    from videosr.metrics import psnr, ssim
+    from videosr.eval.degrade import bi_degrade, quantize
+    from videosr.eval.metrics import psnr, ssim
+    from videosr.eval.protocol import _read_image
     from videosr.resample import upsample
 
     res = evaluate(["bicubic"], str(image_set), scale=3, progress=False)[0]
@@ -271,7 +272,8 @@ def test_video_files_as_clips_match_frame_folders(tmp_path, video_set):
 
 
 def test_compressed_lr_is_deterministic_and_lossier_as_crf_rises(video_set):
-    from videosr.evaluate import LRRecipe, load_clip, make_lr
+    from videosr.eval.degrade import LRRecipe, make_lr
+    from videosr.eval.protocol import load_clip
 
     gt = load_clip(find_clips(video_set)[0][0])  # clipA, (3, 3, 42, 50)
     rec = LRRecipe.make("BI", "libx264", 30)
@@ -310,7 +312,8 @@ def test_compressed_lr_other_codecs_and_bd(video_set):
 
 
 def test_lr_noise_is_seeded_per_clip(video_set):
-    from videosr.evaluate import LRRecipe, load_clip, make_lr, noise_seed
+    from videosr.eval.degrade import LRRecipe, make_lr, noise_seed
+    from videosr.eval.protocol import load_clip
 
     assert noise_seed("clipA") == noise_seed("clipA") != noise_seed("clipB")
     gt = load_clip(find_clips(video_set)[0][0])
@@ -414,7 +417,7 @@ def test_cli_compressed_lr_json_and_table(video_set, tmp_path, capsys):
     ],
 )
 def test_cli_lr_option_errors_are_one_line_exit_2(image_set, capsys, monkeypatch, args, words):
-    import videosr.evaluate as ev
+    import videosr.eval.protocol as ev
 
     def no_models(*a, **k):
         raise AssertionError("models must not be loaded before the options are checked")
@@ -468,7 +471,8 @@ def test_lr_files_record_their_path(image_set, tmp_path):
 
 def _lr_like(gt_root: Path, lr_root: Path, scale: int) -> None:
     """LR files for every GT image under gt_root: the protocol's BI LR (8 bits) saved as PNG, same names."""
-    from videosr.evaluate import LRRecipe, _read_image, make_lr
+    from videosr.eval.degrade import LRRecipe, make_lr
+    from videosr.eval.protocol import _read_image
 
     for f in sorted(gt_root.rglob("*.png")):
         lr = make_lr(_read_image(f)[None], scale, LRRecipe.make("BI"), f.stem)[0]

@@ -61,16 +61,16 @@ def test_eta_waits_for_warm_up_then_uses_the_steady_rate(monkeypatch) -> None:
 
 def test_loading_line_comes_before_the_model_loads(tmp_path, monkeypatch, capsys) -> None:
     """`loading model ...` is on stderr before load_model runs; the progress line (0 frames) follows."""
-    import videosr.pipeline as pipeline
+    import videosr.models.resolve as resolve
 
     seen: list[str] = []
-    real = pipeline.load_model
+    real = resolve.load_model
 
     def spy(*a, **k):
         seen.append(capsys.readouterr().err)
         return real(*a, **k)
 
-    monkeypatch.setattr(pipeline, "load_model", spy)
+    monkeypatch.setattr(resolve, "load_model", spy)
     src = clips.make_video(tmp_path / "in.mp4", frames=3, width=16, height=16)
     assert main(["upscale", src, str(tmp_path / "o.mp4"), "--model", "bicubic", "--scale", "2"]) == 0
     assert len(seen) == 1 and _err_lines(seen[0]) == ["loading model bicubic ..."]
@@ -214,7 +214,7 @@ def test_wrong_scale_hint_names_only_weighted_models(tmp_path, capsys) -> None:
 
 def test_eval_and_export_refuse_untrained_too(tmp_path) -> None:
     from videosr.errors import ModelError
-    from videosr.evaluate import evaluate
+    from videosr.eval.protocol import evaluate
 
     folder = clips.make_images(tmp_path / "gt", ["a.png"], width=32, height=32)
     with pytest.raises(ModelError, match="pan-x4 ships no trained weights"):
@@ -341,11 +341,22 @@ def test_longer_planes_chunk_only_for_small_frames(size, chunk) -> None:
     from videosr.engine import Engine
     from videosr.io import image_to_tensor
     from videosr.models import create_model
-    from videosr.pipeline import _plane_stages
+    from videosr.pipeline import build_stages
 
-    eng = Engine(create_model("quality-x4", pretrained=False), device="cpu", precision="fp32", clamp=False)
-    assert eng.chunk == 16
-    stage, _ = _plane_stages(eng.model, eng, _Reader(*size), "yuv420p", True, image_to_tensor)
+    net = create_model("quality-x4", pretrained=False)
+    assert Engine(net, device="cpu", precision="fp32", clamp=False).chunk == 16
+    eng, stage, _ = build_stages(
+        net,
+        _Reader(*size),
+        "yuv420p",
+        True,
+        image_to_tensor,
+        device="cpu",
+        precision="fp32",
+        tile=None,
+        chunk=None,
+        compile=False,
+    )
     assert stage is eng and eng.planes is not None and eng.chunk == chunk
 
 

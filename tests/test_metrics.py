@@ -1,4 +1,4 @@
-"""videosr.metrics (PSNR/SSIM as the MATLAB reference, tOF, warping error) and videosr.flow."""
+"""videosr.eval.metrics (PSNR/SSIM as the MATLAB reference, tOF, warping error) and videosr.flow."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from videosr.errors import UsageError
+from videosr.eval.metrics import clip_flows, psnr, rgb_to_y, ssim, tof, warping_error
 from videosr.flow import estimate_flow, flow_warp, occlusion_mask
-from videosr.metrics import clip_flows, psnr, rgb_to_y, ssim, tof, warping_error
 
 
 def _rand(*shape, seed=0, dtype=torch.float64):

@@ -221,7 +221,7 @@ def test_vid4_figure_is_read_for_the_variants_degradation(tmp_path, monkeypatch)
     BI figures (the field's protocol): a BD row never competes with BI ones."""
     import json
 
-    from videosr.pipeline import default_model_name
+    from videosr.models.resolve import default_model_name
 
     rows = [{"model": "m-bd", "degradation": d, "mean": {"psnr_y": p}} for d, p in (("BI", 99.0), ("BD", 23.5))]
     (tmp_path / "m.json").write_text(json.dumps(rows))

@@ -349,3 +349,60 @@ def test_clamp_constants_follow_the_weights():
         net.to_rgb.weight.mul_(2)  # as load_state_dict's copy_: the tensor's version moves
     b = layers._clip_constants(net.to_rgb, layers._version(net.to_rgb), *args)
     assert b is not a and torch.allclose(b["Wr"], 2 * a["Wr"])
+
+
+PLANE_TINY: dict[str, dict] = {  # as in test_models.py
+    "pan": {"nf": 8, "unf": 8, "nb": 1},
+    "fastvsr": {"feat": 4, "width": 8, "blocks": 1},
+    "recurrent": {"width": 8, "blocks": 1, "feat_blocks": 1, "flow_width": 8, "up_channels": 4},
+}
+
+
+def _own_variants() -> list[str]:
+    from videosr.models import ARCHS, list_models
+
+    return [v.name for v in list_models() if ARCHS[v.arch].__module__.startswith("videosr.")]
+
+
+@pytest.mark.parametrize("name", _own_variants())
+def test_every_variants_plane_path_is_its_forward(name):
+    """Every registered variant (tiny, random weights, zero-initialised layers made non-zero): the planes the
+    video pipeline writes are ``forward``'s output in YUV. Models with ``forward_planes``: forward clamped, the
+    colour matrix, 4:2:0 chroma (odd LR size, kept frames 1..3 of 5); per-channel resamplers: ``upsample_plane``
+    of the YUV frame is the YUV of ``forward`` (a linear filter commutes with the matrix); the others have no
+    planes path (the pipeline gives them RGB). tests/test_export.py holds the same over the ONNX graphs."""
+    from videosr.io import rgb_to_yuv
+    from videosr.models import VARIANTS, create_model
+
+    torch.manual_seed(0)
+    net = create_model(name, pretrained=False, **PLANE_TINY.get(VARIANTS[name].arch, {})).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    x = torch.rand(1, 5, 3, 13, 18, generator=torch.Generator().manual_seed(1))
+    m = torch.tensor(rgb_to_yuv(1, 1))
+    s = net.scale
+    with torch.no_grad():
+        rgb = net(x)[0]  # (5, 3, sH, sW)
+    assert rgb.shape == (5, 3, 13 * s, 18 * s)
+
+    def yuv_of(img):
+        return torch.einsum("ij,tjhw->tihw", m[:, :3], img) + m[:, 3].view(1, 3, 1, 1)
+
+    if hasattr(net, "upsample_plane"):
+        lr = yuv_of(x[0])  # (5, 3, H, W)
+        with torch.no_grad():
+            planes = net.upsample_plane(lr)
+        assert torch.allclose(planes, yuv_of(rgb), atol=1e-5)
+        return
+    if not getattr(net, "supports_planes", False):
+        assert VARIANTS[name].arch == "pan" or s % 2, name  # no planes path: RGB output
+        return
+    with torch.no_grad():
+        y, u, v = (p[0] for p in net.forward_planes(x, m, keep=(1, 4)))
+    yuv = yuv_of(rgb[1:4].clamp(0, 1))
+    assert y.shape == (3, 13 * s, 18 * s) and u.shape == v.shape == (3, 13 * s // 2, 9 * s)
+    assert torch.allclose(y, yuv[:, 0], atol=1e-5)
+    assert torch.allclose(u, torch.nn.functional.avg_pool2d(yuv[:, 1:2], 2)[:, 0], atol=1e-5)
+    assert torch.allclose(v, torch.nn.functional.avg_pool2d(yuv[:, 2:3], 2)[:, 0], atol=1e-5)

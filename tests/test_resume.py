@@ -232,6 +232,7 @@ class _Window(nn.Module):
 def test_sliding_window_model_resumes_exactly(tmp_path, monkeypatch):
     """A context-2 model interrupted (Ctrl-C) mid-run: the resumed result equals the uninterrupted one,
     because the restart feeds `context` warm-up frames and cuts the same temporal chunks."""
+    import videosr.models.resolve as resolve
     import videosr.pipeline as pipeline
 
     def fake_load(model, scale, weights=None, backend="torch"):
@@ -239,7 +240,7 @@ def test_sliding_window_model_resumes_exactly(tmp_path, monkeypatch):
         net.display_name = "window"
         return net
 
-    monkeypatch.setattr(pipeline, "load_model", fake_load)
+    monkeypatch.setattr(resolve, "load_model", fake_load)
     src = clips.make_video(tmp_path / "in.mp4", frames=23, width=24, height=16)
     kw = dict(codec="ffv1", segment=8, chunk=4, progress=False)
     pipeline.upscale(src, str(tmp_path / "ref.mkv"), **kw)

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from videosr.config import TrainConfig, load_config
 from videosr.errors import ResumeError
 from videosr.models.registry import ARCHS, VARIANTS, Variant, register_arch, register_variant
+from videosr.training.config import TrainConfig, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ if "tiny-test-x2" not in VARIANTS:
 
 
 def make_store():
-    from videosr.data import ClipStore
+    from videosr.training.data import ClipStore
 
     rng = np.random.default_rng(0)
 
@@ -116,7 +116,7 @@ def tiny_config(out: Path, **over) -> TrainConfig:
 
 
 def test_dataset_pairs_deterministic():
-    from videosr.data import TrainClips, degrade_clip
+    from videosr.training.data import TrainClips, degrade_clip
 
     st = make_store()
     ds = TrainClips(st, scale=2, patch=8, frames=3, batch=4, seed=1, video_fraction=0.5)
@@ -137,7 +137,7 @@ def test_dataset_pairs_deterministic():
 
 
 def test_synthetic_motion_moves():
-    from videosr.data import Motion, still_clip
+    from videosr.training.data import Motion, still_clip
 
     img = make_store().stills[0]
     rng = np.random.default_rng(3)
@@ -164,7 +164,7 @@ def _find_in(img: np.ndarray, frame: torch.Tensor) -> tuple[int, int] | None:
 def test_synthetic_pans_are_exact_crops(seed):
     """Pans move by whole HR pixels: with no rescaling every frame is a window of the photo itself (no
     interpolation blur), and consecutive windows are offset by the clip's velocity, so the motion is real."""
-    from videosr.data import Motion, still_clip
+    from videosr.training.data import Motion, still_clip
 
     img = np.random.default_rng(seed).integers(0, 256, (72, 72, 3), dtype=np.uint8)
     m = Motion(max_speed=5, affine_prob=0.0, object_prob=0.0, min_source_scale=1.0, min_texture=0.0)
@@ -177,7 +177,7 @@ def test_synthetic_pans_are_exact_crops(seed):
 def test_synthetic_objects_are_pasted_unresampled():
     """A moving object lands on whole pixels: where its mask is fully opaque, the frame holds the object's
     own pixel values (bilinear sampling at integer offsets copies them)."""
-    from videosr.data import Motion, still_clip
+    from videosr.training.data import Motion, still_clip
 
     bg = np.zeros((64, 64, 3), dtype=np.uint8)
     obj = np.random.default_rng(0).integers(1, 256, (64, 64, 3), dtype=np.uint8)
@@ -194,7 +194,7 @@ def test_synthetic_objects_are_pasted_unresampled():
 def test_synthetic_zoom_clips_keep_detail():
     """Zoom/rotation clips are warped on a 2x finer canvas when the photo has the resolution: their frames
     keep more of the top octave than a direct bicubic warp does (mean |Laplacian| of noise frames)."""
-    from videosr.data import Motion, still_clip
+    from videosr.training.data import Motion, still_clip
 
     img = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
     lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
@@ -216,7 +216,7 @@ def test_synthetic_zoom_clips_keep_detail():
 
 
 def test_dataloader_stream_matches_batch_at():
-    from videosr.data import TrainClips
+    from videosr.training.data import TrainClips
 
     ds = TrainClips(make_store(), scale=2, patch=8, frames=3, batch=2, seed=0, start_step=4)
     it = iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=0))
@@ -225,7 +225,7 @@ def test_dataloader_stream_matches_batch_at():
 
 
 def test_store_load(tmp_path):
-    from videosr.data import ClipStore
+    from videosr.training.data import ClipStore
 
     st = ClipStore.load(write_store(tmp_path / "ds"))
     assert len(st.stills) == 2 and st.clips[0].shape == (6, 64, 96, 3)
@@ -235,8 +235,8 @@ def test_store_load(tmp_path):
 
 
 def test_losses_and_schedule():
-    from videosr.metrics import ssim, ssim_map
-    from videosr.train import compute_loss, lr_factor
+    from videosr.eval.metrics import ssim, ssim_map
+    from videosr.training.loop import compute_loss, lr_factor
 
     x = torch.rand(2, 3, 3, 24, 24)
     assert abs(float(ssim_map(x, x, data_range=1.0).mean()) - 1) < 1e-5
@@ -263,7 +263,7 @@ def _state(path: Path) -> dict:
 
 
 def test_resume_is_exact(tmp_path):
-    from videosr.train import train
+    from videosr.training.loop import train
 
     st = make_store()
     r = train(tiny_config(tmp_path / "a"), store=st, quiet=True)
@@ -285,7 +285,7 @@ def test_resume_is_exact(tmp_path):
 
 
 def test_loss_falls_bf16_channels_last(tmp_path):
-    from videosr.train import train
+    from videosr.training.loop import train
 
     st = make_store()
     cfg = tiny_config(
@@ -307,7 +307,7 @@ def test_loss_falls_bf16_channels_last(tmp_path):
 
 def test_validation_and_checkpoint_model(tmp_path):
     from videosr.checkpoint import export_weights, load_checkpoint_model
-    from videosr.train import train
+    from videosr.training.loop import train
 
     vid = tmp_path / "val" / "clipA"
     vid.mkdir(parents=True)
@@ -345,7 +345,7 @@ def test_init_fine_tunes_from_weights(tmp_path):
     """model.init starts training from given weights (strict keys), and a wrong file is a clear error."""
     from videosr.checkpoint import export_weights
     from videosr.errors import ModelError
-    from videosr.train import train
+    from videosr.training.loop import train
 
     train(tiny_config(tmp_path / "a"), store=make_store(), quiet=True)
     export_weights(tmp_path / "a" / "last.pt", tmp_path / "a.safetensors", quiet=True)
@@ -378,7 +378,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
     )
     torch.set_num_threads(1)
-    from videosr.train import train
+    from videosr.training.loop import train
 
     train(tiny_config(Path(out), **{"optim.steps": 4}), store=make_store(), quiet=True)
     import torch.distributed as dist
@@ -474,9 +474,10 @@ every = 0
 
 def test_validate_uses_the_training_degradation():
     """validate(degradation="BD") measures on BD input (Gaussian blur + subsample), not BI."""
-    from videosr import degrade, metrics, resample
+    from videosr import resample
+    from videosr.eval import degrade, metrics
     from videosr.models import create_model
-    from videosr.train import validate
+    from videosr.training.loop import validate
 
     hr = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
     bic = create_model("bicubic", pretrained=False, scale=2)
@@ -492,7 +493,7 @@ def test_flow_loss_trains_the_flow_and_is_logged(tmp_path):
     without a learned flow is refused."""
     from videosr.errors import UsageError
     from videosr.models import create_model
-    from videosr.train import train
+    from videosr.training.loop import train
 
     cfg = tiny_config(
         tmp_path / "f",
@@ -527,10 +528,10 @@ def test_validation_is_the_eval_protocol(tmp_path, degradation, crf):
     sides are not multiples of 4 x scale), frame order (frame2 before frame10), LR (BI, BD, x264) and PSNR."""
     from PIL import Image
 
-    from videosr.data import load_val_clips
-    from videosr.evaluate import evaluate
+    from videosr.eval.protocol import evaluate
     from videosr.models import create_model
-    from videosr.train import validate
+    from videosr.training.data import load_val_clips
+    from videosr.training.loop import validate
 
     clip = tmp_path / "gt" / "c"
     clip.mkdir(parents=True)

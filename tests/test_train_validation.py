@@ -19,9 +19,9 @@ from test_train import TinyVSR, make_store, tiny_config, write_store  # noqa: F4
 
 from videosr.checkpoint import export_weights
 from videosr.cli import main
-from videosr.config import TrainConfig, load_config
 from videosr.errors import InputError, ModelError, OutputError, ResumeError, UsageError
-from videosr.train import DivergedError, lr_factor, train
+from videosr.training.config import TrainConfig, load_config
+from videosr.training.loop import DivergedError, lr_factor, train
 
 TESTS = Path(__file__).resolve().parent
 

@@ -51,7 +51,7 @@ def test_json_summary(tmp_path) -> None:
 
 
 def test_family_name_with_scale_picks_variant(tmp_path) -> None:
-    from videosr.pipeline import load_model
+    from videosr.models.resolve import load_model
 
     assert load_model("pan", 2).scale == 2  # pan + --scale 2 -> pan-x2
     assert load_model("bicubic", 3).scale == 3  # resamplers take any scale

@@ -13,7 +13,7 @@ They are imported on first use (``import videosr`` does not import torch).
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "create_model", "list_models", "upscale"]
 

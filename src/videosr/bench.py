@@ -110,19 +110,33 @@ def bench_model(
 ) -> dict[str, Any]:
     import torch
 
-    from .engine import Engine, set_threads
-    from .io import Frame, choose_pix_fmt, image_to_tensor, open_input, open_output
-    from .pipeline import _plane_stages, load_model
+    from .engine import set_threads
+    from .io import Frame, image_to_tensor, open_input, open_planned, plan_output
+    from .models.resolve import load_model
+    from .pipeline import build_stages
 
     set_threads()
     net = load_model(name, scale)
     if not any(True for _ in net.parameters()):
         set_threads(1)  # as upscale does for parameter-free resamplers
-    engine = Engine(net, device=device, precision=precision, clamp=False, compile=compile)
+    out = os.path.join(workdir, "enc.mp4")
     with open_input(clip) as r:
         info = r.info
-        out_pf = choose_pix_fmt("libx264", info.pix_fmt, info.bit_depth, info.chroma)
-        stage, to_input = _plane_stages(net, engine, r, out_pf, True, image_to_tensor)
+        plan = plan_output(
+            out, info, info.width * net.scale, info.height * net.scale, codec="libx264", crf=crf, preset=preset
+        )
+        engine, stage, to_input = build_stages(
+            net,
+            r,
+            plan.pix_fmt,
+            True,
+            image_to_tensor,
+            device=device,
+            precision=precision,
+            tile=None,
+            chunk=None,
+            compile=compile,
+        )
         path = "source planes" if stage is not engine else ("model planes" if engine.planes is not None else "rgb")
         t_dec, frames = _timed(lambda: [(f, to_input(f.image)) for f in r])
     n = len(frames)
@@ -132,16 +146,7 @@ def bench_model(
         t_model, outs = _timed(lambda: list(stage.stream(t for _, t in frames)))
 
     def encode() -> None:
-        with open_output(
-            os.path.join(workdir, "enc.mp4"),
-            info,
-            info.width * net.scale,
-            info.height * net.scale,
-            codec="libx264",
-            crf=crf,
-            preset=preset,
-            overwrite=True,
-        ) as w:
+        with open_planned(out, info, plan, overwrite=True) as w:
             for (f, _), img in zip(frames, outs):
                 w.write(Frame(image=img, pts=f.pts, time_base=f.time_base, index=f.index))
 

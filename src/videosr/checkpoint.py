@@ -1,7 +1,7 @@
 """Training checkpoints as files: read one (``torch.load(weights_only=True)``, every problem one line),
 rebuild the model it was trained with from the config it carries, export its weights as safetensors.
 
-Used by training (:mod:`videosr.train`, which writes them) and by everything that loads a checkpoint by path
+Used by training (:mod:`videosr.training.loop`, which writes them) and by everything that loads a checkpoint by path
 (``videosr upscale --model last.pt``, ``videosr eval``), which need not import the training loop.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrainConfig
 from .errors import DiskFullError, ModelError, OutputError, UsageError
+from .training.config import TrainConfig
 
 
 def read_checkpoint(path: str | Path, error: type = ModelError) -> dict[str, Any]:

@@ -273,7 +273,7 @@ def _same_input(local: dict, driver: dict) -> list[str]:
 
 
 def _load_net(spec: dict, weights_path: str | None, model_path: str | None):
-    from .pipeline import load_model
+    from .models.resolve import load_model
 
     model = model_path or spec["model"]
     key = (model, spec["scale"], weights_path, spec["backend"])
@@ -287,7 +287,7 @@ def _load_net(spec: dict, weights_path: str | None, model_path: str | None):
 
 
 class _TaskState:
-    """What :class:`videosr.pipeline._SegmentSink` needs of a resume state, inside a task: segments are
+    """What :class:`videosr.io.segments.SegmentSink` needs of a resume state, inside a task: segments are
     written to a scratch folder, read back and returned (the driver owns the real state)."""
 
     def __init__(self, d: str, job: str):
@@ -370,10 +370,9 @@ def run_segments(
     Returns ``{"segments": [{"record", "data"}...], "frames", "ended", "pid", "node", "threads"}``."""
     import torch
 
-    from .engine import Engine
-    from .io import choose_pix_fmt, image_to_tensor, open_input
-    from .io.segments import SegmentWriter, quiet
-    from .pipeline import _options, _plane_stages, _run_stages, _SegmentSink
+    from .io import image_to_tensor, open_input
+    from .io.segments import SegmentSink, SegmentWriter
+    from .pipeline import _options, _run_stages, build_stages
     from .progress import Progress
     from .resume import input_fingerprint
 
@@ -408,30 +407,27 @@ def run_segments(
     fault = _fault_hook(S)
     with open_input(path, **({"fps": spec["fps"]} if spec.get("fps") is not None else {})) as reader:
         info = reader.info
-        engine = Engine(
+        plan = spec["output_plan"]  # the driver's: every segment is encoded as the joined output will be
+        engine, stage_engine, to_input = build_stages(
             net,
+            reader,
+            plan.pix_fmt,
+            spec["planes"],
+            image_to_tensor,
             device=spec["device"],
             precision=spec["precision"],
             tile=spec["tile"],
             chunk=spec["chunk_arg"],
-            clamp=False,
             compile=spec["compile"],
         )
-        s = engine.scale
-        out_pf = spec["pix_fmt"] or choose_pix_fmt(spec["enc_codec"], info.pix_fmt, info.bit_depth, info.chroma)
-        stage_engine, to_input = _plane_stages(net, engine, reader, out_pf, spec["planes"], image_to_tensor)
         opts = _options(
             net,
             engine,
-            scale=s,
-            codec=spec["codec"],
-            crf=spec["crf"],
-            preset=spec["preset"],
+            scale=engine.scale,
+            plan=plan,
             pix_fmt=spec["pix_fmt"],
             backend=spec["backend"],
             tile=spec["tile"],
-            info=info,
-            output=spec["output"],
             planes=stage_engine is not engine or engine.planes is not None,
         )
         if spec.get("fps") is not None:
@@ -477,11 +473,10 @@ def run_segments(
             st = _TaskState(scratch, spec["job"])
             fixed = "last_pts_fixed" in spec  # a resubmission: the previous segment's real last output pts
             st.last_pts = spec.get("last_pts_fixed")
-            enc_w, enc_h = info.width * s, info.height * s
             primed: dict[str, int | None] = {}
 
-            def writer(seg_path, fmt, inf, w, h, *, last_pts, tag, **kw):
-                wr = SegmentWriter(seg_path, fmt, inf, w, h, last_pts=last_pts, tag=tag, **kw)
+            def writer(seg_path, plan, inf, *, last_pts, tag):
+                wr = SegmentWriter(seg_path, plan, inf, last_pts=last_pts, tag=tag)
                 if last_pts is None and tag["start"] == S and S > 0 and not fixed:
                     # the previous segment's last output pts as a single pass would have it (the source pts of
                     # frame S-1 through the same writer); the driver checks it against that segment's record
@@ -489,25 +484,12 @@ def run_segments(
                     if prev is not None:
                         from .io import Frame
 
-                        wr._pts(Frame(image=None, pts=prev, time_base=inf.time_base, index=S - 1))
+                        wr.advance_pts(Frame(image=None, pts=prev, time_base=inf.time_base, index=S - 1))
                 if tag["start"] == S:
                     primed["prev_out_pts"] = wr.last_pts
                 return wr
 
-            sink = _SegmentSink(
-                st,
-                seg_len,
-                spec["fmt"],
-                info,
-                enc_w,
-                enc_h,
-                spec["enc_codec"],
-                spec["enc_crf"],
-                spec["enc_preset"],
-                spec["pix_fmt"],
-                writer,
-                quiet,
-            )
+            sink = SegmentSink(st, seg_len, plan, info, writer)
             write = sink.write if fault is None else fault(sink.write)
             limited = _Limited(stage_engine, None if b is None else (b - a) * seg_len)
             bar = Progress(None, enabled=False)
@@ -751,7 +733,7 @@ def upscale_on(
     with output_lock(output), _memory_errors(tile):
         sweep_temps(output)
         sdir = _state_dir(output, resume, overwrite)
-        model, reason = resolve_model(input, model, scale, quality, weights, sdir)
+        model, reason = resolve_model(input, model, scale, quality, weights, sdir, backend=backend)
         res = _drive(
             rt,
             input,
@@ -862,10 +844,9 @@ def _drive(
     header,
     stop,
 ) -> dict:
-    from .engine import Engine
-    from .io import image_to_tensor, open_input, open_output
-    from .io.segments import output_format
-    from .pipeline import MAX_OUTPUT_PIXELS, _join, default_model_name, load_model, prepare_state, require_trained
+    from .io import image_to_tensor, open_input, plan_output
+    from .models.resolve import default_model_name, load_model, require_trained
+    from .pipeline import MAX_OUTPUT_PIXELS, _join, build_stages, prepare_state
     from .progress import Progress, announce
 
     ray = rt.ray
@@ -875,9 +856,21 @@ def _drive(
         announce(f"loading model {model or default_model_name(scale or 4)} ...", enabled=progress)
         net = load_model(model, scale, weights, backend=backend)
         require_trained(net)
-        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False, compile=compile)
-        s = engine.scale
+        s = net.scale
         out_w, out_h = info.width * s, info.height * s
+        out_plan = plan_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+        engine, stage_engine, _ = build_stages(
+            net,
+            reader,
+            out_plan.pix_fmt,
+            planes,
+            image_to_tensor,
+            device=device,
+            precision=precision,
+            tile=tile,
+            chunk=chunk,
+            compile=compile,
+        )
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(
                 f"output frames would be {out_w}x{out_h}; the limit is "
@@ -890,17 +883,13 @@ def _drive(
             sdir,
             net,
             engine,
-            image_to_tensor,
-            open_output,
-            codec=codec,
-            crf=crf,
-            preset=preset,
+            stage_engine,
+            out_plan,
             pix_fmt=pix_fmt,
             overwrite=overwrite,
             backend=backend,
             tile=tile,
             segment=segment,
-            planes=planes,
             fps=fps,
         )
         st = p.st
@@ -918,7 +907,6 @@ def _drive(
             }
     plan = probe_packets(input)
     fp, opts, seg_len = p.fp, p.opts, p.seg_len
-    enc_codec, enc_crf, enc_preset = p.enc_codec, p.enc_crf, p.enc_preset
     reused = len(st.manifest["segments"])
     retried, nodes, threads, seeked = 0, [], [], 0
     bar = None
@@ -936,8 +924,7 @@ def _drive(
             spec = {
                 "input": os.path.abspath(input),
                 "input_fp": fp,
-                "output": output,
-                "fmt": output_format(output),
+                "output_plan": out_plan,
                 "model": model if model is not None else net.display_name,
                 "display_name": net.display_name,
                 "scale": s,
@@ -948,13 +935,7 @@ def _drive(
                 "chunk_arg": chunk,
                 "compile": compile,
                 "planes": planes,
-                "codec": codec,
-                "crf": crf,
-                "preset": preset,
                 "pix_fmt": pix_fmt,
-                "enc_codec": enc_codec,
-                "enc_crf": enc_crf,
-                "enc_preset": enc_preset,
                 "options": opts,
                 "segment_frames": seg_len,
                 "job": st.job,
@@ -1012,20 +993,7 @@ def _drive(
             bar.close()
             bar = None
         total = st.manifest["frames"]
-        _join(
-            st,
-            input,
-            output,
-            info,
-            out_w,
-            out_h,
-            codec=enc_codec,
-            crf=enc_crf,
-            preset=enc_preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            total=total,
-        )
+        _join(st, input, output, info, out_plan, overwrite=overwrite, total=total)
     except KeyboardInterrupt as e:
         if bar is not None:
             bar.close()

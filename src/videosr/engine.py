@@ -138,6 +138,15 @@ def _available_memory() -> int:
     return free
 
 
+def default_chunk(context: int, device: torch.device) -> int:
+    """Frames per temporal chunk when none is asked for: ``2 * context`` (at least 8) for video models; image
+    models (context 0) one frame at a time on a CPU, 8 on CUDA."""
+    # image models: batching frames does not make the convolutions faster on a CPU, and keeps several 1080p
+    # float frames (25 MB each) out of cache: measured here, bicubic x4 to 1080p costs 3 ms per frame alone and
+    # 14 ms per frame in batches of 4. On CUDA they take 8 frames per call (a batch: the GPU needs the parallelism).
+    return (8 if device.type == "cuda" else 1) if context == 0 else max(8, 2 * context)
+
+
 @dataclass
 class Engine:
     """Runs a registered model over clips or frame streams with chunking, tiling and precision."""
@@ -150,7 +159,8 @@ class Engine:
     chunk: int | None = None  # frames per temporal chunk (None: by model type)
     clamp: bool = True  # clamp outputs to [0, 1]; the video writer quantizes with clamping, so it skips this
     # (3, 4) RGB -> YUV map of the output video: stream 4:2:0 planes (Y, U, V) from the model's
-    # ``forward_planes`` instead of RGB frames (models with ``supports_planes``; whole frames only)
+    # ``forward_planes`` instead of RGB frames (models with ``supports_planes``; whole frames only). Decided at
+    # construction, like every field: an Engine is not changed after its checks (make another one instead)
     planes: torch.Tensor | None = None
     compile: bool = False  # torch.compile the model's forward (and forward_planes)
     verify_int8: bool = True  # False: int8 without its Vid4 gate (only `videosr eval`, which measures the gate)
@@ -165,13 +175,8 @@ class Engine:
         self.scale = int(self.model.scale)
         self.context = int(getattr(self.model, "context", 0))
         self.causal = bool(getattr(self.model, "causal", False))
-        self.chunk_auto = self.chunk is None
         if self.chunk is None:
-            # image models: one frame at a time. Batching frames does not make the convolutions faster
-            # on a CPU, and keeps several 1080p float frames (25 MB each) out of cache: measured here,
-            # bicubic x4 to 1080p costs 3 ms per frame alone and 14 ms per frame in batches of 4.
-            # On CUDA, image models take 8 frames per call (a batch: the GPU needs the parallelism).
-            self.chunk = (8 if self.device.type == "cuda" else 1) if self.context == 0 else max(8, 2 * self.context)
+            self.chunk = default_chunk(self.context, self.device)
         if self.chunk < 1:
             raise UsageError("chunk must be >= 1 frame")
         if isinstance(self.tile, str) and self.tile != "auto":

@@ -185,7 +185,7 @@ def check_int8(model: nn.Module, verified: bool = True) -> None:
     allowed = sorted(n for n, v in VARIANTS.items() if v.int8_allowed)
     hint = f" (int8 models: {', '.join(allowed)})" if allowed else ""
     v = getattr(model, "variant", None)
-    if hasattr(model, "session") and hasattr(model, "metadata"):  # export.OnnxModel: --backend onnxruntime
+    if hasattr(model, "session") and hasattr(model, "metadata"):  # models.onnx_backend.OnnxModel: --backend onnxruntime
         raise UsageError(
             "--precision int8 runs with the torch backend (its trunk in ONNX Runtime): drop --backend onnxruntime"
         )

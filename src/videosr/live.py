@@ -111,10 +111,9 @@ def choose_live_model(scale: int) -> tuple[str, str]:
 def load_live_model(model: str | None, scale: int | None, weights: str | None) -> tuple[nn.Module, str | None]:
     """The model a live run uses and why (``--model auto``); a model that looks ahead is a UsageError (exit 2)
     naming the causal ones, a learned one without weights a ModelError (exit 7)."""
-    from .pipeline import SCALES, load_model, require_trained
+    from .models.resolve import check_scale, load_model, require_trained
 
-    if scale is not None and scale not in SCALES:
-        raise UsageError(f"unsupported scale {scale} (use one of {', '.join(map(str, SCALES))})")
+    check_scale(scale)
     reason = None
     if model in (None, "auto"):
         if weights is not None:

@@ -34,11 +34,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InputChangedError, Interrupted, ModelError, ResumeError, UsageError, VideosrError
+from .errors import InputChangedError, Interrupted, ResumeError, UsageError, VideosrError
 from .io import Frame
 from .progress import Progress, announce
 
-SCALES = (2, 3, 4)
 _END = object()
 SEGMENT_SECONDS = 4.0  # resumable segments: about this much video each (a multiple of the chunk)
 MAX_OUTPUT_PIXELS = 1 << 28  # per output frame (16384 x 16384): refused before any frame is upscaled
@@ -50,21 +49,6 @@ CLIP_BYTES_PER_LR_PIXEL = 400
 LONGER_CHUNK_BYTES = 128 << 20
 
 
-def default_model_name(scale: int) -> str:
-    """The best shipped video model for this scale (highest measured Vid4 BI PSNR), else bicubic. Models
-    trained for another degradation (BD) are chosen by name only."""
-    from .models import list_models
-
-    trained = [
-        v
-        for v in list_models()
-        if v.scale == scale and v.weights and v.vid4_eval is not None and v.vid4_degradation == "BI"
-    ]
-    if trained:
-        return max(trained, key=lambda v: v.vid4_psnr_y).name
-    return "bicubic"
-
-
 def resolve_model(
     input,
     model: str | None,
@@ -72,11 +56,14 @@ def resolve_model(
     quality: str = "auto",
     weights: str | None = None,
     sdir: str | None = None,
+    backend: str = "torch",
 ) -> tuple[str | None, str | None]:
     """``--model auto`` (also ``None``, the default): the model for this input on this CPU and why
-    (:mod:`videosr.models.auto`); a resumed run keeps the model its state was made with. An explicit model
-    comes back as given, with no reason. ``quality`` (auto, fast, best) only applies to auto."""
+    (:mod:`videosr.models.auto`), among the models ``backend`` runs; a resumed run keeps the model its state was
+    made with. An explicit model comes back as given, with no reason. ``quality`` (auto, fast, best) only
+    applies to auto. A model the backend cannot run is refused here, before anything loads (exit 2)."""
     from .models import auto
+    from .models.resolve import check_backend, check_scale
 
     if quality not in auto.QUALITIES:
         raise UsageError(f"unknown --quality {quality!r} (use {', '.join(auto.QUALITIES)})")
@@ -86,60 +73,23 @@ def resolve_model(
                 "--quality picks among the shipped models: use it with --model auto (the default), "
                 "not with --model NAME"
             )
+        check_backend(model, scale, backend)
         return model, None
     if weights is not None:
         raise UsageError("--weights needs --model NAME (the architecture the weights are for)")
-    if scale is not None and scale not in SCALES:
-        raise UsageError(f"unsupported scale {scale} (use one of {', '.join(map(str, SCALES))})")
+    check_scale(scale)
     if sdir is not None and os.path.isdir(sdir):
         from .models import VARIANTS
         from .resume import State
 
         kept = State.load(sdir).manifest.get("options", {}).get("model")
         if isinstance(kept, str) and kept in VARIANTS:  # an edited manifest may hold any JSON here
+            check_backend(kept, scale, backend)
             return kept, "the model of the run being resumed"
     src = auto.probe_source(input) if isinstance(input, (str, os.PathLike)) else auto.probe_source("-")
-    choice = auto.choose(scale or 4, src, quality)
+    choice = auto.choose(scale or 4, src, quality, backend=backend)
+    check_backend(choice.model, scale, backend)
     return choice.model, f"{choice.reason}; input: {src.note}"
-
-
-def weighted_models(scale: int) -> list[str]:
-    """Registered learned models that upscale x``scale`` and ship trained weights: the ones worth suggesting."""
-    from .models import list_models
-
-    return [v.name for v in list_models() if v.scale == scale and v.weights]
-
-
-def _suggest(scale: int) -> str:
-    names = weighted_models(scale)
-    if names:
-        return f"models with weights for x{scale}: {', '.join(names)}"
-    return f"for x{scale} use bicubic or lanczos (no learned model ships weights for x{scale})"
-
-
-def require_trained(net: nn.Module) -> None:
-    """Refuse a learned model without trained weights (a variant that ships none, no ``--weights``): it would
-    run on random initial weights and write noise with exit 0. Raises :class:`ModelError` (exit 7)."""
-    if getattr(net, "trained", True):
-        return
-    _refuse_untrained(getattr(net, "display_name", type(net).__name__), int(net.scale))
-
-
-def _variant(model: str, scale: int | None) -> tuple[str, dict[str, Any]]:
-    """The registered variant ``model`` names with ``scale`` (a family name + scale: ``pan`` + 2 -> ``pan-x2``)
-    and the overrides it needs (resamplers take any scale); ModelError for an unknown name, UsageError for a
-    variant of another scale."""
-    from .models import ARCHS, VARIANTS, create_model
-
-    if model not in VARIANTS and scale is not None and f"{model}-x{scale}" in VARIANTS:
-        model = f"{model}-x{scale}"
-    if model not in VARIANTS:
-        create_model(model)  # raises ModelError listing the known names
-    v = VARIANTS[model]
-    any_scale = bool(getattr(ARCHS[v.arch], "any_scale", False))
-    if scale is not None and scale != v.scale and not any_scale:
-        raise UsageError(f"model {model} upscales x{v.scale}, not x{scale} ({_suggest(scale)})")
-    return model, ({"scale": scale} if (any_scale and scale is not None and scale != v.scale) else {})
 
 
 def _precheck(
@@ -155,11 +105,11 @@ def _precheck(
     """The mistakes found without loading anything (a bad scale or model name, a model without weights, an
     existing OUTPUT), raised before the "loading model ..." line so that such an error is the only line."""
     from .models import VARIANTS, create_model
+    from .models.resolve import check_scale, refuse_untrained, variant_for
 
-    if scale is not None and scale not in SCALES:
-        raise UsageError(f"unsupported scale {scale} (use one of {', '.join(map(str, SCALES))})")
+    check_scale(scale)
     if model is not None and not (model not in VARIANTS and os.path.exists(model)):
-        name, _ = _variant(model, scale)
+        name, _ = variant_for(model, scale)
         v = VARIANTS[name]
         if (
             not untrained
@@ -167,7 +117,7 @@ def _precheck(
             and v.weights is None
             and any(True for _ in create_model(name, pretrained=False).parameters())
         ):
-            _refuse_untrained(name, v.scale)
+            refuse_untrained(name, v.scale)
     if resume or not isinstance(output, (str, os.PathLike)) or output == "-":
         return  # a resumed run may find its OUTPUT already published (then it only cleans up)
     from .io.writer import check_output_path
@@ -192,48 +142,6 @@ def _check_output_size(output, format, codec, info, model, scale) -> None:
         if codec is None and os.fspath(output).lower().endswith(".webm"):
             return  # VP9, the .webm default, takes large frames
         check_encoder_size(codec or "libx264", w * s, h * s)
-
-
-def _refuse_untrained(name: str, scale: int) -> None:
-    raise ModelError(
-        f"model {name} ships no trained weights (it would upscale with random ones): give them with "
-        f"--weights FILE, or use one of the {_suggest(scale)}"
-    )
-
-
-def load_model(model: str | None, scale: int | None, weights: str | None = None, backend: str = "torch") -> nn.Module:
-    """Resolve ``--model``/``--scale``: a variant name, a family name (``pan`` + scale 2 -> ``pan-x2``)
-    or a training checkpoint path. Returns the model in eval mode with ``.scale`` set and ``.trained``: False
-    for a learned variant that ships no weights when no ``weights`` were given (see :func:`require_trained`)."""
-    from .models import VARIANTS, create_model
-
-    if scale is not None and scale not in SCALES:
-        raise UsageError(f"unsupported scale {scale} (use one of {', '.join(map(str, SCALES))})")
-    if model is None:
-        model = default_model_name(scale or 4)
-    if model not in VARIANTS and os.path.exists(model):
-        from .checkpoint import load_checkpoint_model
-
-        net = load_checkpoint_model(model)
-        trained = True
-    else:
-        model, overrides = _variant(model, scale)
-        v = VARIANTS[model]
-        net = create_model(model, weights=weights, **overrides)
-        trained = weights is not None or v.weights is not None or not any(True for _ in net.parameters())
-    if scale is not None and net.scale != scale:
-        raise UsageError(f"model {model} upscales x{net.scale}, not x{scale}")
-    if net.scale not in SCALES:
-        raise ModelError(f"model {model} has unsupported scale {net.scale}")
-    if backend == "onnxruntime":
-        from .export import to_onnxruntime
-
-        net = to_onnxruntime(net)
-    elif backend != "torch":
-        raise UsageError(f"unknown backend {backend!r} (use torch or onnxruntime)")
-    net.display_name = model  # type: ignore[attr-defined]
-    net.trained = trained  # type: ignore[attr-defined]
-    return net
 
 
 class Stage(threading.Thread):
@@ -346,7 +254,7 @@ def upscale(
     times architectures for speed); otherwise such a model without ``weights`` raises :class:`ModelError`.
     KeyboardInterrupt (Ctrl-C; the CLI maps SIGTERM to it) becomes :class:`Interrupted`.
     """
-    from .io.writer import output_kind
+    from .io.writer import RESUMABLE, output_kind
     from .lock import output_lock
 
     t0 = time.perf_counter()
@@ -361,7 +269,7 @@ def upscale(
     from .io.reader import is_stream
 
     file_input = not is_stream(input)  # stdin, a named pipe, <(cmd), /dev/stdin on a pipe: read once
-    segmented = file_input and kind not in ("-", "null", "png", "yuv4mpegpipe")
+    segmented = file_input and kind in RESUMABLE  # segments joined at the end: see io.segments
     if resume and not file_input:
         raise UsageError(
             f"--resume cannot be used with {'stdin' if input == '-' else input}: a pipe is read once, "
@@ -390,7 +298,7 @@ def upscale(
 
             sweep_temps(output)  # temp files a killed run left beside OUTPUT (only ours, only stale)
         sdir = _state_dir(output, resume, overwrite) if segmented else None
-        model, reason = resolve_model(input, model, scale, quality, weights, sdir)
+        model, reason = resolve_model(input, model, scale, quality, weights, sdir, backend=backend)
         net, s, frames = _job(
             input,
             output,
@@ -491,8 +399,9 @@ def _job(
     fps=None,
 ):
     """Decode, upscale and write (under the output's lock); returns (model, scale, frames written)."""
-    from .engine import Engine, set_threads
-    from .io import image_to_tensor, open_input, open_output
+    from .engine import set_threads
+    from .io import image_to_tensor, open_input, open_planned, plan_output
+    from .models.resolve import default_model_name, load_model, require_trained
 
     set_threads()
     with open_input(input, **({"fps": fps} if fps is not None else {})) as reader:
@@ -512,9 +421,22 @@ def _job(
             # spins against the encoder's threads (measured: -3 ms CPU per 1080p frame with one thread)
             set_threads(1)
         s = net.scale
-        # no clamp pass: the writer's quantization clamps (one pass less over every HR frame)
-        engine = Engine(net, device=device, precision=precision, tile=tile, chunk=chunk, clamp=False, compile=compile)
         out_w, out_h = info.width * s, info.height * s
+        plan = plan_output(
+            output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, format=format
+        )
+        engine, stage_engine, to_input = build_stages(
+            net,
+            reader,
+            plan.pix_fmt,
+            planes,
+            image_to_tensor,
+            device=device,
+            precision=precision,
+            tile=tile,
+            chunk=chunk,
+            compile=compile,
+        )
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(
                 f"output frames would be {out_w}x{out_h} ({out_w * out_h / 1e6:.0f} Mpixels); the limit "
@@ -528,11 +450,9 @@ def _job(
                 sdir,
                 net,
                 engine,
-                image_to_tensor,
-                open_output,
-                codec=codec,
-                crf=crf,
-                preset=preset,
+                stage_engine,
+                to_input,
+                plan,
                 pix_fmt=pix_fmt,
                 overwrite=overwrite,
                 backend=backend,
@@ -541,28 +461,13 @@ def _job(
                 segment=segment,
                 progress=progress,
                 on_frame=on_frame,
-                planes=planes,
                 header=header,
                 fps=fps,
             )
             return net, s, frames
-        writer = open_output(
-            output,
-            info,
-            out_w,
-            out_h,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            format=format,
-        )
+        writer = open_planned(output, info, plan, overwrite=overwrite)
         try:
             bar = Progress(info.frames, label="upscale", enabled=progress, header=header, warmup=engine.chunk)
-            stage_engine, to_input = _plane_stages(
-                net, engine, reader, getattr(writer, "pix_fmt", None), planes, image_to_tensor
-            )
             frames = _run_stages(
                 reader,
                 stage_engine,
@@ -619,43 +524,57 @@ class _PlaneResampler:
                     yield tuple(self.net.upsample_plane(p) for p in planes)  # each (h, w) -> (s h, s w)
 
 
-def _plane_stages(net, engine, reader, out_pix_fmt: str | None, allowed: bool, image_to_tensor):
-    """(engine, decode conversion) for the stages. Plane paths, which skip converting every HR frame to RGB
-    float and back: a per-channel resampler on the CPU when the reader's 8-bit planar YUV pix_fmt is the
-    encoder's too (it scales the source's planes); a model with ``supports_planes`` (whole frames) when the
-    encoder takes 8-bit 4:2:0 (it reconstructs the output's planes). Else the Engine on RGB frames."""
-    if not allowed or out_pix_fmt is None:
-        return engine, image_to_tensor
-    if (
-        hasattr(net, "upsample_plane")
-        and engine.device.type == "cpu"
-        and getattr(reader, "plane_format", None) == out_pix_fmt
-    ):
-        from .io.convert import planes_to_tensors
+def build_stages(
+    net, reader, out_pix_fmt: str | None, allowed: bool, image_to_tensor, *, device, precision, tile, chunk, compile
+):
+    """(engine, stage, decode conversion): the Engine for ``net``, made here once with its output decided (no
+    clamp pass: the writer's quantization clamps), and what the stages run. Plane paths, which skip converting
+    every HR frame to RGB float and back, where ``allowed`` and the output's pix_fmt ``out_pix_fmt`` (its
+    :class:`videosr.io.OutputPlan`'s) take them: a per-channel resampler on the CPU when the reader's 8-bit
+    planar YUV pix_fmt is the encoder's too (the stage scales the source's planes; the engine only describes the
+    run); a model with ``supports_planes`` (whole frames) when the encoder takes 8-bit 4:2:0 (the engine
+    reconstructs the output's planes). Else the engine on RGB frames."""
+    from .engine import Engine, default_chunk, resolve_device
 
-        reader.planes = True
-        return _PlaneResampler(net), planes_to_tensors
-    info, s = reader.info, engine.scale
-    if (
-        getattr(net, "supports_planes", False)
-        and engine.tile is None
-        and out_pix_fmt in ("yuv420p", "yuvj420p")
-        and (s * info.width) % 2 == 0
-        and (s * info.height) % 2 == 0
-    ):
-        from .io import rgb_to_yuv
+    dev = resolve_device(device) if isinstance(device, str) else device
+    yuv = None
+    if allowed and out_pix_fmt is not None:
+        if (
+            hasattr(net, "upsample_plane")
+            and dev.type == "cpu"
+            and getattr(reader, "plane_format", None) == out_pix_fmt
+        ):
+            from .io.convert import planes_to_tensors
 
-        rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
-        engine.planes = torch.tensor(rgb_to_yuv(info.colorspace, rng), dtype=torch.float32)
-        longer = 4 * engine.context
-        extra = (longer - engine.chunk) * info.width * info.height * CLIP_BYTES_PER_LR_PIXEL
-        if engine.chunk_auto and engine.context and extra <= LONGER_CHUNK_BYTES:
-            # planes reconstruct one kept frame at a time, and a longer chunk spends less of its time on warm-up
-            # frames (measured: quality-x4 +5% end to end with 32 instead of 16), but the recurrent model holds
-            # features of every frame of the clip: only where those extra frames cost little memory (at 320x180
-            # about a third of the run's peak RSS: benchmarks/peak_memory.py, entries before / after)
-            engine.chunk = max(engine.chunk, longer)
-    return engine, image_to_tensor
+            engine = Engine(net, device=dev, precision=precision, tile=tile, chunk=chunk, clamp=False, compile=compile)
+            reader.planes = True
+            return engine, _PlaneResampler(net), planes_to_tensors
+        info, s = reader.info, int(net.scale)
+        if (
+            getattr(net, "supports_planes", False)
+            and tile is None
+            and out_pix_fmt in ("yuv420p", "yuvj420p")
+            and (s * info.width) % 2 == 0
+            and (s * info.height) % 2 == 0
+        ):
+            from .io import rgb_to_yuv
+
+            rng = 2 if out_pix_fmt == "yuvj420p" else info.color_range
+            yuv = torch.tensor(rgb_to_yuv(info.colorspace, rng), dtype=torch.float32)
+            context = int(getattr(net, "context", 0))
+            if chunk is None and context:
+                base, longer = default_chunk(context, dev), 4 * context
+                if (longer - base) * info.width * info.height * CLIP_BYTES_PER_LR_PIXEL <= LONGER_CHUNK_BYTES:
+                    # planes reconstruct one kept frame at a time, and a longer chunk spends less of its time on
+                    # warm-up frames (measured: quality-x4 +5% end to end with 32 instead of 16), but the recurrent
+                    # model holds features of every frame of the clip: only where those extra frames cost little
+                    # memory (at 320x180 about a third of the run's peak RSS: benchmarks/peak_memory.py, entries
+                    # before / after)
+                    chunk = max(base, longer)
+    engine = Engine(
+        net, device=dev, precision=precision, tile=tile, chunk=chunk, clamp=False, compile=compile, planes=yuv
+    )
+    return engine, engine, image_to_tensor
 
 
 def is_out_of_memory(e: BaseException) -> bool:
@@ -726,14 +645,11 @@ def _abort(writer, stuck_io: bool) -> None:
                 pass
 
 
-def _options(
-    net, engine, *, scale, codec, crf, preset, pix_fmt, backend, tile, info, output, planes: bool
-) -> dict[str, Any]:
-    """Everything that changes the output's pixels or packets (compared on resume)."""
-    from .io.segments import resolve_codec
+def _options(net, engine, *, scale, plan, pix_fmt, backend, tile, planes: bool) -> dict[str, Any]:
+    """Everything that changes the output's pixels or packets (compared on resume): the model and how it runs,
+    the encoder of ``plan`` (the output's :class:`videosr.io.OutputPlan`) and the ``pix_fmt`` asked for."""
     from .resume import model_fingerprint
 
-    codec, forced = resolve_codec(output, codec, info)
     return {
         "model": getattr(net, "display_name", None),
         "weights_sha256": model_fingerprint(net),
@@ -745,9 +661,9 @@ def _options(
         "device": engine.device.type,
         "backend": backend,
         "compile": engine.compile,
-        "codec": codec,
-        "crf": None if forced else crf,
-        "preset": None if forced else preset,
+        "codec": plan.codec,
+        "crf": plan.crf,
+        "preset": plan.preset,
         "pix_fmt": pix_fmt,
         "planes": planes,
     }
@@ -765,13 +681,6 @@ class Prepared:
     fp: dict
     opts: dict
     seg_len: int
-    enc_codec: str
-    enc_crf: int | None
-    enc_preset: str | None
-    stage_engine: Any  # engine.Engine, or the planes stage
-    to_input: Any
-    out_w: int
-    out_h: int
 
 
 def prepare_state(
@@ -781,67 +690,41 @@ def prepare_state(
     sdir,
     net,
     engine,
-    image_to_tensor,
-    open_output,
+    stage_engine,
+    plan,
     *,
-    codec,
-    crf,
-    preset,
     pix_fmt,
     overwrite,
     backend,
     tile,
     segment,
-    planes,
     fps=None,
 ) -> Prepared:
-    """The resume state of a segmented run and what it was made with: the input's fingerprint ``fp``, the
-    options that change the output's pixels (``opts``, compared on resume), the segment length ``seg_len``,
-    the encoder (``enc_codec``, ``enc_crf``, ``enc_preset``), the model stage (``stage_engine``, ``to_input``),
-    the output size (``out_w``, ``out_h``) and whether the state is new (``created``). A state killed before
-    its first manifest is removed; one whose output was published (killed before its removal) is removed and
-    ``published`` set. Anything the output will refuse fails here, before any work, as ``open_output`` does."""
-    from .io import choose_pix_fmt
-    from .io.segments import resolve_codec
+    """The resume state of a segmented run to OUTPUT as ``plan`` (its :class:`videosr.io.OutputPlan`) says,
+    with the model stages :func:`build_stages` made (``engine``, ``stage_engine``), and what it was made with: the
+    input's fingerprint ``fp``, the options that change the output's pixels (``opts``, compared on resume), the
+    segment length ``seg_len``, and whether the state is new (``created``). A state killed before its first
+    manifest is removed; one whose output was published (killed before its removal) is removed and
+    ``published`` set. Anything the output will refuse fails here, before any work, as opening it does."""
+    from .io import open_planned
     from .resume import State, input_fingerprint
 
     info = reader.info
-    s = engine.scale
-    out_w, out_h = info.width * s, info.height * s
     fp = input_fingerprint(input)
-    enc_codec, forced = resolve_codec(output, codec, info)
-    out_pf = pix_fmt or choose_pix_fmt(enc_codec, info.pix_fmt, info.bit_depth, info.chroma)  # as the writer
-    stage_engine, to_input = _plane_stages(net, engine, reader, out_pf, planes, image_to_tensor)
     opts = _options(
         net,
         engine,
-        scale=s,
-        codec=codec,
-        crf=crf,
-        preset=preset,
+        scale=engine.scale,
+        plan=plan,
         pix_fmt=pix_fmt,
         backend=backend,
         tile=tile,
-        info=info,
-        output=output,
         planes=stage_engine is not engine or engine.planes is not None,
     )
     if fps is not None:
         opts["fps"] = str(info.fps)  # the output's timing: a resumed run must use the same (absent: 25 / the input's)
     seg_len = segment_frames(info.fps, engine.chunk, segment)
-    made = dict(
-        fp=fp,
-        opts=opts,
-        seg_len=seg_len,
-        enc_codec=enc_codec,
-        enc_crf=None if forced else crf,
-        enc_preset=None if forced else preset,
-        stage_engine=stage_engine,
-        to_input=to_input,
-        out_w=out_w,
-        out_h=out_h,
-        published=False,
-    )
+    made = dict(fp=fp, opts=opts, seg_len=seg_len, published=False)
     st = None
     if os.path.lexists(sdir):
         st = State.load(sdir)
@@ -855,9 +738,7 @@ def prepare_state(
                 if _published(st, output):
                     st.remove()  # killed after the output was published, before the state was removed
                     return Prepared(st=st, created=False, **{**made, "published": True})
-    open_output(
-        output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, overwrite=overwrite
-    ).abort()
+    open_planned(output, info, plan, overwrite=overwrite).abort()
     created = st is None
     if created:
         try:
@@ -878,12 +759,10 @@ def _upscale_segmented(
     sdir,
     net,
     engine,
-    image_to_tensor,
-    open_output,
+    stage_engine,
+    to_input,
+    plan,
     *,
-    codec,
-    crf,
-    preset,
     pix_fmt,
     overwrite,
     backend,
@@ -892,11 +771,10 @@ def _upscale_segmented(
     segment,
     progress,
     on_frame,
-    planes,
     header=None,
     fps=None,
 ) -> int:
-    from .io.segments import SegmentWriter, output_format, quiet
+    from .io.segments import SegmentSink
 
     info = reader.info
     p = prepare_state(
@@ -906,25 +784,19 @@ def _upscale_segmented(
         sdir,
         net,
         engine,
-        image_to_tensor,
-        open_output,
-        codec=codec,
-        crf=crf,
-        preset=preset,
+        stage_engine,
+        plan,
         pix_fmt=pix_fmt,
         overwrite=overwrite,
         backend=backend,
         tile=tile,
         segment=segment,
-        planes=planes,
         fps=fps,
     )
     st = p.st
     if p.published:
         return st.manifest["frames"]
-    seg_len, out_w, out_h, stage_engine, to_input = p.seg_len, p.out_w, p.out_h, p.stage_engine, p.to_input
-    enc_codec, enc_crf, enc_preset = p.enc_codec, p.enc_crf, p.enc_preset
-    fmt = output_format(output)
+    seg_len = p.seg_len
     try:
         if st.manifest["finished"]:
             total = st.manifest["frames"]  # _check_plan: the input has exactly these frames
@@ -933,9 +805,7 @@ def _upscale_segmented(
             warm = max(0, done - engine.context)
             skipped = reader.skip(warm)
             _check_skipped(st, skipped, warm, input)
-            sink = _SegmentSink(
-                st, seg_len, fmt, info, out_w, out_h, enc_codec, enc_crf, enc_preset, pix_fmt, SegmentWriter, quiet
-            )
+            sink = SegmentSink(st, seg_len, plan, info)
             left = info.frames - done if info.frames and info.frames > done else None
             bar = Progress(
                 left,
@@ -963,20 +833,7 @@ def _upscale_segmented(
                 raise
             total = done + n  # the input was read to its end
             st.finish(total)
-        _join(
-            st,
-            input,
-            output,
-            info,
-            out_w,
-            out_h,
-            codec=enc_codec,
-            crf=enc_crf,
-            preset=enc_preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            total=total,
-        )
+        _join(st, input, output, info, plan, overwrite=overwrite, total=total)
     except KeyboardInterrupt as e:
         raise _interrupted(e, f"interrupted; rerun with --resume to continue (state kept in {sdir})") from None
     except BaseException as e:
@@ -1006,10 +863,10 @@ def _input_now(st, input, input_fingerprint) -> dict:
         ) from None
 
 
-def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fmt, overwrite: bool, total: int) -> None:
-    """Join the segments into OUTPUT once they cover exactly the input's ``total`` frames, the input is
-    still the file the state was made from (its audio is copied by path now), and the joined video holds
-    ``total`` frames."""
+def _join(st, input, output, info, plan, *, overwrite: bool, total: int) -> None:
+    """Join the segments into OUTPUT (as ``plan``, its :class:`videosr.io.OutputPlan`, says) once they cover
+    exactly the input's ``total`` frames, the input is still the file the state was made from (its audio is
+    copied by path now), and the joined video holds ``total`` frames."""
     from .io.segments import concat_segments, publish, quiet
     from .resume import input_fingerprint, sha256_file
 
@@ -1017,19 +874,7 @@ def _join(st, input, output, info, w: int, h: int, *, codec, crf, preset, pix_fm
     st.check_input(_input_now(st, input, input_fingerprint))
     tmp = os.path.join(st.dir, "final.part" + os.path.splitext(output)[1].lower())
     with quiet():
-        n = concat_segments(
-            st.segment_files(),
-            output,
-            info,
-            w,
-            h,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            tmp=tmp,
-            expect=st.segment_expect(),
-        )
+        n = concat_segments(st.segment_files(), output, info, plan, tmp=tmp, expect=st.segment_expect())
     try:
         if n != total:
             raise ResumeError(
@@ -1101,76 +946,6 @@ def _check_skipped(st, skipped: list[int], warm: int, input) -> None:
                     f"{input}: frame {i} has timestamp {skipped[i]}, not {seg[key]} as when the "
                     f"resume state was made; delete {st.dir} and start again"
                 )
-
-
-class _SegmentSink:
-    """Runs in the encoder thread: frames -> segment files, each committed when complete."""
-
-    def __init__(self, st, seg_len, fmt, info, w, h, codec, crf, preset, pix_fmt, writer_cls, quiet):
-        self.st, self.seg_len, self.fmt, self.info, self.w, self.h = st, seg_len, fmt, info, w, h
-        self.kw = {"codec": codec, "crf": crf, "preset": preset, "pix_fmt": pix_fmt}
-        self.writer_cls, self.quiet = writer_cls, quiet
-        self.cur = None
-        self.last_pts = st.last_pts
-        self.lock = threading.Lock()
-
-    def write(self, src: Frame, hr: torch.Tensor) -> None:
-        i = src.index
-        if self.cur is None:
-            if i % self.seg_len:
-                raise ResumeError(
-                    f"resume state at {self.st.dir}: its last segment is short (ends at frame {i}) "
-                    f"but the input goes on; delete it and start again"
-                )
-            number = i // self.seg_len
-            with self.quiet():
-                w = self.writer_cls(
-                    self.st.segment_path(number),
-                    self.fmt,
-                    self.info,
-                    self.w,
-                    self.h,
-                    last_pts=self.last_pts,
-                    tag={"job": self.st.job, "start": i},
-                    **self.kw,
-                )
-            with self.lock:
-                self.cur = w
-            self.start, self.first_pts = i, src.pts
-        self.cur.write(Frame(image=hr, pts=src.pts, time_base=src.time_base, index=i))
-        self.src_last_pts, self.next = src.pts, i + 1
-        if (i + 1) % self.seg_len == 0:
-            self._commit()
-
-    def _commit(self) -> None:
-        w = self.cur
-        w.close()
-        self.st.commit(
-            {
-                "file": os.path.basename(w.seg_path),
-                "start": self.start,
-                "end": self.next,
-                "first_pts": self.first_pts,
-                "last_pts": self.src_last_pts,
-                "out_last_pts": w.last_pts,
-                "size": w.size,
-                "sha256": w.sha256,
-            }
-        )
-        self.last_pts = w.last_pts
-        with self.lock:
-            self.cur = None
-
-    def finish(self) -> None:
-        if self.cur is not None:
-            self._commit()
-
-    def abort(self) -> None:
-        """Drop the segment in progress (called once the encoder thread has stopped, or given up on)."""
-        with self.lock:
-            w, self.cur = self.cur, None
-        if w is not None:
-            w.abort()
 
 
 def _run_stages(
@@ -1276,34 +1051,3 @@ def _run_stages(
 
         raise EmptyInputError(f"{reader.info.source or 'input'}: no frames could be decoded")
     return n
-
-
-def export_model(
-    model: str,
-    output: str,
-    *,
-    weights: str | None = None,
-    scale: int | None = None,
-    format: str = "onnx",
-    frames: int | None = None,
-    static_frames: bool = False,
-    opset: int | None = None,
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """`videosr export`: resolve ``model`` like `upscale` does (name, family + scale, checkpoint) and export it
-    with :func:`videosr.export.export_onnx` (here rather than in ``export``, which then needs nothing from this
-    module: no import loop)."""
-    from .errors import OutputExistsError
-    from .export import DEFAULT_FRAMES, DEFAULT_OPSET, export_onnx
-
-    if format != "onnx":
-        raise UsageError(f"unknown export format {format!r} (use onnx)")
-    if not str(output).endswith(".onnx"):
-        raise UsageError(f"the output of --format onnx must end in .onnx, not {output!r}")
-    if os.path.exists(output) and not overwrite:
-        raise OutputExistsError(f"{output} exists (use --overwrite to replace it)")
-    net = load_model(model, scale, weights)
-    require_trained(net)  # an exported graph with random weights would only ever write noise
-    return export_onnx(
-        net, output, frames=frames or DEFAULT_FRAMES, static_frames=static_frames, opset=opset or DEFAULT_OPSET
-    )

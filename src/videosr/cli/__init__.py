@@ -20,7 +20,7 @@ COMMANDS = (upscale, batch, eval, models, bench, export, train, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     p = argparse.ArgumentParser(prog="videosr", description="Deep-learning video super-resolution.")
     p.add_argument("--version", action="version", version=f"videosr {__version__}")

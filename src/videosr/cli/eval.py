@@ -131,7 +131,8 @@ def _number(opt: str, value: str | None, kind):
 
 
 def run(args) -> int:
-    from ..evaluate import evaluate, format_table, to_json
+    from ..eval.protocol import evaluate, to_json
+    from ..eval.report import format_table
 
     t0 = time.perf_counter()
     lr_crf = _number("--lr-crf", args.lr_crf, int)

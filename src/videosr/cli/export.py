@@ -1,10 +1,15 @@
-"""`videosr export --model NAME --format onnx OUT.onnx`: the CLI face of :func:`videosr.pipeline.export_model`."""
+"""`videosr export --model NAME --format onnx OUT.onnx`: :func:`export_model` loads the model by name (as `upscale`
+does) and exports it with :func:`videosr.models.export.export_onnx`."""
 
 from __future__ import annotations
 
 import json
+import os
+from typing import Any
 
-DEFAULT_FRAMES = 5  # = videosr.export.DEFAULT_FRAMES / DEFAULT_OPSET (not imported: the CLI starts without torch)
+DEFAULT_FRAMES = (
+    5  # = videosr.models.export.DEFAULT_FRAMES / DEFAULT_OPSET (not imported: the CLI starts without torch)
+)
 DEFAULT_OPSET = 17
 
 
@@ -49,10 +54,41 @@ def register(sub) -> None:
     p.set_defaults(handler=run)
 
 
+def export_model(
+    model: str,
+    output: str,
+    *,
+    weights: str | None = None,
+    scale: int | None = None,
+    format: str = "onnx",
+    frames: int | None = None,
+    static_frames: bool = False,
+    opset: int | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """`videosr export`: resolve ``model`` like `upscale` does (name, family + scale, checkpoint: see
+    :func:`videosr.models.resolve.load_model`) and export it with :func:`videosr.models.export.export_onnx`;
+    returns its summary."""
+    from ..errors import OutputExistsError, UsageError
+
+    if format != "onnx":
+        raise UsageError(f"unknown export format {format!r} (use onnx)")
+    if not str(output).endswith(".onnx"):
+        raise UsageError(f"the output of --format onnx must end in .onnx, not {output!r}")
+    if os.path.exists(output) and not overwrite:
+        raise OutputExistsError(f"{output} exists (use --overwrite to replace it)")
+    from ..models.export import export_onnx
+    from ..models.resolve import load_model, require_trained
+
+    net = load_model(model, scale, weights)
+    require_trained(net)  # an exported graph with random weights would only ever write noise
+    return export_onnx(
+        net, output, frames=frames or DEFAULT_FRAMES, static_frames=static_frames, opset=opset or DEFAULT_OPSET
+    )
+
+
 def run(args) -> int:
     import sys
-
-    from ..pipeline import export_model
 
     summary = export_model(
         args.model,

@@ -63,7 +63,7 @@ def run(args) -> int:
         return 0
     if not args.config:
         raise UsageError("videosr train needs a CONFIG.toml (or --export CHECKPOINT OUT)")
-    from ..config import load_config
+    from ..training.config import load_config
 
     cfg = load_config(args.config, overrides=list(args.overrides))
     if args.print_config:
@@ -71,7 +71,7 @@ def run(args) -> int:
         return 0
     if args.max_steps is not None and args.max_steps < 1:
         raise UsageError(f"--max-steps must be >= 1, got {args.max_steps}")
-    from ..train import train
+    from ..training.loop import train
 
     train(cfg, resume=args.resume, max_steps=args.max_steps)
     return 0

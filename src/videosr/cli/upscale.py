@@ -62,7 +62,8 @@ def register(sub) -> None:
         "--backend",
         default="torch",
         choices=["torch", "onnxruntime"],
-        help="inference backend (onnxruntime needs the videosr[onnx] extra)",
+        help="inference backend (onnxruntime needs the videosr[onnx] extra and serves the models with an ONNX "
+        "graph: not bicubic, lanczos, nor the classical-flow models; see README)",
     )
     p.add_argument(
         "--compile",

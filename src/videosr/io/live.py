@@ -45,6 +45,7 @@ import torch
 from ..errors import InputError, OutputError, UsageError
 from . import _pixfmt
 from .convert import tensor_to_planes, tensors_to_frame_planes
+from .writer import OutputPlan
 
 SOURCE_SCHEMES = ("udp", "rtp", "rtsp", "srt", "tcp")
 SINK_SCHEMES = ("udp", "srt", "tcp")
@@ -259,23 +260,37 @@ def open_live_source(src, *, timeout: float = 10.0) -> LiveSource:
 # -- sinks ---------------------------------------------------------------------------------------------------
 
 
+def plan_live_output(
+    target, width: int, height: int, *, codec: str = "libx264", crf: int | None = None, preset: str | None = None
+) -> OutputPlan:
+    """How a live OUTPUT is written (:class:`videosr.io.writer.OutputPlan`; see the module docstring): a stream as
+    MPEG-TS of libx264 (``kind`` ``"mpegts"``), ``-`` as y4m, a character device discarded (``"null"``); always
+    8-bit 4:2:0. A UsageError for another codec or an OUTPUT `--live` does not write."""
+    kind = check_live_sink(target)
+    if codec not in ("libx264", "h264", "x264"):
+        raise UsageError(f"--live encodes MPEG-TS with libx264 (low latency), not {codec}")
+    if kind == "null":
+        return OutputPlan("null", width, height, None, None, None, None)
+    if kind == "-":
+        return OutputPlan("-", width, height, "wrapped_avframe", None, None, "yuv420p")
+    return OutputPlan("mpegts", width, height, "libx264", crf, preset, "yuv420p")
+
+
 class LiveSink:
-    """Writes frames of ``width`` x ``height`` as they come (see the module docstring): :meth:`write` takes a
-    yuv420p frame of that size (:func:`to_video_frame`) and its time in seconds from the first frame."""
+    """Writes frames of ``plan.width`` x ``plan.height`` as they come (see the module docstring), as ``plan``
+    (:func:`plan_live_output`) says: :meth:`write` takes a yuv420p frame of that size (:func:`to_video_frame`)
+    and its time in seconds from the first frame."""
 
     def __init__(
         self,
         target: str,
-        width: int,
-        height: int,
+        plan: OutputPlan,
         fps: Fraction | None,
         *,
-        codec: str = "libx264",
-        crf: int | None = None,
-        preset: str | None = None,
         colorspace: int | None = None,
         color_range: int | None = None,
     ) -> None:
+        width, height = plan.width, plan.height
         self.target, self.width, self.height = target, width, height
         self.fps = Fraction(fps or 25).limit_denominator(1001000)
         self.frames_written = 0
@@ -284,14 +299,12 @@ class LiveSink:
         self._fh = None
         self._closed = False
         self._y4m = False
-        if codec not in ("libx264", "h264", "x264"):
-            raise UsageError(f"--live encodes MPEG-TS with libx264 (low latency), not {codec}")
         scheme = url_scheme(target)
         try:
-            if target == "-":
+            if plan.kind == "-":
                 self._fh = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
                 self._oc = av.open(self._fh, "w", format="yuv4mpegpipe", options={"flush_packets": "1"})
-                self._vs = self._oc.add_stream("wrapped_avframe", rate=self.fps)
+                self._vs = self._oc.add_stream(plan.codec, rate=self.fps)
                 self._tb = 1 / self.fps
                 self._y4m = True
                 self.path = "<stdout>"
@@ -308,17 +321,17 @@ class LiveSink:
                     timeout=(10.0, 10.0),
                 )
                 opts = {
-                    "preset": str(preset or "ultrafast"),
+                    "preset": str(plan.preset or "ultrafast"),
                     "tune": "zerolatency",
-                    "crf": str(23 if crf is None else crf),
+                    "crf": str(23 if plan.crf is None else plan.crf),
                 }
-                self._vs = self._oc.add_stream("libx264", rate=self.fps, options=opts)
+                self._vs = self._oc.add_stream(plan.codec, rate=self.fps, options=opts)
                 self._tb = MPEGTS_TB
                 self._vs.codec_context.time_base = MPEGTS_TB
                 self._vs.time_base = MPEGTS_TB
                 self._vs.codec_context.gop_size = max(1, round(float(self.fps)))  # a keyframe a second: joinable
             vs = self._vs
-            vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+            vs.width, vs.height, vs.pix_fmt = width, height, plan.pix_fmt
             cc = vs.codec_context
             for attr, v in (("colorspace", colorspace), ("color_range", color_range)):
                 if v is not None:
@@ -326,7 +339,7 @@ class LiveSink:
                         setattr(cc, attr, v)
                     except Exception:  # noqa: BLE001 - a tag the codec does not take is left out
                         pass
-            if target != "-":
+            if plan.kind != "-":
                 cc.open()
                 self._oc.start_encoding()  # connects and writes the header now: a bad URL fails here, not later
         except av.error.ProtocolNotFoundError:
@@ -391,8 +404,8 @@ class LiveSink:
 class NullSink:
     """A character device as OUTPUT (``/dev/null``): frames counted and discarded."""
 
-    def __init__(self, path: str, width: int, height: int) -> None:
-        self.path, self.width, self.height = path, width, height
+    def __init__(self, path: str, plan: OutputPlan) -> None:
+        self.path, self.width, self.height = path, plan.width, plan.height
         self.frames_written = 0
 
     def write(self, vf: av.VideoFrame, seconds: float) -> None:
@@ -425,11 +438,24 @@ def check_live_sink(target) -> str:
     )
 
 
-def open_live_sink(target, width: int, height: int, fps: Fraction | None, **kw) -> LiveSink | NullSink:
-    """Open ``target`` (see :func:`check_live_sink`) for frames of ``width`` x ``height``."""
-    if check_live_sink(target) == "null":
-        return NullSink(target, width, height)
-    return LiveSink(target, width, height, fps, **kw)
+def open_live_sink(
+    target,
+    width: int,
+    height: int,
+    fps: Fraction | None,
+    *,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    colorspace: int | None = None,
+    color_range: int | None = None,
+) -> LiveSink | NullSink:
+    """Open ``target`` (see :func:`check_live_sink`) for frames of ``width`` x ``height``, as
+    :func:`plan_live_output` plans it."""
+    plan = plan_live_output(target, width, height, codec=codec, crf=crf, preset=preset)
+    if plan.kind == "null":
+        return NullSink(target, plan)
+    return LiveSink(target, plan, fps, colorspace=colorspace, color_range=color_range)
 
 
 def frame_planes(f: av.VideoFrame) -> tuple[torch.Tensor, ...]:

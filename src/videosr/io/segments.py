@@ -11,12 +11,13 @@ an uninterrupted run would. Layout (little endian)::
     per packet:   u8 flags (1 key, 2 has pts, 4 has dts)  i64 pts  i64 dts  i64 duration  u32 size  data
     b"VSREND1\\n"  u64 packet count
 
-:class:`SegmentWriter` is a :class:`~videosr.io.writer.VideoWriter` whose encoder is configured for the
-final container (same flags, options and therefore the same extradata) but whose packets go to a
-segment file (its header also holds a ``tag``: the resume job's id and the segment's first frame, which
-the join checks); ``close()`` flushes the encoder, writes the trailer, fsyncs and renames ``X.part`` to
-``X``. :func:`concat_segments` opens the final output like ``open_output`` would, checks that every
-segment carries the same extradata as its encoder, muxes the packets (no re-encoding) interleaved with
+:class:`SegmentWriter` encodes with a :class:`~videosr.io.writer.VideoWriter` configured by the final
+output's :class:`~videosr.io.writer.OutputPlan` (same container flags, options and therefore the same
+extradata) whose packets come to the segment file (its header also holds a ``tag``: the resume job's id and
+the segment's first frame, which the join checks); ``close()`` flushes the encoder, writes the trailer, fsyncs
+and renames ``X.part`` to ``X``. :class:`SegmentSink` cuts the frames of a run into such segments and commits
+each to the resume state. :func:`concat_segments` opens the final output as the same plan says, checks that
+every segment carries the same extradata as its encoder, muxes the packets (no re-encoding) interleaved with
 the source's audio/subtitle packets (stream copy) and moves the file into place atomically.
 """
 
@@ -28,15 +29,16 @@ import json
 import logging
 import os
 import struct
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import av
 
 from ..errors import OutputError, ResumeError, VideosrError
 from . import writer as _w
-from ._types import VideoInfo
+from ._types import Frame, VideoInfo
 
 MAGIC = b"VSRSEG1\n"
 END = b"VSREND1\n"
@@ -74,41 +76,17 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def output_format(path: str, format: str | None = None) -> str | None:
-    """The container format a video file output uses, or None (folder, stdout, device, y4m, unknown)."""
-    if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
-        return None
-    try:
-        kind = _w.output_kind(path, format)
-    except VideosrError:
-        return None
-    return None if kind in ("-", "null", "png", "yuv4mpegpipe") else kind
-
-
-def resolve_codec(path: str, codec: str, info: VideoInfo) -> tuple[str, bool]:
-    """(codec actually used for ``path``, whether crf/preset defaults were forced) like open_output."""
-    codec = _w.CODEC_ALIASES.get(codec, codec)
-    if output_format(path) == "webm" and codec not in ("libvpx-vp9", "libsvtav1"):
-        return ("libsvtav1" if info.bit_depth > 8 else "libvpx-vp9"), True
-    return codec, False
-
-
-class SegmentWriter(_w.VideoWriter):
-    """Encodes frames into a segment file (see module docstring). ``last_pts``: the last pts of the
-    previous segment, so timestamp repair continues across segments exactly as in a single pass."""
+class SegmentWriter(_w.AtomicWriter):
+    """Encodes frames into a segment file (see module docstring) for the output ``plan`` describes.
+    ``last_pts``: the last pts of the previous segment, so timestamp repair continues across segments exactly
+    as in a single pass."""
 
     def __init__(
         self,
         path: str,
-        fmt: str,
+        plan: _w.OutputPlan,
         info: VideoInfo,
-        width: int,
-        height: int,
         *,
-        codec: str,
-        crf=None,
-        preset=None,
-        pix_fmt=None,
         threads: int = 0,
         last_pts: int | None = None,
         tag: dict | None = None,
@@ -116,6 +94,8 @@ class SegmentWriter(_w.VideoWriter):
         self.seg_path = path
         self._part = path + ".part"
         self._fh = None
+        self._video = None
+        self._closed = False
         self.packets = 0
         self.size = 0
         self._sha = hashlib.sha256()
@@ -123,32 +103,31 @@ class SegmentWriter(_w.VideoWriter):
             self._fh = open(self._part, "wb")
         except OSError as e:
             raise _w.write_error(e, path) from None
-        super().__init__(
-            os.devnull,
-            fmt,
-            info,
-            width,
-            height,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            threads=threads,
-            final=path,
-            tmp=None,
-            overwrite=True,
-            copy_streams=False,
-        )
-        self._last_pts = last_pts
-        cc = self._vs.codec_context
-        tb = Fraction(self._tb)
+        try:
+            self._video = _w.VideoWriter(
+                os.devnull,
+                info,
+                plan,
+                threads=threads,
+                final=path,
+                tmp=None,
+                overwrite=True,
+                copy_streams=False,
+                packets=self._packet,
+                last_pts=last_pts,
+            )
+        except BaseException:
+            self.abort()
+            raise
+        v = self._video
+        tb = Fraction(v.time_base)
         header = {
-            "codec": cc.name,
-            "width": width,
-            "height": height,
-            "pix_fmt": self.pix_fmt,
+            "codec": v.encoder,
+            "width": plan.width,
+            "height": plan.height,
+            "pix_fmt": v.pix_fmt,
             "time_base": [tb.numerator, tb.denominator],
-            "extradata": bytes(cc.extradata or b"").hex(),
+            "extradata": v.extradata.hex(),
             **(tag or {}),
         }
         self._put(MAGIC)
@@ -166,7 +145,8 @@ class SegmentWriter(_w.VideoWriter):
         self._sha.update(data)
         self.size += len(data)
 
-    def _mux(self, packet) -> None:
+    def _packet(self, packet) -> None:
+        """One packet from the encoder, recorded as it came (module docstring)."""
         data = bytes(packet)
         if not data:
             return
@@ -175,13 +155,34 @@ class SegmentWriter(_w.VideoWriter):
             | (_HAS_PTS if packet.pts is not None else 0)
             | (_HAS_DTS if packet.dts is not None else 0)
         )
-        tb = packet.time_base
+        tb, own = packet.time_base, Fraction(self._video.time_base)
         pts, dts = packet.pts or 0, packet.dts or 0
-        if tb is not None and Fraction(tb) != Fraction(self._tb):  # never seen; keep it exact anyway
-            pts = int(round(Fraction(pts) * Fraction(tb) / Fraction(self._tb)))
-            dts = int(round(Fraction(dts) * Fraction(tb) / Fraction(self._tb)))
+        if tb is not None and Fraction(tb) != own:  # never seen; keep it exact anyway
+            pts = int(round(Fraction(pts) * Fraction(tb) / own))
+            dts = int(round(Fraction(dts) * Fraction(tb) / own))
         self._put(_REC.pack(flags, pts, dts, packet.duration or 0, len(data)) + data)
         self.packets += 1
+
+    @property
+    def pix_fmt(self) -> str:
+        return self._video.pix_fmt
+
+    @property
+    def last_pts(self) -> int | None:
+        """The timestamp of the last frame written (:attr:`videosr.io.writer.VideoWriter.last_pts`)."""
+        return self._video.last_pts
+
+    def advance_pts(self, frame: Frame) -> int:
+        """See :meth:`videosr.io.writer.VideoWriter.advance_pts`."""
+        return self._video.advance_pts(frame)
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame (as :meth:`videosr.io.writer.VideoWriter.write`); its packets go to the file."""
+        try:
+            self._video.write(frame)
+        except BaseException:
+            self.abort()
+            raise
 
     def close(self) -> None:
         """Flush the encoder, write the trailer, fsync, and rename ``X.part`` to ``X`` (the commit point
@@ -189,10 +190,8 @@ class SegmentWriter(_w.VideoWriter):
         if self._closed:
             return
         try:
-            self._mux_video(self._vs.encode(None))
+            self._video.close()  # its last packets come here
             self._put(END + struct.pack("<Q", self.packets))
-            oc, self._oc = self._oc, None
-            oc.close()
             self._closed = True
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -211,8 +210,10 @@ class SegmentWriter(_w.VideoWriter):
         return self._sha.hexdigest()
 
     def abort(self) -> None:
-        super().abort()
-        fh, self._fh = getattr(self, "_fh", None), None
+        self._closed = True
+        if self._video is not None:
+            self._video.abort()
+        fh, self._fh = self._fh, None
         if fh is not None:
             try:
                 fh.close()
@@ -222,6 +223,76 @@ class SegmentWriter(_w.VideoWriter):
             os.unlink(self._part)
         except OSError:
             pass
+
+
+class SegmentSink:
+    """Runs in the encoder thread: frames -> segment files of ``seg_len`` frames, each committed to the resume
+    state ``st`` when complete (a :class:`videosr.resume.State`, or what stands in for it: ``dir``, ``job``,
+    ``last_pts``, ``segment_path(number)``, ``commit(record)``). ``open_segment``: makes each segment's writer,
+    called as :class:`SegmentWriter` is (the default)."""
+
+    def __init__(self, st, seg_len: int, plan: _w.OutputPlan, info: VideoInfo, open_segment: Callable | None = None):
+        self.st, self.seg_len, self.plan, self.info = st, seg_len, plan, info
+        self.open_segment = open_segment or SegmentWriter
+        self.cur = None
+        self.last_pts = st.last_pts
+        self.lock = threading.Lock()
+
+    def write(self, src: Frame, hr) -> None:
+        """Write ``hr``, the upscaled frame of ``src`` (anything :meth:`SegmentWriter.write` takes)."""
+        i = src.index
+        if self.cur is None:
+            if i % self.seg_len:
+                raise ResumeError(
+                    f"resume state at {self.st.dir}: its last segment is short (ends at frame {i}) "
+                    f"but the input goes on; delete it and start again"
+                )
+            number = i // self.seg_len
+            with quiet():
+                w = self.open_segment(
+                    self.st.segment_path(number),
+                    self.plan,
+                    self.info,
+                    last_pts=self.last_pts,
+                    tag={"job": self.st.job, "start": i},
+                )
+            with self.lock:
+                self.cur = w
+            self.start, self.first_pts = i, src.pts
+        self.cur.write(Frame(image=hr, pts=src.pts, time_base=src.time_base, index=i))
+        self.src_last_pts, self.next = src.pts, i + 1
+        if (i + 1) % self.seg_len == 0:
+            self._commit()
+
+    def _commit(self) -> None:
+        w = self.cur
+        w.close()
+        self.st.commit(
+            {
+                "file": os.path.basename(w.seg_path),
+                "start": self.start,
+                "end": self.next,
+                "first_pts": self.first_pts,
+                "last_pts": self.src_last_pts,
+                "out_last_pts": w.last_pts,
+                "size": w.size,
+                "sha256": w.sha256,
+            }
+        )
+        self.last_pts = w.last_pts
+        with self.lock:
+            self.cur = None
+
+    def finish(self) -> None:
+        if self.cur is not None:
+            self._commit()
+
+    def abort(self) -> None:
+        """Drop the segment in progress (called once the encoder thread has stopped, or given up on)."""
+        with self.lock:
+            w, self.cur = self.cur, None
+        if w is not None:
+            w.abort()
 
 
 def read_segment(path: str) -> tuple[dict, Iterator[tuple[int, int | None, int | None, int, bytes]]]:
@@ -288,27 +359,18 @@ def concat_segments(
     paths: list[str],
     output: str,
     info: VideoInfo,
-    width: int,
-    height: int,
+    plan: _w.OutputPlan,
     *,
-    codec: str,
-    crf=None,
-    preset=None,
-    pix_fmt=None,
     tmp: str,
     threads: int = 0,
     expect: list[dict] | None = None,
 ) -> int:
-    """Mux the packets of ``paths`` (in order) into the file ``tmp``, in the container ``output`` names,
-    with the source's audio/subtitle streams copied; fsync it. Returns the number of video packets.
+    """Mux the packets of ``paths`` (in order) into the file ``tmp``, in the container ``plan`` (``output``'s)
+    names, with the source's audio/subtitle streams copied; fsync it. Returns the number of video packets.
     ``expect``: per path, what :func:`_check_segment` verifies (tag and frame count).
     ``tmp`` is removed if anything fails; the caller moves it into place with :func:`publish`."""
-    fmt = output_format(output)
-    if fmt is None:
+    if not plan.resumable:
         raise OutputError(f"{output}: segments can only be joined into a video file")
-    codec, forced = resolve_codec(output, codec, info)
-    if forced:
-        crf = preset = None
     try:
         os.unlink(tmp)
     except FileNotFoundError:
@@ -318,24 +380,8 @@ def concat_segments(
     w = None
     n = 0
     try:
-        w = _w.VideoWriter(
-            tmp,
-            fmt,
-            info,
-            width,
-            height,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            threads=threads,
-            final=output,
-            tmp=None,
-            overwrite=True,
-            copy_streams=True,
-        )
-        vs = w._vs
-        want = bytes(vs.codec_context.extradata or b"").hex()
+        w = _w.VideoWriter(tmp, info, plan, threads=threads, final=output, tmp=None, overwrite=True, copy_streams=True)
+        want = w.extradata.hex()
         last_dts = None
         for k, path in enumerate(paths):
             header, pkts = read_segment(path)
@@ -358,8 +404,7 @@ def concat_segments(
                 p.pts, p.dts, p.duration = pts, dts, dur
                 p.time_base = tb
                 p.is_keyframe = bool(flags & _KEY)
-                p.stream = vs
-                w._mux_video([p])
+                w.write_packets([p])
                 n += 1
                 seg_packets += 1
             _check_segment(path, header, seg_expect, seg_packets)
@@ -382,7 +427,7 @@ def concat_segments(
 def publish(tmp: str, output: str, overwrite: bool) -> None:
     """Move a finished ``tmp`` to ``output`` (never clobbering a file that appeared unless ``overwrite``)."""
     try:
-        _w._publish(tmp, output, overwrite)
+        _w.move_into_place(tmp, output, overwrite)
     except OSError as e:
         raise _w.write_error(e, output) from None
     fsync_dir(os.path.dirname(os.path.abspath(output)))

@@ -1,6 +1,11 @@
 """Streaming, atomic output: a video file (.mp4 .mkv .mov .webm .y4m), a folder of PNGs, or y4m on
 stdout (``"-"``).
 
+The format is decided once: :func:`plan_output` returns an :class:`OutputPlan` (container, encoder and its
+options, pixel format, whether the output is resumable) that every writer of the output takes
+(:func:`open_planned`, the segment files of :mod:`videosr.io.segments` and their join); :func:`open_output`
+plans and opens in one call.
+
 Atomicity: files are written to a hidden temp file beside the output
 (``.NAME.videosr-tmp-PID-XXXXXXXX.ext``) and moved into place by ``close()``; ``abort()`` (and leaving
 the ``with`` block with an exception) removes it. A successful ``close()`` also removes temp files of
@@ -43,6 +48,8 @@ import secrets
 import shutil
 import stat
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 import av
@@ -324,7 +331,7 @@ def _check_folder(final: str) -> str:
     return d
 
 
-def _publish(tmp: str, final: str, overwrite: bool) -> None:
+def move_into_place(tmp: str, final: str, overwrite: bool) -> None:
     """Move ``tmp`` to ``final``; without ``overwrite`` never clobber a file that appeared meanwhile."""
     if overwrite:
         os.replace(tmp, final)
@@ -341,7 +348,7 @@ def _publish(tmp: str, final: str, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
-class _Atomic:
+class AtomicWriter:
     """Context-manager protocol of the writers: close() on success, abort() on an exception, and abort()
     when dropped unclosed, so an incomplete output never appears at its final path."""
 
@@ -409,48 +416,52 @@ def _timing(fmt: str, info: VideoInfo, fps: Fraction) -> tuple[Fraction, Fractio
     return tb, rate, opts, note
 
 
-class VideoWriter(_Atomic):
-    """Encodes frames into a container (file or y4m stream); see module docstring."""
+class VideoWriter(AtomicWriter):
+    """Encodes frames into a container (file or y4m stream) as ``plan`` says (:func:`plan_output`); see module
+    docstring.
+
+    ``packets``: where the encoded video packets go instead of the container, which then only configures the
+    encoder exactly as for that container (its flags, hence its extradata): a segment file
+    (:mod:`videosr.io.segments`). ``last_pts``: the timestamp of a frame written before, elsewhere (timestamp
+    repair continues after it)."""
 
     def __init__(
         self,
         target,
-        fmt: str,
         info: VideoInfo,
-        width: int,
-        height: int,
+        plan: OutputPlan,
         *,
-        codec: str,
-        crf,
-        preset,
-        pix_fmt,
         threads: int,
         final: str | None,
         tmp: str | None,
         overwrite: bool,
         copy_streams: bool,
+        packets: Callable[[av.Packet], None] | None = None,
+        last_pts: int | None = None,
     ):
         self.path = final or "<stdout>"
         self.final, self.tmp, self.overwrite = final, tmp, overwrite
-        self.width, self.height = width, height
+        self.width, self.height = plan.width, plan.height
         self.info = info
         self.frames_written = 0
         self._closed = False
         self._pt = None
         self._oc = None
-        self._last_pts = None
+        self._packets = packets
+        self._last_pts = last_pts
         self._warned_pts = False
         self._video_time = -1.0
         try:
-            self._open(target, fmt, codec, crf, preset, pix_fmt, threads, copy_streams)
+            self._open(target, plan, threads, copy_streams)
         except BaseException as e:
             self.abort()
             if isinstance(e, (av.error.FFmpegError, OSError)):
                 raise write_error(e, self.path) from None
             raise
 
-    def _open(self, target, fmt, codec, crf, preset, pix_fmt, threads, copy_streams):
+    def _open(self, target, plan: OutputPlan, threads, copy_streams):
         info = self.info
+        fmt, codec, pf = plan.container, plan.codec, plan.pix_fmt
         y4m = fmt == "yuv4mpegpipe"
         fps = info.fps if info.fps and info.fps > 0 else Fraction(25)
         fps = Fraction(fps).limit_denominator(1001000)
@@ -460,11 +471,6 @@ class VideoWriter(_Atomic):
             warn(f"{self.path}: {note}")
             self._warned_pts = True  # said: timestamps closer than the container's tick are spread out
         if y4m:
-            depth = info.bit_depth if info.bit_depth in (8, 9, 10, 12, 14, 16) else (16 if info.bit_depth > 8 else 8)
-            lay = info.chroma if info.chroma in ("420", "422", "444", "gray") else "420"
-            pf = pix_fmt or _pixfmt.yuv_name(lay, depth)
-            if lay == "gray" and depth > 8 and not pix_fmt:
-                pf = f"gray{depth}le"
             vs = oc.add_stream("wrapped_avframe", rate=fps)
             self._tb = 1 / fps
             self._y4m = True
@@ -472,24 +478,8 @@ class VideoWriter(_Atomic):
             self._y4m = False
             opts = {}
             d = CODEC_DEFAULTS[codec]
-            crf = d["crf"] if crf is None else crf
-            preset = d["preset"] if preset is None else preset
-            pf = pix_fmt or _pixfmt.choose_pix_fmt(codec, info.pix_fmt, info.bit_depth, info.chroma)
-            w, h = self.width, self.height
-            lo = MIN_SIZE.get(codec, 1)
-            if w < lo or h < lo:
-                raise UsageError(
-                    f"{codec} cannot encode frames smaller than {lo}x{lo} (got {w}x{h}); use ffv1 or libx264"
-                )
-            if not pix_fmt and (w % 2 or h % 2) and codec in ("libx264", "libx265", "ffv1"):
-                lay = _pixfmt.chroma(pf)
-                if lay in ("420", "422", "411", "410", "440"):
-                    new = "yuv444p" if _pixfmt.bit_depth(pf) <= 8 else f"yuv444p{_pixfmt.bit_depth(pf)}le"
-                    if new in _pixfmt.encoder_formats(codec):
-                        warn(f"{codec} cannot subsample odd size {w}x{h}; writing {new}")
-                        pf = new
-            if pix_fmt is None and info.bit_depth > 8 and _pixfmt.bit_depth(pf) <= 8:
-                warn(f"{codec} in this FFmpeg build cannot encode >8-bit video; writing 8-bit {pf}")
+            crf = d["crf"] if plan.crf is None else plan.crf
+            preset = d["preset"] if plan.preset is None else plan.preset
             if codec == "libx264":
                 opts.update(crf=str(crf), preset=str(preset))
             elif codec == "libx265":
@@ -569,13 +559,31 @@ class VideoWriter(_Atomic):
                 f"try another --codec or --pix-fmt"
             ) from None
 
+    @property
+    def time_base(self) -> Fraction:
+        """The encoder's time base (the packets' and :attr:`last_pts`')."""
+        return self._tb
+
+    @property
+    def encoder(self) -> str:
+        """The encoder's name (``libx264``, ...)."""
+        return self._vs.codec_context.name
+
+    @property
+    def extradata(self) -> bytes:
+        """The opened encoder's extradata (its global headers for this container)."""
+        return bytes(self._vs.codec_context.extradata or b"")
+
     # -- writing ------------------------------------------------------------------------------
     def _mux(self, packet) -> None:
         self._oc.mux(packet)
 
     def _mux_video(self, packets) -> None:
         for p in packets:
-            self._mux(p)
+            if self._packets is not None:
+                self._packets(p)
+            else:
+                self._mux(p)
             ts = p.dts if p.dts is not None else p.pts
             if ts is not None and p.time_base is not None:
                 self._video_time = float(ts * p.time_base)
@@ -645,6 +653,24 @@ class VideoWriter(_Atomic):
         """The timestamp of the last frame written, in the output stream's time base (None before the first)."""
         return self._last_pts
 
+    def advance_pts(self, frame: Frame) -> int:
+        """The timestamp ``frame`` gets, taken as written: timestamp repair continues after it as if this writer
+        had written it (a segment made elsewhere continues the previous one's timestamps)."""
+        return self._pts(frame)
+
+    def write_packets(self, packets) -> None:
+        """Mux packets encoded before (as this writer's encoder makes them, in their own time base) as the video
+        stream, with the copied audio/subtitle packets interleaved: joining segment files."""
+        try:
+            for p in packets:
+                p.stream = self._vs
+                self._mux_video([p])
+        except BaseException as e:
+            self.abort()
+            if isinstance(e, (av.error.FFmpegError, OSError)):
+                raise write_error(e, self.path) from None
+            raise
+
     def write(self, frame: Frame) -> None:
         """Encode one frame. ``frame.image`` is an (H, W, 3) uint8/uint16 RGB array, or (fast path)
         a (3, H, W) float torch tensor in [0, 1] (the model output, any device), or (planes path) a
@@ -690,7 +716,7 @@ class VideoWriter(_Atomic):
             self._oc.close()
             self._closed = True
             if self.tmp:
-                _publish(self.tmp, self.final, self.overwrite)
+                move_into_place(self.tmp, self.final, self.overwrite)
                 self.tmp = None
                 sweep_temps(self.final)
         except BaseException as e:
@@ -720,7 +746,7 @@ class VideoWriter(_Atomic):
             self.tmp = None
 
 
-class ImageFolderWriter(_Atomic):
+class ImageFolderWriter(AtomicWriter):
     """Writes frame_000001.png, frame_000002.png, ... into a hidden temp folder, renamed at close.
     uint8 frames -> 8-bit RGB PNG, uint16 frames -> 16-bit RGB PNG."""
 
@@ -818,7 +844,7 @@ class ImageFolderWriter(_Atomic):
             self.tmp = None
 
 
-class NullWriter(_Atomic):
+class NullWriter(AtomicWriter):
     """OUTPUT is a character device (``/dev/null``): frames are counted and discarded; nothing is opened,
     written or replaced, as other Unix tools do with /dev/null."""
 
@@ -842,6 +868,117 @@ class NullWriter(_Atomic):
         self._closed = True
 
 
+RESUMABLE = frozenset(v for v in CONTAINERS.values() if v != "yuv4mpegpipe")  # segments join into these
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """How an output is encoded, decided once (:func:`plan_output`; a live stream's by
+    :func:`videosr.io.live.plan_live_output`) and taken by every writer of that output: the file writer, the
+    resumable segments and their join, a live sink.
+
+    ``kind``: what OUTPUT is (:func:`output_kind`: ``"-"`` for y4m on stdout or a file object, ``"null"``,
+    ``"png"``, a container format; a live stream: ``"mpegts"``); ``codec``: the encoder (``"wrapped_avframe"``
+    for y4m; None for a PNG folder, 8-bit or 16-bit RGB by the source's depth, or a discarded output);
+    ``crf``/``preset``: as asked, None for the codec's default (also where .webm replaced the codec);
+    ``pix_fmt``: the encoder's pixel format (None where ``codec`` is); ``notes``: the warnings the decision
+    makes, shown when the output is opened (:func:`open_planned`)."""
+
+    kind: str
+    width: int
+    height: int
+    codec: str | None
+    crf: int | None
+    preset: str | None
+    pix_fmt: str | None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def container(self) -> str | None:
+        """The FFmpeg muxer (``yuv4mpegpipe`` for stdout); None for a PNG folder or a discarded output."""
+        return "yuv4mpegpipe" if self.kind == "-" else None if self.kind in ("null", "png") else self.kind
+
+    @property
+    def resumable(self) -> bool:
+        """A video file: written as segments joined at the end when the input can be read again
+        (:mod:`videosr.io.segments`)."""
+        return self.kind in RESUMABLE
+
+
+def _y4m_pix_fmt(info: VideoInfo) -> str:
+    """y4m holds the source's chroma layout and bit depth (4:2:0 for a layout it has no name for)."""
+    depth = info.bit_depth if info.bit_depth in (8, 9, 10, 12, 14, 16) else (16 if info.bit_depth > 8 else 8)
+    lay = info.chroma if info.chroma in ("420", "422", "444", "gray") else "420"
+    if lay == "gray" and depth > 8:
+        return f"gray{depth}le"
+    return _pixfmt.yuv_name(lay, depth)
+
+
+def _encoder_pix_fmt(codec: str, info: VideoInfo, width: int, height: int, notes: list[str]) -> str:
+    """The default pix_fmt of ``codec`` for ``info``'s frames at ``width`` x ``height`` (the table in the module
+    docstring; 4:4:4 where x264/x265/ffv1 cannot subsample an odd size), saying in ``notes`` what it gives up."""
+    pf = _pixfmt.choose_pix_fmt(codec, info.pix_fmt, info.bit_depth, info.chroma)
+    if (width % 2 or height % 2) and codec in ("libx264", "libx265", "ffv1"):
+        if _pixfmt.chroma(pf) in ("420", "422", "411", "410", "440"):
+            new = "yuv444p" if _pixfmt.bit_depth(pf) <= 8 else f"yuv444p{_pixfmt.bit_depth(pf)}le"
+            if new in _pixfmt.encoder_formats(codec):
+                notes.append(f"{codec} cannot subsample odd size {width}x{height}; writing {new}")
+                pf = new
+    if info.bit_depth > 8 and _pixfmt.bit_depth(pf) <= 8:
+        notes.append(f"{codec} in this FFmpeg build cannot encode >8-bit video; writing 8-bit {pf}")
+    return pf
+
+
+def plan_output(
+    path,
+    info: VideoInfo,
+    width: int,
+    height: int,
+    *,
+    codec: str = "libx264",
+    crf: int | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    format: str | None = None,
+) -> OutputPlan:
+    """How frames of ``width`` x ``height`` from ``info``'s source are written to ``path`` (see
+    :func:`open_output`): the one place that decides the container, the encoder (``.webm`` takes vp9 or av1
+    only), its options and its pixel format (``pix_fmt``, else the codec's default for the source: module
+    docstring). Opens nothing; a UsageError for settings no writer could use."""
+    if width <= 0 or height <= 0:
+        raise UsageError(f"invalid output size {width}x{height}")
+    codec = check_encoder_options(codec, crf, preset)
+    notes = []
+    if crf is not None and codec == "ffv1":
+        notes.append("ffv1 is lossless; crf ignored")
+    if preset is not None and codec == "ffv1":
+        notes.append("ffv1 has no presets; preset ignored")
+    kind = "-" if path == "-" or hasattr(path, "write") else output_kind(path, format)
+    if kind in ("null", "png"):
+        return OutputPlan(kind, width, height, None, None, None, None, tuple(notes))
+    if kind in ("-", "yuv4mpegpipe"):
+        pf = pix_fmt or _y4m_pix_fmt(info)
+        return OutputPlan(kind, width, height, "wrapped_avframe", None, None, pf, tuple(notes))
+    if kind == "webm" and codec not in ("libvpx-vp9", "libsvtav1"):
+        new = "libsvtav1" if info.bit_depth > 8 else "libvpx-vp9"
+        notes.append(f".webm cannot hold {codec}; using {new}")
+        codec, crf, preset = new, None, None
+    probe = av.open(os.devnull, "w", format=kind)
+    try:
+        ok = codec in probe.supported_codecs
+    finally:
+        probe.close()
+    if not ok:
+        raise UsageError(f"{codec} cannot be stored in {os.path.splitext(os.fspath(path))[1].lower()}; use .mkv")
+    lo = MIN_SIZE.get(codec, 1)
+    if width < lo or height < lo:
+        raise UsageError(
+            f"{codec} cannot encode frames smaller than {lo}x{lo} (got {width}x{height}); use ffv1 or libx264"
+        )
+    pf = pix_fmt or _encoder_pix_fmt(codec, info, width, height, notes)
+    return OutputPlan(kind, width, height, codec, crf, preset, pf, tuple(notes))
+
+
 def open_output(
     path,
     info: VideoInfo,
@@ -857,7 +994,8 @@ def open_output(
     copy_streams: bool = True,
     format: str | None = None,
 ):
-    """Open an atomic, streaming writer for frames of ``width`` x ``height``.
+    """Open an atomic, streaming writer for frames of ``width`` x ``height``: :func:`open_planned` with the plan
+    :func:`plan_output` makes.
 
     ``path``: a file whose extension picks the container (.mp4 .m4v .mkv .mov .webm .y4m); a folder of
     PNGs (``format="png"``, a trailing ``/``, or a folder videosr wrote); a character device such as
@@ -865,83 +1003,44 @@ def open_output(
     See :func:`output_kind` and the module docstring for what ``overwrite`` may replace.
     ``threads``: encoder threads, 0 = automatic.
     Audio/subtitle streams of ``info.source`` are stream-copied unless ``copy_streams=False``."""
-    if width <= 0 or height <= 0:
-        raise UsageError(f"invalid output size {width}x{height}")
-    codec = check_encoder_options(codec, crf, preset)
-    if crf is not None and codec == "ffv1":
-        warn("ffv1 is lossless; crf ignored")
-    if preset is not None and codec == "ffv1":
-        warn("ffv1 has no presets; preset ignored")
-    if path == "-" or hasattr(path, "write"):
+    plan = plan_output(path, info, width, height, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, format=format)
+    return open_planned(path, info, plan, overwrite=overwrite, threads=threads, copy_streams=copy_streams)
+
+
+def open_planned(
+    path, info: VideoInfo, plan: OutputPlan, *, overwrite: bool = False, threads: int = 0, copy_streams: bool = True
+):
+    """Open an atomic, streaming writer of ``path`` as ``plan`` (:func:`plan_output` for this path) says,
+    showing the plan's warnings; see :func:`open_output`."""
+    for note in plan.notes:
+        warn(note)
+    if plan.kind == "-":  # y4m on stdout, or into a file object
         target = sys.stdout.buffer if path == "-" else path
         return VideoWriter(
-            target,
-            "yuv4mpegpipe",
-            info,
-            width,
-            height,
-            codec="wrapped_avframe",
-            crf=None,
-            preset=None,
-            pix_fmt=pix_fmt,
-            threads=threads,
-            final=None,
-            tmp=None,
-            overwrite=True,
-            copy_streams=False,
+            target, info, plan, threads=threads, final=None, tmp=None, overwrite=True, copy_streams=False
         )
     path = os.fspath(path)
-    kind = output_kind(path, format)
-    if kind == "null":
+    if plan.kind == "null":
         return NullWriter(path)
     if _is_same_file(_bare(path), info.source):
         raise OutputError(f"{path}: output is the input file")
-    if kind == "png":
+    if plan.kind == "png":
         final = _bare(path)
         _check_folder(final)
         _check_replaceable(final, overwrite)
-        return ImageFolderWriter(final, width, height, overwrite=overwrite, deep=info.bit_depth > 8)
-    ext = os.path.splitext(path)[1].lower()
-    fmt = kind
+        return ImageFolderWriter(final, plan.width, plan.height, overwrite=overwrite, deep=info.bit_depth > 8)
     _check_folder(path)
     if os.path.isdir(path):
         raise OutputError(f"{path}: is a folder")
     _check_replaceable(path, overwrite)
-    if fmt == "webm" and codec not in ("libvpx-vp9", "libsvtav1"):
-        new = "libsvtav1" if info.bit_depth > 8 else "libvpx-vp9"
-        warn(f".webm cannot hold {codec}; using {new}")
-        codec, crf, preset = new, None, None
-    if fmt == "yuv4mpegpipe":
-        codec = "wrapped_avframe"
-    else:
-        probe = av.open(os.devnull, "w", format=fmt)
-        try:
-            ok = codec in probe.supported_codecs
-        finally:
-            probe.close()
-        if not ok:
-            raise UsageError(f"{codec} cannot be stored in {ext}; use .mkv")
-    tmp = _temp_path(path, ext)
+    tmp = _temp_path(path, os.path.splitext(path)[1].lower())
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         os.close(fd)
     except OSError as e:
         raise write_error(e, path) from None
     return VideoWriter(
-        tmp,
-        fmt,
-        info,
-        width,
-        height,
-        codec=codec,
-        crf=crf,
-        preset=preset,
-        pix_fmt=pix_fmt,
-        threads=threads,
-        final=path,
-        tmp=tmp,
-        overwrite=overwrite,
-        copy_streams=copy_streams,
+        tmp, info, plan, threads=threads, final=path, tmp=tmp, overwrite=overwrite, copy_streams=copy_streams
     )
 
 

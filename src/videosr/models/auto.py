@@ -221,14 +221,21 @@ def expected_psnr(v: Variant, src: Source | None) -> float | None:
     return _interp(src.crf, [p[0] for p in pts], [p[1] for p in pts])
 
 
-def choose(scale: int, src: Source | None = None, quality: str = "auto", kind: str | None = None) -> Choice:
-    """The model ``--model auto`` runs for input ``src`` at ``scale`` on this CPU kind, and why."""
+def choose(
+    scale: int, src: Source | None = None, quality: str = "auto", kind: str | None = None, backend: str = "torch"
+) -> Choice:
+    """The model ``--model auto`` runs for input ``src`` at ``scale`` on this CPU kind, and why; with
+    ``backend="onnxruntime"``, among the models that backend runs (:func:`.onnx_backend.served`)."""
     from ..errors import UsageError
 
     if quality not in QUALITIES:
         raise UsageError(f"unknown --quality {quality!r} (use {', '.join(QUALITIES)})")
     kind = kind or cpu_kind()
     cands = [v for v in list_models() if v.scale == scale and v.weights and v.vid4_degradation == "BI"]
+    if backend == "onnxruntime":
+        from .onnx_backend import served
+
+        cands = [v for v in cands if served(v.name)]
     if not cands:
         have = sorted({v.scale for v in list_models() if v.weights and v.vid4_degradation == "BI"})
         return Choice(

@@ -50,6 +50,15 @@ def _pool(x: torch.Tensor, down: int, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(x, size)
 
 
+def _resize_flow(flow: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Flow (N, 2, h, w) onto ref's grid (N, C, h2, w2), its vectors rescaled (unchanged when the sizes match)."""
+    if flow.shape[-2:] == ref.shape[-2:]:
+        return flow
+    sy, sx = ref.shape[-2] / flow.shape[-2], ref.shape[-1] / flow.shape[-1]
+    flow = F.interpolate(flow, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+    return flow * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
+
+
 class LearnedFlow(nn.Module):
     """SpyNet-like coarse-to-fine flow: `levels` pyramid levels, a tiny conv net per level.
 
@@ -77,17 +86,22 @@ class LearnedFlow(nn.Module):
     def forward(self, ref: torch.Tensor, sup: torch.Tensor) -> torch.Tensor:
         """ref, sup: (N, 3, H, W) -> flow (N, 2, ceil(H/down), ceil(W/down))."""
         h, w = -(-ref.shape[-2] // self.down), -(-ref.shape[-1] // self.down)
-        pyr = [(_pool(ref, self.down, (h, w)), _pool(sup, self.down, (h, w)))]  # finest first
+        return self.coarse_to_fine(_pool(ref, self.down, (h, w)), _pool(sup, self.down, (h, w)))
+
+    def coarse_to_fine(self, ref: torch.Tensor, sup: torch.Tensor, warp=flow_warp, resize=_resize_flow) -> torch.Tensor:
+        """ref, sup already on the flow grid (N, 3, h, w) -> flow (N, 2, h, w): a pyramid of ``levels`` levels
+        (2x2 means), then from the coarsest level up, each level's net refines the flow resized from the level
+        below. ``warp`` and ``resize``: ``flow_warp`` and ``_resize_flow``; the exported graph
+        (:mod:`.export`) passes forms of them whose shapes stay dynamic in ONNX."""
+        pyr = [(ref, sup)]  # finest first
         for _ in range(self.levels - 1):
             r, s = pyr[-1]
             pyr.append((F.avg_pool2d(r, 2, ceil_mode=True), F.avg_pool2d(s, 2, ceil_mode=True)))
         flow = ref.new_zeros(ref.shape[0], 2, *pyr[-1][0].shape[-2:])  # (N, 2, coarsest h, w)
-        for net, (r, s) in zip(self.nets, reversed(pyr)):
-            if flow.shape[-2:] != r.shape[-2:]:
-                sy, sx = r.shape[-2] / flow.shape[-2], r.shape[-1] / flow.shape[-1]
-                flow = F.interpolate(flow, size=r.shape[-2:], mode="bilinear", align_corners=False)
-                flow = flow * torch.tensor([sx, sy], dtype=flow.dtype, device=flow.device).view(1, 2, 1, 1)
-            flow = flow + net(torch.cat([r, flow_warp(s, flow), flow], dim=1))  # (N, 2, h_l, w_l)
+        for k, (net, (r, s)) in enumerate(zip(self.nets, reversed(pyr))):
+            if k > 0:
+                flow = resize(flow, r)  # (N, 2, h_l, w_l)
+            flow = flow + net(torch.cat([r, warp(s, flow), flow], dim=1))  # (N, 2, h_l, w_l)
         return flow
 
 
@@ -197,6 +211,10 @@ class RecurrentVSR(nn.Module):
         self.flow_loss_on = False
         self.flow_loss: torch.Tensor | None = None
 
+    def features(self, lr: torch.Tensor) -> torch.Tensor:
+        """Padded LR frames (N, 3, H2, W2), H2 and W2 multiples of ``down`` -> their features (N, width, h', w')."""
+        return self.feat(F.pixel_unshuffle(lr, self.down))
+
     def _photometric(self, ref: torch.Tensor, sup: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         """Charbonnier of flow_warp(sup, flow) - ref on the feature grid (frames averaged down to it), plus
         0.1 x the mean absolute flow gradient (smoothness); ref, sup (N, 3, H2, W2), flow (N, 2, h', w')."""
@@ -225,7 +243,7 @@ class RecurrentVSR(nn.Module):
         lr = F.pad(lr, (0, pw, 0, ph), mode="replicate") if (ph or pw) else lr  # (B*T, 3, H2, W2)
         H2, W2 = lr.shape[-2:]
         # per-frame features
-        feats = self.feat(F.pixel_unshuffle(lr, d))  # (B*T, width, h', w')
+        feats = self.features(lr)  # (B*T, width, h', w')
         feats = feats.reshape(b, t, *feats.shape[1:])  # (B, T, width, h', w')
         frames = lr.reshape(b, t, c, H2, W2)  # (B, T, 3, H2, W2)
         grid = feats.shape[-2:]
@@ -281,7 +299,7 @@ class RecurrentVSR(nn.Module):
     ) -> torch.Tensor:
         """One frame's output (B, 3, sH, sW) from its padded LR frame (B, 3, H2, W2) and hidden states."""
         s = self.scale
-        y = self._upsample_features(fwd, bwd)  # (B, up, H2, W2)
+        y = self.upsample_features(fwd, bwd)  # (B, up, H2, W2)
         y = F.pixel_shuffle(self.conv_last(F.pad(y, (1, 1, 1, 1))), s) + self._base(lr)
         return y[..., : s * h, : s * w]
 
@@ -300,7 +318,7 @@ class RecurrentVSR(nn.Module):
         b, c, h, w = frame.shape
         ph, pw = -h % self.down, -w % self.down
         lr = F.pad(frame, (0, pw, 0, ph), mode="replicate") if (ph or pw) else frame  # (B, 3, H2, W2)
-        projected = self.forward_prop.project(self.feat(F.pixel_unshuffle(lr, self.down)))  # (B, width, h', w')
+        projected = self.forward_prop.project(self.features(lr))  # (B, width, h', w')
         if state is not None and state[0].shape != lr.shape:
             raise ValueError(
                 f"stream_step: frame size changed ({tuple(state[0].shape[-2:])} -> "
@@ -312,7 +330,7 @@ class RecurrentVSR(nn.Module):
             hidden = self._forward_step(projected, state[1], self.flow(lr, state[0]))
         return self._reconstruct(lr, hidden, None, h, w), (lr, hidden)
 
-    def _upsample_features(self, fwd: torch.Tensor, bwd: torch.Tensor | None) -> torch.Tensor:
+    def upsample_features(self, fwd: torch.Tensor, bwd: torch.Tensor | None) -> torch.Tensor:
         """Hidden states (N, width, h', w') -> reconstruction features (N, up_channels, H2, W2)."""
         y = fwd
         if self.bidirectional:
@@ -340,7 +358,7 @@ class RecurrentVSR(nn.Module):
             return out if out is not None else x.new_empty((b, 0, c, s * h, s * w))
         lr, forward, backward = self._propagate(x)
         # reconstruction, all frames in one batch
-        y = self._upsample_features(
+        y = self.upsample_features(
             torch.stack(forward, dim=1).flatten(0, 1),  # type: ignore[arg-type]
             torch.stack(backward, dim=1).flatten(0, 1)  # type: ignore[arg-type]
             if self.bidirectional
@@ -394,7 +412,7 @@ class RecurrentVSR(nn.Module):
         bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64)).float().to(dev)
         planes: list[list[torch.Tensor]] = [[], [], []]
         for i in range(a, z):
-            y = F.pad(self._upsample_features(forward[i], backward[i]), (1, 1, 1, 1))  # (B, up_channels, H2+2, W2+2)
+            y = F.pad(self.upsample_features(forward[i], backward[i]), (1, 1, 1, 1))  # (B, up_channels, H2+2, W2+2)
             out = F.conv2d(y, wgt.to(y.dtype), bias.to(y.dtype))  # (B, s*s*3/2, H2, W2)
             yuv = rgb_to_yuv_image(lr[:, i], rgb_to_yuv)  # (B, 3, H2, W2): the base commutes with the matrix
             yy = self._base(yuv[:, :1])[:, 0]  # (B, s*H2, s*W2): the bilinear base of Y

@@ -209,25 +209,33 @@ def fmt_seconds(s: float | None) -> str:
 
 # -- previews -----------------------------------------------------------------------------------------------
 class _Engines:
-    """A few loaded models (engine objects), least recently used dropped first."""
+    """A few engines of loaded models, least recently used dropped first (a model's RGB engine and its planes
+    engines share its weights)."""
 
-    def __init__(self, size: int = 4) -> None:
+    def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._d: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._d: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, name: str, scale: int):
-        from ..engine import Engine
-        from ..pipeline import load_model
+    def get(self, name: str, scale: int, yuv: tuple | None = None):
+        """The engine of model ``name`` at ``scale``: on RGB frames, or with ``yuv`` (the (3, 4) RGB -> YUV map
+        of the output, as nested tuples) reconstructing 4:2:0 planes (``Engine.planes``)."""
+        import torch
 
-        key = (name, scale)
+        from ..engine import Engine
+        from ..models.resolve import load_model
+
+        key = (name, scale, yuv)
         with self._lock:
             if key in self._d:
                 self._d.move_to_end(key)
                 return self._d[key]
-        net = load_model(name, scale)
+            net = next((e.model for k, e in self._d.items() if k[:2] == (name, scale)), None)
+        if net is None:
+            net = load_model(name, scale)
+        planes = None if yuv is None else torch.tensor(yuv, dtype=torch.float32)
         # chunk 1: a preview wants one output frame (with its context frames), not a chunk of them
-        eng = Engine(net, device="cpu", precision="auto", clamp=True, chunk=1)
+        eng = Engine(net, device="cpu", precision="auto", clamp=True, chunk=1, planes=planes)
         with self._lock:
             self._d[key] = eng
             while len(self._d) > self.size:
@@ -339,7 +347,6 @@ def upscale_frame(name: str, scale: int, frames: list[np.ndarray], at: int, info
         and (h * eng.scale) % 2 == 0
     )
     if not planes:
-        eng.planes = None
         with torch.inference_mode():
             out = next(iter(eng.stream(iter(clip), first=lo, start=at)))
         return tensor_to_image(out)
@@ -348,12 +355,10 @@ def upscale_frame(name: str, scale: int, frames: list[np.ndarray], at: int, info
     from ..io import rgb_to_yuv, sws_colorspace
     from ..io.convert import tensors_to_frame_planes
 
-    eng.planes = torch.tensor(rgb_to_yuv(info.colorspace, info.color_range), dtype=torch.float32)
-    try:
-        with torch.inference_mode():
-            yuv = next(iter(eng.stream(iter(clip), first=lo, start=at)))
-    finally:
-        eng.planes = None
+    matrix = tuple(tuple(row) for row in rgb_to_yuv(info.colorspace, info.color_range))
+    eng = ENGINES.get(name, scale, matrix)
+    with torch.inference_mode():
+        yuv = next(iter(eng.stream(iter(clip), first=lo, start=at)))
     frame = av.VideoFrame(w * eng.scale, h * eng.scale, "yuv420p")
     tensors_to_frame_planes(yuv, frame.planes)
     kw = {}

@@ -10,7 +10,7 @@ code and BasicSR's ``calculate_psnr`` / ``calculate_ssim`` (``test_y_channel=Tru
   [0, 1] RGB, not rounded), the protocol of SR papers; ``False``: all channels, averaged.
 * ``crop_border``: pixels removed on each of the four sides before measuring (image SR tables use the
   scale; video SR tables 0).
-* The evaluation rounds outputs to 8 bits before measuring (:func:`videosr.degrade.quantize`); these
+* The evaluation rounds outputs to 8 bits before measuring (:func:`videosr.eval.degrade.quantize`); these
   functions measure what they are given.
 
 Temporal metrics (clips (T, C, H, W), flow from :mod:`videosr.flow`): :func:`tof` (TecoGAN tOF) and
@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .errors import UsageError
+from ..errors import UsageError
 
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
 
@@ -77,7 +77,7 @@ def _gauss1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
 
 def _filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Separable 'valid' filtering of (..., H, W) by the 1-D kernel g on both axes -> (..., H - 10, W - 10)."""
-    from .flow import sep_filter
+    from ..flow import sep_filter
 
     return sep_filter(x, g, None)
 
@@ -137,7 +137,7 @@ def clip_flows(frames: torch.Tensor, batch: int = 4, backward: bool = False) -> 
     onto frame t (for content moving by +d, flow = +d). ``backward=True``: estimate_flow(frames[t + 1],
     frames[t]) instead. Computed ``batch`` pairs at a time.
     """
-    from .flow import estimate_flow
+    from ..flow import estimate_flow
 
     _check_clip(frames, "frames")
     out = []
@@ -195,8 +195,8 @@ def warping_error(
     mean absolute difference over unmasked pixels and channels on the 0..255 scale; then the mean over
     pairs. Returns a 0-d float64 tensor.
     """
-    from .flow import flow_warp, occlusion_mask
-    from .resample import upsample
+    from ..flow import flow_warp, occlusion_mask
+    from ..resample import upsample
 
     _check_clip(outputs, "outputs")
     _check_clip(inputs, "inputs")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 try:
     import tomllib
@@ -120,8 +120,9 @@ class ModelCfg:
 
 @dataclass
 class CodecCfg:
-    """Compression in the loop (videosr.degrade.codec_degrade): after the BI/BD degradation and 8-bit
-    rounding, a share ``prob`` of the clips is encoded as a video and decoded (0: off, clean LR only)."""
+    """Compression in the loop (videosr.training.degradations.codec_degrade): after the BI/BD degradation
+    and 8-bit rounding, a share ``prob`` of the clips is encoded as a video and decoded (0: off, clean LR
+    only)."""
 
     prob: float = _f(0.0, _UNIT)  # share of clips encoded; the rest stay clean
     codecs: list[str] = _f(check=Items(), factory=lambda: ["libx264"])  # libx264 | libx265 | libvpx-vp9
@@ -132,14 +133,14 @@ class CodecCfg:
     group: int = _f(4, _POS)  # clips encoded together as one mosaic video, sharing one recipe (encoder cost)
 
     def params(self):
-        """The :class:`videosr.degrade.CodecParams` of this section (validated), or None when off."""
+        """The :class:`videosr.training.degradations.CodecParams` of this section (validated), or None when off."""
         if self.prob == 0 and self.noise_prob == 0:
             return None
         return self._params()
 
     def _params(self):
         """CodecParams even when off: codecs, CRF ranges per codec and presets checked."""
-        from .degrade import CodecParams
+        from .degradations import CodecParams
 
         if len(self.crf) != 2 or len(self.noise_sigma) != 2:
             raise UsageError("data.codec.crf and data.codec.noise_sigma need 2 values [lo, hi]")
@@ -243,7 +244,7 @@ class TrainConfig:
         _check_tree(self, "")
         self.data.codec._params()  # codecs, CRF ranges per codec and presets (checked even when off)
         if self.val.lr_crf:
-            from .degrade import check_codec
+            from ..eval.degrade import check_codec
 
             try:
                 check_codec("libx264", self.val.lr_crf, "medium")

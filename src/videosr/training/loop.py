@@ -10,7 +10,7 @@ loss -> AdamW + warm-up/cosine -> grad clip -> EMA -> log / validate / checkpoin
 * checkpoints ``OUT/last.pt`` (and ``best.pt``): model, EMA, optimizer, scheduler, scaler, RNG states, step,
   resolved config (plain dicts: ``torch.load(weights_only=True)`` reads them). Written every ``ckpt.every``
   steps, at the end and on Ctrl-C (then exit 130). ``resume=True`` continues bit-exactly: batches are a pure
-  function of (seed, rank, step), see :mod:`videosr.data`;
+  function of (seed, rank, step), see :mod:`videosr.training.data`;
 * ``OUT/log.csv`` always, TensorBoard when installed, a progress line with it/s, loss and ETA;
 * DDP from torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): gloo on CPU, NCCL on GPU;
   each rank draws its own batches; rank 0 validates and writes.
@@ -35,10 +35,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoint import build_model, read_checkpoint, sd_finite
+from ..checkpoint import build_model, read_checkpoint, sd_finite
+from ..errors import DiskFullError, InputError, ModelError, OutputError, ResumeError, UsageError
+from ..eval.metrics import ssim_map
 from .config import TrainConfig
-from .errors import DiskFullError, InputError, ModelError, OutputError, ResumeError, UsageError
-from .metrics import ssim_map
 
 
 class DivergedError(UsageError):
@@ -134,13 +134,12 @@ def validate(
     lr_crf: int = 0,
 ) -> dict[str, float]:
     """Mean PSNR-Y per clip and overall, by the protocol of ``videosr eval`` (one convention: the GT cropped
-    to a multiple of the scale, the LR from :func:`videosr.evaluate.make_lr`, the output in fp32 clamped and
-    rounded to 8 bits); ``degradation`` BI or BD, ``lr_crf`` > 0: then x264 (medium) at that CRF, as
+    to a multiple of the scale, the LR from :func:`videosr.eval.degrade.make_lr`, the output in fp32 clamped
+    and rounded to 8 bits); ``degradation`` BI or BD, ``lr_crf`` > 0: then x264 (medium) at that CRF, as
     ``videosr eval --lr-codec libx264 --lr-crf N`` makes it."""
-    from . import metrics
-    from .degrade import quantize
-    from .engine import run_clip
-    from .evaluate import LRRecipe, make_lr
+    from ..engine import run_clip
+    from ..eval import metrics
+    from ..eval.degrade import LRRecipe, make_lr, quantize
 
     recipe = LRRecipe.make(degradation, codec="libx264" if lr_crf else None, crf=lr_crf or None)
     was = model.training
@@ -316,7 +315,7 @@ def train(
 ) -> dict[str, Any]:
     """Train ``config``; returns {"step", "loss", "val", "best", "out_dir"}.
 
-    ``store``: a prepared :class:`videosr.data.ClipStore` (tests); default: loaded from ``data.root``.
+    ``store``: a prepared :class:`videosr.training.data.ClipStore` (tests); default: loaded from ``data.root``.
     ``max_steps``: stop (with a checkpoint) after this many steps of this call, as if interrupted, without
     changing the schedule (tests and smoke runs).
     """
@@ -368,7 +367,7 @@ def train(
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg)
     if cfg.model.init and not resume:  # fine-tuning: start from given weights (a resume restores its own)
-        from .models.registry import load_state_dict, load_weights
+        from ..models.registry import load_state_dict, load_weights
 
         load_weights(model, load_state_dict(cfg.model.init), source=cfg.model.init)
         say(f"initialised from {cfg.model.init}")
@@ -396,7 +395,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=cuda and amp_dtype is torch.float16)
     step, best = 0, -math.inf
     if resume:
-        from .models.registry import load_weights
+        from ..models.registry import load_weights
 
         try:
             load_weights(model, ck["model"], source=str(last))
@@ -408,7 +407,7 @@ def train(
                 scaler.load_state_dict(ck["scaler"])
             step, best = ck["step"], float(ck.get("best", -math.inf))
             rng = ck["rng"]  # rank 0's generator states (training draws no random numbers from them: data
-            torch.set_rng_state(rng["torch"][0])  # batches are seeded per step, see videosr.data)
+            torch.set_rng_state(rng["torch"][0])  # batches are seeded per step, see videosr.training.data)
             if cuda and rng.get("cuda"):
                 torch.cuda.set_rng_state(rng["cuda"][0], device)
         except ModelError as e:
@@ -522,7 +521,7 @@ def train(
         except Exception:  # noqa: BLE001 - TensorBoard is optional
             writer = None
         if val_clips and step == 0:  # (val_deg: the training degradation when BI or BD, else BI)
-            from .models import create_model
+            from ..models import create_model
 
             try:
                 bic = validate(
@@ -688,7 +687,7 @@ def train(
         raise DivergedError(f"training diverged: {diverged} (lr {sched.get_last_lr()[0]:.2e}); {hint}; {where}")
     if interrupted:
         say(f"saved {last} at step {step}; continue with --resume")
-        from .errors import Interrupted
+        from ..errors import Interrupted
 
         raise Interrupted(f"training interrupted at step {step}; checkpoint {last}")
     say(f"done: step {step}, loss {loss_v:.4f}" + (f", best val PSNR-Y {best:.2f}" if val else ""))

@@ -7,10 +7,11 @@
   recurrent and sliding-window models learn alignment and occlusion.
 * Real videos give real consecutive frames (stride 1 or 2) at a random crop.
 * HR clips get flips, transposes and temporal reversal, then become LR with the chosen degradation (BI:
-  MATLAB bicubic ``imresize(1/s)``; BD: Gaussian sigma 1.6 + subsampling; realistic:
-  :func:`videosr.degrade.realistic_degrade`). BI/BD LR is rounded to 8 bits, as the test sets' LR is.
-  Then, optionally, compression in the loop (:func:`videosr.degrade.codec_degrade`): each LR clip encoded
-  as a video (x264 at a random CRF and preset, ...) and decoded, a share of clips left clean.
+  MATLAB bicubic ``imresize(1/s)``; BD: Gaussian sigma 1.6 + subsampling, both from
+  :mod:`videosr.eval.degrade`; realistic: :func:`videosr.training.degradations.realistic_degrade`). BI/BD LR
+  is rounded to 8 bits, as the test sets' LR is. Then, optionally, compression in the loop
+  (:func:`videosr.training.degradations.codec_degrade`): each LR clip encoded as a video (x264 at a random
+  CRF and preset, ...) and decoded, a share of clips left clean.
 
 Every batch is a pure function of ``(seed, rank, step)``: :meth:`TrainClips.batch_at` rebuilds any step,
 so a resumed run sees exactly the batches it would have seen, and ranks never overlap. Decoded images are
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .errors import InputError, UsageError
+from ..errors import InputError, UsageError
 
 DEGRADATIONS = ("BI", "BD", "realistic")
 
@@ -275,17 +276,20 @@ def degrade_clip(
     hr: torch.Tensor, scale: int, degradation: str, generator: torch.Generator | None = None, params: Any = None
 ) -> torch.Tensor:
     """HR (..., T, C, H, W) in [0, 1] -> LR (..., T, C, H/s, W/s), clamped to [0, 1]."""
-    from . import degrade
+    from ..eval import degrade
+    from . import degradations
 
     if degradation == "BI":
         return degrade.quantize(degrade.bi_degrade(hr, scale).clamp_(0, 1))
     if degradation == "BD":
         return degrade.quantize(degrade.bd_degrade(hr, scale).clamp_(0, 1))
     if degradation == "realistic":
-        fn = getattr(degrade, "realistic_degrade", None)
+        fn = getattr(degradations, "realistic_degrade", None)
         if fn is None:
-            raise UsageError("degradation 'realistic' needs videosr.degrade.realistic_degrade (not in this build)")
-        params = params if params is not None else degrade.RealisticParams()
+            raise UsageError(
+                "degradation 'realistic' needs videosr.training.degradations.realistic_degrade (not in this build)"
+            )
+        params = params if params is not None else degradations.RealisticParams()
         if hr.ndim == 4:
             return fn(hr, scale, generator, params).clamp_(0, 1)
         # a batch (..., T, C, H, W): one draw per clip, in order, from the one generator
@@ -336,7 +340,7 @@ class TrainClips(IterableDataset):
         self.start_step = start_step
         self.motion = motion or Motion()
         self.realistic_params = realistic_params
-        self.codec_params = codec_params  # videosr.degrade.CodecParams: compression after the degradation
+        self.codec_params = codec_params  # training.degradations.CodecParams: compression after the degradation
 
     def sample(self, rng: np.random.Generator) -> torch.Tensor:
         size = self.patch * self.scale
@@ -366,7 +370,7 @@ class TrainClips(IterableDataset):
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         lr = degrade_clip(hr, self.scale, self.degradation, gen, self.realistic_params)
         if self.codec_params is not None:
-            from .degrade import codec_degrade
+            from .degradations import codec_degrade
 
             lr = codec_degrade(lr, gen, self.codec_params)
         return lr.contiguous(), hr
@@ -387,7 +391,7 @@ class TrainClips(IterableDataset):
 def load_frames(folder: str | Path, max_frames: int | None = None) -> torch.Tensor:
     """PNG/JPEG/BMP frames of a folder in natural order (frame2 before frame10, as ``videosr eval`` and the
     image-folder reader sort) -> (T, 3, H, W) float in [0, 1]."""
-    from .io.reader import natural_key
+    from ..io.reader import natural_key
 
     files = sorted(
         (p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp")),

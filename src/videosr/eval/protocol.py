@@ -1,21 +1,22 @@
 """`videosr eval`: the SR evaluation protocol of the literature, as a library function.
 
-Protocol (docs/evaluation.md has the commands and the numbers it reproduces):
+Protocol (docs/evaluation.md has the commands and the numbers it reproduces; how the LR is made:
+:mod:`videosr.eval.degrade`; the table and pictures: :mod:`videosr.eval.report`):
 
 * Data: a folder of clips (each a sub-folder of frames in natural sort order, e.g. Vid4/GT), a folder
   of images (each a one-frame clip, e.g. Set5/HR), video files (each a clip), or one video file.
 * GT is cropped (bottom/right) to a multiple of the scale. LR is read from ``lr`` (paired by name) or
   made from the GT with the degradation and rounded to 8 bits like a saved LR image: BI = MATLAB
-  bicubic ``imresize(1/s)`` (:func:`videosr.degrade.bi_degrade`, MATLAB's uint8 rounding), BD = 9x9
-  Gaussian sigma 1.6 + every s-th pixel (:func:`videosr.degrade.bd_degrade`).
-* Compressed LR (:class:`LRRecipe`, ``--lr-codec/--lr-crf/--lr-preset/--lr-noise``): that LR, optional
-  seeded Gaussian noise (8 bits again), then a codec round trip as one yuv420p 25 fps video
-  (:func:`videosr.degrade.video_compress`, one encoder thread); recorded in each result's ``"lr"``.
+  bicubic ``imresize(1/s)`` (:func:`videosr.eval.degrade.bi_degrade`, MATLAB's uint8 rounding), BD = 9x9
+  Gaussian sigma 1.6 + every s-th pixel (:func:`videosr.eval.degrade.bd_degrade`).
+* Compressed LR (:class:`videosr.eval.degrade.LRRecipe`, ``--lr-codec/--lr-crf/--lr-preset/--lr-noise``):
+  that LR, optional seeded Gaussian noise (8 bits again), then a codec round trip as one yuv420p 25 fps
+  video (:func:`videosr.eval.degrade.video_compress`, one encoder thread); recorded in each result's ``"lr"``.
 * The model's output is rounded to 8 bits before measuring. PSNR/SSIM on the BT.601 Y channel
-  (:mod:`videosr.metrics`), ``crop_border`` pixels removed on each side: 0 for video sets, the scale
+  (:mod:`videosr.eval.metrics`), ``crop_border`` pixels removed on each side: 0 for video sets, the scale
   for image sets, unless given.
 * Video sets use all frames: the mean over the frames of a clip, then the mean over clips.
-  tOF (:func:`videosr.metrics.tof`) for clips of 2 frames or more.
+  tOF (:func:`videosr.eval.metrics.tof`) for clips of 2 frames or more.
 """
 
 from __future__ import annotations
@@ -33,14 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .degrade import bd_degrade, bi_degrade, quantize
-from .errors import InputError, OutputError, UsageError
-from .io.reader import natural_key
-from .resample import upsample
+from ..errors import InputError, OutputError, UsageError
+from ..io.reader import natural_key
+from .degrade import DEGRADATIONS, LRRecipe, make_lr, noise_seed, quantize
+from .report import ComparisonView, plot_psnr_per_frame
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts", ".mpg", ".mpeg", ".flv")
-DEGRADATIONS = ("BI", "BD")
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _read_image(path: Path) -> torch.Tensor:
 
 
 def _read_video(path: Path, max_frames: int | None) -> torch.Tensor:
-    from .io import image_to_tensor, open_input
+    from ..io import image_to_tensor, open_input
 
     frames = []
     with open_input(str(path)) as reader:
@@ -223,135 +223,10 @@ def pair_lr(
 
 
 # --------------------------------------------------------------------------------------------------
-# LR made from the GT: degradation, optional noise, optional codec round trip
+# The LR made from the GT, cached on disk (:func:`videosr.eval.degrade.make_lr`)
 # --------------------------------------------------------------------------------------------------
 
-LR_FPS = 25
-LR_PIX_FMT = "yuv420p"
-# the preset each codec gets when --lr-preset is not given (degrade.video_compress's defaults, recorded)
-DEFAULT_PRESETS = {"libx264": "medium", "libx265": "fast", "libvpx-vp9": "4"}
 _CACHE_VERSION = 2  # 2: exact-rounding RGB <-> YUV conversions in video_compress
-
-
-@dataclass(frozen=True)
-class LRRecipe:
-    """How the LR of the protocol is made from the (cropped) GT, in this order: ``degradation`` (BI or
-    BD), rounded to 8 bits; Gaussian noise of std ``noise`` (0..255 scale, seeded from the clip name,
-    :func:`noise_seed`), rounded to 8 bits again; a round trip through ``codec`` at ``crf`` / ``preset``
-    (yuv420p, 25 fps, BT.601 limited range, one encoder thread: :func:`videosr.degrade.video_compress`).
-    Build it with :meth:`make`, which validates and resolves the default preset."""
-
-    degradation: str = "BI"
-    codec: str | None = None
-    crf: int | None = None
-    preset: str | None = None
-    noise: float = 0.0
-
-    @classmethod
-    def make(
-        cls,
-        degradation: str = "BI",
-        codec: str | None = None,
-        crf: int | None = None,
-        preset: str | None = None,
-        noise: float | None = None,
-    ) -> LRRecipe:
-        from .degrade import check_codec
-
-        degradation = str(degradation).upper()
-        if degradation not in DEGRADATIONS:
-            raise UsageError(f"unknown degradation {degradation!r} (use BI or BD)")
-        if codec is None:
-            if crf is not None:
-                raise UsageError("--lr-crf needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25)")
-            if preset is not None:
-                raise UsageError(
-                    "--lr-preset needs --lr-codec (e.g. --lr-codec libx264 --lr-crf 25 --lr-preset medium)"
-                )
-        else:
-            if crf is None:
-                raise UsageError(f"--lr-codec {codec} needs --lr-crf N (the quality: lower is better)")
-            check_codec(codec, crf, preset)
-            preset = preset if preset is not None else DEFAULT_PRESETS[codec]
-        noise = 0.0 if noise is None else noise
-        if (
-            isinstance(noise, bool)
-            or not isinstance(noise, (int, float))
-            or not math.isfinite(noise)
-            or not 0 <= noise <= 255
-        ):
-            raise UsageError(f"--lr-noise must be a standard deviation in 0..255 (8-bit levels), got {noise!r}")
-        return cls(degradation, codec, crf, preset, float(noise))
-
-    @property
-    def compressed(self) -> bool:
-        return self.codec is not None
-
-    def to_dict(self) -> dict:
-        """The JSON form: ``{"degradation"}`` for clean LR; with ``"noise"`` when there is noise; with
-        ``"codec", "crf", "preset", "noise", "fps", "pix_fmt"`` when the LR is compressed."""
-        d: dict = {"degradation": self.degradation}
-        if self.codec is not None:
-            d.update(
-                codec=self.codec,
-                crf=self.crf,
-                preset=self.preset,
-                noise=_num(self.noise),
-                fps=LR_FPS,
-                pix_fmt=LR_PIX_FMT,
-            )
-        elif self.noise:
-            d["noise"] = _num(self.noise)
-        return d
-
-    def describe(self) -> str:
-        """One line for the table header: ``BI``, ``BI + noise 5 + libx264 CRF 25 medium (yuv420p, 25 fps)``."""
-        parts = [self.degradation]
-        if self.noise:
-            parts.append(f"noise {_num(self.noise)}")
-        if self.codec is not None:
-            parts.append(f"{self.codec} CRF {self.crf} {self.preset} ({LR_PIX_FMT}, {LR_FPS} fps)")
-        return " + ".join(parts)
-
-
-def _num(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else float(v)
-
-
-def noise_seed(clip_name: str) -> int:
-    """The seed of a clip's LR noise: the first 8 bytes of SHA-256("videosr-lr-noise:" + name), 63 bits.
-    The same clip gets the same noise on every run and machine, and at every sigma (the same pattern,
-    scaled)."""
-    digest = hashlib.sha256(f"videosr-lr-noise:{clip_name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
-
-
-def _degrade(
-    gt: torch.Tensor, scale: int, degradation: str, recipe: LRRecipe | None = None, clip_name: str = ""
-) -> torch.Tensor:
-    """The LR of ``gt`` (T, 3, H, W), H and W multiples of ``scale``: ``degradation`` rounded to 8 bits,
-    then (``recipe``) noise and the codec round trip. float32 in [0, 1], exactly on the 8-bit grid."""
-    from .degrade import add_noise, video_compress
-
-    if degradation == "BI":
-        lr = bi_degrade(gt, scale, quantize_lr=True, matlab_uint8=True).float()
-    else:
-        lr = bd_degrade(gt, scale, quantize_lr=True).float()
-    if recipe is None:
-        return lr
-    if recipe.noise:
-        g = torch.Generator().manual_seed(noise_seed(clip_name))
-        lr = quantize(add_noise(lr, recipe.noise, g))
-    if recipe.codec is not None:
-        lr = video_compress(lr, recipe.codec, recipe.crf, fps=LR_FPS, preset=recipe.preset, threads=1)
-    return lr
-
-
-def make_lr(gt: torch.Tensor, scale: int, recipe: LRRecipe, clip_name: str) -> torch.Tensor:
-    """The protocol's LR for the GT clip ``gt`` (T, 3, H, W) [0, 1] named ``clip_name`` (the noise seed):
-    ``gt`` is cropped to a multiple of ``scale`` first. float32 (T, 3, H / s, W / s)."""
-    gt = gt[..., : gt.shape[-2] - gt.shape[-2] % scale, : gt.shape[-1] - gt.shape[-1] % scale]
-    return _degrade(gt, scale, recipe.degradation, recipe, clip_name)
 
 
 def _source_fingerprint(clip: Clip, max_frames: int | None) -> list:
@@ -391,7 +266,7 @@ def _cached_lr(
     The file is the LR as uint8 (T, 3, h, w) (lossless: the LR is on the 8-bit grid); its name hashes the
     GT files' paths, sizes and mtimes, the frame count, the scale, the recipe and the PyAV/FFmpeg versions."""
     if cache_dir is None:
-        return _degrade(gt, scale, recipe.degradation, recipe, clip.name)
+        return make_lr(gt, scale, recipe, clip.name)
     path = _lr_cache_path(cache_dir, clip, max_frames, tuple(gt.shape), scale, recipe)
     want = (gt.shape[0], gt.shape[1], gt.shape[2] // scale, gt.shape[3] // scale)
     if path.is_file():
@@ -401,7 +276,7 @@ def _cached_lr(
                 return torch.from_numpy(a).float() / 255
         except (OSError, ValueError):
             pass  # unreadable or truncated: make it again
-    lr = _degrade(gt, scale, recipe.degradation, recipe, clip.name)
+    lr = make_lr(gt, scale, recipe, clip.name)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -419,7 +294,7 @@ def _cached_lr(
 
 
 def _load_model(name: str, scale: int, weights: str | None):
-    from .pipeline import load_model, require_trained
+    from ..models.resolve import load_model, require_trained
 
     net = load_model(name, scale, weights=weights)
     require_trained(net)  # random weights measure nothing
@@ -470,16 +345,18 @@ def evaluate(
     figures is the accuracy guard for making bf16 a default (docs/evaluation.md), its int8 and fp32 figures
     the gate of ``--precision int8`` (videosr.int8).
 
-    Compressed LR (:class:`LRRecipe`): ``lr_codec`` ("libx264", "libx265", "libvpx-vp9") with ``lr_crf``
-    and ``lr_preset`` (x264 default "medium") makes the LR as the degradation rounded to 8 bits, then
-    (``lr_noise`` > 0) Gaussian noise of that std on the 0..255 scale, seeded from the clip name, rounded
-    again, then encoded as yuv420p at 25 fps and decoded; deterministic. The LR of a clip is made once
+    Compressed LR (:class:`videosr.eval.degrade.LRRecipe`): ``lr_codec`` ("libx264", "libx265",
+    "libvpx-vp9") with ``lr_crf`` and ``lr_preset`` (x264 default "medium") makes the LR as the degradation
+    rounded to 8 bits, then (``lr_noise`` > 0) Gaussian noise of that std on the 0..255 scale, seeded from
+    the clip name, rounded again, then encoded as yuv420p at 25 fps and decoded; deterministic (made by
+    :func:`videosr.eval.degrade.make_lr`). The LR of a clip is made once
     and shared by all ``models``; ``lr_cache``: also keep it on disk in that folder (``<clip>-<key>.npy``,
     the key hashes the GT files' paths, sizes and mtimes, the scale and the recipe).
 
     Returns one dict per model: ``{"model", "scale", "degradation", "lr", "clips": {name: {"frames",
     "psnr_y", "ssim_y", "tof"}}, "mean": {"psnr_y", "ssim_y", "tof"}, "seconds"}``; ``lr`` is the LR
-    recipe (:meth:`LRRecipe.to_dict`, e.g. ``{"degradation": "BI"}``) or ``{"files": <lr path>}``;
+    recipe (:meth:`videosr.eval.degrade.LRRecipe.to_dict`, e.g. ``{"degradation": "BI"}``) or
+    ``{"files": <lr path>}``;
     ``seconds`` is the model's inference time summed over clips (``run_clip`` on the LR, nothing else);
     ``load_seconds`` the time to build it and load its weights; ``metric_seconds`` the PSNR/SSIM/tOF of its
     outputs; the rest of a run (reading GT, making the LR, the GT's optical flow for tOF, saving images) is
@@ -516,7 +393,7 @@ def evaluate(
             )
         finally:
             torch.set_num_threads(before)
-    from .engine import run_clip
+    from ..engine import run_clip
     from .metrics import clip_flows, psnr, ssim, tof
 
     if not models:
@@ -611,7 +488,7 @@ def evaluate(
             lr_clip = _cached_lr(cache_dir, clip, max_frames, gt, scale, recipe)  # once per clip, for all models
         t = gt.shape[0]
         gt_flows = clip_flows(gt) if (temporal and t > 1) else None
-        view = _ComparisonView(clip.name, gt, lr_clip, scale, crop) if save_images else None
+        view = ComparisonView(clip.name, gt, lr_clip, scale, crop) if save_images else None
         per_frame[clip.name] = []
         for mi, net in enumerate(nets):
             t0 = time.perf_counter()
@@ -681,230 +558,3 @@ def to_json(results: list[dict]) -> dict | list[dict]:
 
     docs = [clean({k: v for k, v in r.items() if k != "clip_seconds"}) for r in results]
     return docs[0] if len(docs) == 1 else docs
-
-
-def describe_lr(result: dict) -> str:
-    """The LR of a result in words: ``BI``, ``LR files``, ``BI + libx264 CRF 25 medium (yuv420p, 25 fps)``."""
-    lr = result.get("lr")
-    if not isinstance(lr, dict) or "degradation" not in lr:
-        return str(result.get("degradation", "?"))
-    rec = LRRecipe(lr["degradation"], lr.get("codec"), lr.get("crf"), lr.get("preset"), lr.get("noise") or 0.0)
-    return rec.describe()
-
-
-def format_table(results: list[dict]) -> str:
-    """The results as a text table: clip, frames, PSNR-Y, SSIM-Y, tOF, seconds (the model's inference only, as
-    the footnote says); a row group per model."""
-
-    def f(v, fmt):
-        width = int(fmt.split(".")[0])
-        return f"{'-':>{width}}" if v is None else format(v, fmt)
-
-    names = [n for r in results for n in r["clips"]]
-    w = max([len("clip"), len("mean")] + [len(n) for n in names])
-    head = f"{'clip':<{w}}  {'frames':>6}  {'PSNR-Y':>7}  {'SSIM-Y':>7}  {'tOF':>6}  {'seconds':>7}"
-    lines = []
-    for r in results:
-        lines.append(f"{r['model']} (x{r['scale']}, {describe_lr(r)})")
-        lines.append(head)
-        lines.append("-" * len(head))
-        secs = r.get("clip_seconds", {})
-        total = 0
-        for name, c in r["clips"].items():
-            total += c["frames"]
-            lines.append(
-                f"{name:<{w}}  {c['frames']:>6}  {f(c['psnr_y'], '7.2f')}  {f(c['ssim_y'], '7.4f')}  "
-                f"{f(c['tof'], '6.3f')}  {f(secs.get(name), '7.2f')}"
-            )
-        m = r["mean"]
-        lines.append("-" * len(head))
-        lines.append(
-            f"{'mean':<{w}}  {total:>6}  {f(m['psnr_y'], '7.2f')}  {f(m['ssim_y'], '7.4f')}  "
-            f"{f(m['tof'], '6.3f')}  {r['seconds']:>7.2f}"
-        )
-        if "load_seconds" in r:
-            lines.append(
-                f"seconds: the model's inference only; its load took {r['load_seconds']:.2f} s and the "
-                f"metrics of its outputs {r.get('metric_seconds', 0.0):.2f} s"
-            )
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# Pictures: comparison crops and per-frame PSNR plots (Pillow only)
-# --------------------------------------------------------------------------------------------------
-
-
-def _font(size: int = 14):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _to_pil(x: torch.Tensor):
-    from PIL import Image
-
-    a = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (3, H, W) -> (H, W, 3)
-    return Image.fromarray(np.ascontiguousarray(a))
-
-
-class _ComparisonView:
-    """Collects the same crop of one frame from LR (nearest), bicubic, each model and GT."""
-
-    def __init__(
-        self, name: str, gt: torch.Tensor, lr: torch.Tensor, scale: int, crop_border: int, size: int = 160
-    ) -> None:
-        from .metrics import psnr
-
-        self.name, self.scale = name, scale
-        self.frame = gt.shape[0] // 2
-        g = gt[self.frame]
-        lr_f = lr[self.frame]
-        h, w = g.shape[-2:]
-        side = min(size // scale * scale, h // scale * scale, w // scale * scale)
-        self.side = side
-        bic = quantize(upsample(lr_f, scale).clamp(0, 1))
-        # the crop where bicubic loses most (the interesting detail), on a grid of scale-aligned windows
-        err = ((bic - g) ** 2).mean(0, keepdim=True)[None]  # (1, 1, H, W)
-        pooled = torch.nn.functional.avg_pool2d(err, side, stride=max(scale, side // 4))
-        iy, ix = divmod(int(pooled.flatten().argmax()), pooled.shape[-1])
-        stride = max(scale, side // 4)
-        self.y, self.x = iy * stride, ix * stride
-        self.y -= self.y % scale
-        self.x -= self.x % scale
-        self.gt_crop = self._crop(g)
-        ly, lx, ls = self.y // scale, self.x // scale, side // scale
-        lr_crop = lr_f[:, ly : ly + ls, lx : lx + ls]
-        self.panels = [
-            ("LR (nearest)", lr_crop.repeat_interleave(scale, -2).repeat_interleave(scale, -1), None),
-            ("bicubic", self._crop(bic), float(psnr(bic, g, crop_border=crop_border))),
-        ]
-
-    def _crop(self, x: torch.Tensor) -> torch.Tensor:
-        return x[..., self.y : self.y + self.side, self.x : self.x + self.side]
-
-    def add(self, label: str, out: torch.Tensor, psnr_frames: torch.Tensor) -> None:
-        self.panels.append((label, self._crop(out[self.frame]), float(psnr_frames[self.frame])))
-
-    def save(self, folder: Path) -> Path:
-        from PIL import Image, ImageDraw
-
-        panels = self.panels + [("GT", self.gt_crop, None)]
-        zoom = max(1, 192 // max(self.side, 1))
-        tile = self.side * zoom
-        pad, text_h = 6, 36
-        font = _font(13)
-        canvas = Image.new("RGB", (pad + len(panels) * (tile + pad), text_h + tile + 2 * pad + 18), "white")
-        draw = ImageDraw.Draw(canvas)
-        for i, (label, img, p) in enumerate(panels):
-            im = _to_pil(img)
-            if zoom > 1:
-                im = im.resize((tile, tile), Image.NEAREST)
-            x0 = pad + i * (tile + pad)
-            canvas.paste(im, (x0, pad))
-            draw.text((x0, pad + tile + 4), label, fill="black", font=font)
-            if p is not None:
-                draw.text(
-                    (x0, pad + tile + 20), "inf dB" if not math.isfinite(p) else f"{p:.2f} dB", fill="black", font=font
-                )
-        draw.text(
-            (pad, canvas.height - 18),
-            f"{self.name} frame {self.frame + 1}, crop at ({self.x},{self.y}), {self.side} px, shown x{zoom}; "
-            "PSNR-Y of the whole frame",
-            fill="gray",
-            font=_font(11),
-        )
-        path = folder / f"{self.name}_compare.png"
-        canvas.save(path)
-        return path
-
-
-_COLOURS = [
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-]
-
-
-def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if hi <= lo:
-        hi = lo + 1
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=10 * mag)
-    start = math.ceil(lo / step) * step
-    ticks, v = [], start
-    while v <= hi + 1e-9:
-        ticks.append(round(v, 10))
-        v += step
-    return ticks
-
-
-def plot_psnr_per_frame(
-    path: Path, title: str, labels: list[str], series: list[list[float]], size: tuple[int, int] = (760, 420)
-) -> Path:
-    """A line plot of PSNR-Y per frame, one line per model, with axes, ticks and a legend (Pillow)."""
-    from PIL import Image, ImageDraw
-
-    w, h = size
-    left, right, top, bottom = 62, 16, 34, 48
-    img = Image.new("RGB", size, "white")
-    d = ImageDraw.Draw(img)
-    font, small = _font(13), _font(11)
-    finite = [v for s in series for v in s if math.isfinite(v)]
-    lo, hi = (min(finite), max(finite)) if finite else (0.0, 1.0)
-    margin = max(0.2, 0.05 * (hi - lo))
-    lo, hi = lo - margin, hi + margin
-    n = max(len(s) for s in series)
-    x0, x1, y0, y1 = left, w - right, top, h - bottom
-
-    def px(i: float) -> float:
-        return x0 + (x1 - x0) * (i / max(n - 1, 1))
-
-    def py(v: float) -> float:
-        return y1 - (y1 - y0) * ((v - lo) / (hi - lo))
-
-    for t in _nice_ticks(lo, hi):
-        yy = py(t)
-        d.line([(x0, yy), (x1, yy)], fill=(230, 230, 230))
-        d.line([(x0 - 4, yy), (x0, yy)], fill="black")
-        d.text((4, yy - 7), f"{t:g}", fill="black", font=small)
-    for t in _nice_ticks(0, n - 1, 8):
-        if t != int(t):
-            continue
-        xx = px(t)
-        d.line([(xx, y1), (xx, y1 + 4)], fill="black")
-        d.text((xx - 6, y1 + 6), str(int(t) + 1), fill="black", font=small)
-    d.rectangle([x0, y0, x1, y1], outline="black")
-    d.text((x0 + (x1 - x0) // 2 - 20, h - 20), "frame", fill="black", font=font)
-    d.text((4, 8), "PSNR-Y (dB)", fill="black", font=font)
-    d.text((x0 + 110, 8), title, fill="black", font=font)
-    for k, s in enumerate(series):
-        col = _COLOURS[k % len(_COLOURS)]
-        pts = [(px(i), py(v)) for i, v in enumerate(s) if math.isfinite(v)]
-        if len(pts) > 1:
-            d.line(pts, fill=col, width=2)
-        for p in pts:
-            d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=col)
-    # legend, top right inside the axes
-    lw = max(len(lbl) for lbl in labels) * 7 + 40
-    lx, ly = x1 - lw - 6, y0 + 6
-    d.rectangle([lx, ly, x1 - 6, ly + 18 * len(labels) + 4], fill="white", outline=(160, 160, 160))
-    for k, lbl in enumerate(labels):
-        col = _COLOURS[k % len(_COLOURS)]
-        yy = ly + 11 + 18 * k
-        d.line([(lx + 6, yy), (lx + 26, yy)], fill=col, width=3)
-        d.text((lx + 32, yy - 7), lbl, fill="black", font=small)
-    img.save(path)
-    return path
