@@ -117,7 +117,7 @@ def test_gate(tmp_path, monkeypatch) -> None:
     )
     bad = Variant(name="g", vid4_eval_int8="g.json", **kw)  # 0.15 dB under fp32
     assert bad.vid4_psnr_y_int8 == 24.25 and not bad.int8_allowed
-    assert not Variant(name="g", **kw).int8_allowed  # int8 never measured
+    assert not Variant(name="g", vid4_eval_int8=None, **kw).int8_allowed  # int8 never measured
     rows[1]["mean"]["psnr_y"] = 24.31  # 0.09 dB under
     (tmp_path / "g-ok.json").write_text(json.dumps(rows))
     good = Variant(name="g", vid4_eval_int8="g-ok.json", **kw)

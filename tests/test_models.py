@@ -271,3 +271,42 @@ def test_shipped_weights_load_and_match_their_sha256(name: str) -> None:
     # trained weights change the image (zero-initialised residual models output exactly bicubic), but stay near
     # it on smooth content (randomly initialised quality models are 0.035..0.043 away, trained ones < 0.025)
     assert 1e-4 < float((y - bic).abs().mean()) < 0.03
+
+
+def test_variant_files_follow_the_name_and_exist() -> None:
+    """Variant derives the file names of a shipped model from its name (weights, card, Vid4 evaluations, int8
+    trunk) unless given; every file a registered variant names exists."""
+    v = Variant(name="m", arch="fastvsr", scale=4, sha256="0" * 64, precision="bf16", int8_sha256="1" * 64)
+    assert (v.weights, v.card, v.vid4_eval, v.vid4_eval_bf16, v.int8_trunk, v.vid4_eval_int8) == (
+        "m.safetensors",
+        "docs/models/m.md",
+        "m.vid4.json",
+        "m.vid4.bf16.json",
+        "m.int8.onnx",
+        "m.vid4.int8.json",
+    )
+    v = Variant(name="m", arch="fastvsr", scale=4, sha256="0" * 64, vid4_eval=None, card="elsewhere.md")
+    assert (v.weights, v.card, v.vid4_eval, v.vid4_eval_bf16, v.int8_trunk) == (
+        "m.safetensors",
+        "elsewhere.md",
+        None,
+        None,
+        None,
+    )
+    v = Variant(name="m", arch="fastvsr", scale=4)  # ships nothing: names nothing
+    assert (v.weights, v.card, v.vid4_eval, v.vid4_eval_bf16, v.int8_trunk, v.vid4_eval_int8) == (None,) * 6
+    root = registry.WEIGHTS_DIR.parents[2]  # the repository (src/videosr/weights)
+    for v in list_models():
+        for f in (v.weights, v.vid4_eval, v.vid4_eval_bf16, v.int8_trunk, v.vid4_eval_int8):
+            if f is not None:
+                assert (registry.WEIGHTS_DIR / f).is_file(), (v.name, f)
+        assert v.card is None or (root / v.card).is_file(), (v.name, v.card)
+        assert (v.weights is None) == (v.sha256 is None) and (v.int8_trunk is None) == (v.int8_sha256 is None), v.name
+
+
+def test_every_weights_file_belongs_to_a_variant() -> None:
+    """Every weights file or int8 trunk under weights/ is a registered variant's, so the sha256 tests
+    (test_shipped_weights_load_and_match_their_sha256, test_int8.py) load and check every one."""
+    named = {f for v in list_models() for f in (v.weights, v.int8_trunk) if f is not None}
+    shipped = {p.name for p in registry.WEIGHTS_DIR.iterdir() if p.suffix in (".safetensors", ".onnx", ".pth")}
+    assert shipped <= named, f"weights files no variant names: {sorted(shipped - named)}"

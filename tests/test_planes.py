@@ -351,6 +351,40 @@ def test_clamp_constants_follow_the_weights():
     assert b is not a and torch.allclose(b["Wr"], 2 * a["Wr"])
 
 
+@pytest.mark.parametrize("name,arch,attr", [("quality-x4", "recurrent", "conv_last"), ("fast-x4", "fastvsr", "to_rgb")])
+def test_folded_tail_is_cached_and_exact(name, arch, attr):
+    """layers.folded_tail (a model's RGB tail with the colour matrix and the 4:2:0 chroma average folded in, what
+    forward_planes convolves with) is computed once per weights and matrix, again when the weights change, and
+    equals, bit for bit, the fold made afresh as forward_planes made it on every call before it was cached."""
+    from videosr.io import rgb_to_yuv
+    from videosr.models import create_model, layers
+
+    net = create_model(name, pretrained=False, **PLANE_TINY[arch])
+    conv = getattr(net, attr)
+    P = int(round((conv.out_channels // 3) ** 0.5))
+
+    def fresh(m):
+        T, _ = layers.yuv420_fold(P, m)
+        w = torch.einsum("oi,ijkl->ojkl", T, conv.weight.detach().cpu().to(torch.float64)).float()
+        return w, (T @ conv.bias.detach().cpu().to(torch.float64)).float()
+
+    x = torch.rand(1, 4, 3, 9, 14, generator=torch.Generator().manual_seed(2))
+    for cs, rng in ((1, 1), (5, 2)):
+        m = torch.tensor(rgb_to_yuv(cs, rng))
+        a = layers.folded_tail(conv, m, P)
+        assert layers.folded_tail(conv, m.clone(), P) is a  # cached (keyed on the matrix's values)
+        assert all(torch.equal(got, want) for got, want in zip(a, fresh(m)))
+        with torch.no_grad():
+            first = net.forward_planes(x, m, keep=(1, 3))
+            layers._folded_tail.cache_clear()
+            again = net.forward_planes(x, m, keep=(1, 3))
+        assert all(torch.equal(p, q) for p, q in zip(first, again))
+    with torch.no_grad():
+        conv.weight.mul_(2)  # as load_state_dict's copy_: the tensor's version moves
+    b = layers.folded_tail(conv, m, P)
+    assert b is not a and all(torch.equal(got, want) for got, want in zip(b, fresh(m)))
+
+
 PLANE_TINY: dict[str, dict] = {  # as in test_models.py
     "pan": {"nf": 8, "unf": 8, "nb": 1},
     "fastvsr": {"feat": 4, "width": 8, "blocks": 1},

@@ -1,8 +1,8 @@
 """One video across many workers, and many videos, on Ray (the ``[ray]`` extra; ``docs/distributed.md``).
 
 A distributed run writes *the same segments* a single-process run writes (:mod:`videosr.resume`,
-:mod:`videosr.io.segments`), only each is made by a Ray task instead of the loop in
-:func:`videosr.pipeline._upscale_segmented`:
+:mod:`videosr.io.segments`), only each is made by a Ray task instead of the loop of a single-process run
+(:func:`videosr.pipeline.upscale`; both run the stages of :func:`videosr.pipeline.run_stages`):
 
 * The driver takes OUTPUT's lock, opens (or resumes) the same resume state, loads the model once to
   compute the same options (model, weights hash, chunk, context, precision, codec ...) and the same
@@ -19,7 +19,7 @@ A distributed run writes *the same segments* a single-process run writes (:mod:`
 * The driver writes each returned segment into the state folder (fsync, rename) and lists it in the
   manifest: contiguous ones as ``segments``, the others as ``ahead`` (so a killed driver's rerun with
   ``--resume`` reuses every finished segment, in or out of order). At the end it joins them and
-  stream-copies audio/subtitles exactly like a single-process run (:func:`videosr.pipeline._join`).
+  stream-copies audio/subtitles exactly like a single-process run (:func:`videosr.pipeline.join_segments`).
 
 Faults: a task whose worker dies (SIGKILL, OOM killer, a lost node) is retried by Ray (``max_retries``);
 tasks are idempotent (a result is accepted once per segment), so no frame is lost or written twice.
@@ -322,7 +322,7 @@ class _Bounded:
 
     def __next__(self):
         r = self.reader
-        if self.stop is not None and r._index >= self.stop:
+        if self.stop is not None and r.position >= self.stop:
             raise StopIteration
         try:
             f = next(r)
@@ -372,7 +372,7 @@ def run_segments(
 
     from .io import image_to_tensor, open_input
     from .io.segments import SegmentSink, SegmentWriter
-    from .pipeline import _options, _run_stages, build_stages
+    from .pipeline import build_stages, output_options, run_stages
     from .progress import Progress
     from .resume import input_fingerprint
 
@@ -420,7 +420,7 @@ def run_segments(
             chunk=spec["chunk_arg"],
             compile=spec["compile"],
         )
-        opts = _options(
+        opts = output_options(
             net,
             engine,
             scale=engine.scale,
@@ -494,7 +494,7 @@ def run_segments(
             limited = _Limited(stage_engine, None if b is None else (b - a) * seg_len)
             bar = Progress(None, enabled=False)
             try:
-                n = _run_stages(
+                n = run_stages(
                     src,
                     limited,
                     to_input,
@@ -511,7 +511,7 @@ def run_segments(
                 raise
             out["frames"] = n
             # the video ends in this task's range (not merely in its lookahead frames past the range)
-            out["ended"] = src.ended and (b is None or reader._index <= b * seg_len)
+            out["ended"] = src.ended and (b is None or reader.position <= b * seg_len)
             if st.done:
                 st.done[0]["record"]["prev_out_pts"] = primed.get("prev_out_pts")
             out["segments"] = st.done
@@ -596,7 +596,7 @@ def _write_segment(sdir: str, name: str, data: bytes) -> None:
 
 def _valid_ahead(st, seg_len: int) -> list[dict]:
     """The state's ``ahead`` records (segments finished out of order) whose files are intact."""
-    from .resume import _segment_problem, segment_name, sha256_file
+    from .resume import segment_name, segment_problem, sha256_file
 
     good = []
     done = st.done_frames
@@ -604,7 +604,7 @@ def _valid_ahead(st, seg_len: int) -> list[dict]:
         if not isinstance(rec, dict) or not isinstance(rec.get("start"), int) or rec["start"] % seg_len:
             continue
         k = rec["start"] // seg_len
-        if rec["start"] < done or _segment_problem(k, rec, rec["start"], seg_len, True):
+        if rec["start"] < done or segment_problem(k, rec, rec["start"], seg_len, True):
             continue
         p = os.path.join(st.dir, segment_name(k))
         if (
@@ -723,16 +723,17 @@ def upscale_on(
     """:func:`upscale` on a runtime already connected (``videosr batch`` runs several of these at once)."""
     from .io.writer import check_encoder_options, check_not_input, sweep_temps
     from .lock import output_lock
-    from .pipeline import _memory_errors, _state_dir, resolve_model
+    from .pipeline import memory_errors, resolve_model
+    from .resume import state_dir_for_run
 
     t0 = time.perf_counter()
     kind = _check_job(input, output, format, ship_input, compile, backend)
     check_encoder_options(codec, crf, preset)
     input, output = os.fspath(input), os.fspath(output)
     check_not_input(input, output, kind)
-    with output_lock(output), _memory_errors(tile):
+    with output_lock(output), memory_errors(tile):
         sweep_temps(output)
-        sdir = _state_dir(output, resume, overwrite)
+        sdir = state_dir_for_run(output, resume, overwrite)
         model, reason = resolve_model(input, model, scale, quality, weights, sdir, backend=backend)
         res = _drive(
             rt,
@@ -846,7 +847,7 @@ def _drive(
 ) -> dict:
     from .io import image_to_tensor, open_input, plan_output
     from .models.resolve import default_model_name, load_model, require_trained
-    from .pipeline import MAX_OUTPUT_PIXELS, _join, build_stages, prepare_state
+    from .pipeline import MAX_OUTPUT_PIXELS, build_stages, join_segments, prepare_state
     from .progress import Progress, announce
 
     ray = rt.ray
@@ -993,7 +994,7 @@ def _drive(
             bar.close()
             bar = None
         total = st.manifest["frames"]
-        _join(st, input, output, info, out_plan, overwrite=overwrite, total=total)
+        join_segments(st, input, output, info, out_plan, overwrite=overwrite, total=total)
     except KeyboardInterrupt as e:
         if bar is not None:
             bar.close()

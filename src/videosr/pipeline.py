@@ -292,12 +292,16 @@ def upscale(
         from .io.writer import check_not_input
 
         check_not_input(input, output, kind)
-    with output_lock(output) if writes else contextlib.nullcontext(), _memory_errors(tile):
+    with output_lock(output) if writes else contextlib.nullcontext(), memory_errors(tile):
         if writes:
             from .io.writer import sweep_temps
 
             sweep_temps(output)  # temp files a killed run left beside OUTPUT (only ours, only stale)
-        sdir = _state_dir(output, resume, overwrite) if segmented else None
+        sdir = None
+        if segmented:
+            from .resume import state_dir_for_run
+
+            sdir = state_dir_for_run(output, resume, overwrite)
         model, reason = resolve_model(input, model, scale, quality, weights, sdir, backend=backend)
         net, s, frames = _job(
             input,
@@ -338,35 +342,6 @@ def upscale(
         "seconds": round(seconds, 3),
         "fps": round(frames / seconds, 3) if seconds > 0 else None,
     }
-
-
-def _state_dir(output, resume: bool, overwrite: bool) -> str:
-    """The resume state folder of OUTPUT (never a link). Leftover state without ``resume`` is an error,
-    or, with ``overwrite``, discarded (we hold the output's lock: no live run is using it)."""
-    from .resume import State, check_state_dir, leftover_error, state_dir
-
-    sdir = state_dir(output)
-    check_state_dir(sdir)
-    if os.path.lexists(sdir):
-        # State that holds no segment (a run killed or failed before its first one: a ulimit, the OOM
-        # killer) has nothing to continue: discarded, so it never blocks the next run.
-        empty = _holds_nothing(sdir)
-        if not (resume or overwrite or empty):
-            raise leftover_error(sdir)
-        if empty or not resume:
-            State(sdir, {}).remove()
-    return sdir
-
-
-def _holds_nothing(sdir: str) -> bool:
-    from .resume import State
-
-    try:
-        m = State.load(sdir).manifest
-    except ResumeError:
-        return False  # damaged: reported as leftover (or by --resume), discarded only with --overwrite
-    # "ahead": segments a distributed run (videosr.distributed) finished before the first one
-    return not m or (m.get("segments") == [] and not m.get("ahead") and m.get("finished") is False)
 
 
 def _job(
@@ -468,7 +443,7 @@ def _job(
         writer = open_planned(output, info, plan, overwrite=overwrite)
         try:
             bar = Progress(info.frames, label="upscale", enabled=progress, header=header, warmup=engine.chunk)
-            frames = _run_stages(
+            frames = run_stages(
                 reader,
                 stage_engine,
                 to_input,
@@ -605,8 +580,9 @@ def oom_hint(tile) -> str:
 
 
 @contextlib.contextmanager
-def _memory_errors(tile):
-    """Running out of memory anywhere in the job is one clear error (exit 9) with what to change."""
+def memory_errors(tile):
+    """Running out of memory anywhere in the job is one clear error (exit 9) with what to change (also around
+    a distributed run's driver: :mod:`videosr.distributed`)."""
     try:
         yield
     except VideosrError:
@@ -645,9 +621,10 @@ def _abort(writer, stuck_io: bool) -> None:
                 pass
 
 
-def _options(net, engine, *, scale, plan, pix_fmt, backend, tile, planes: bool) -> dict[str, Any]:
-    """Everything that changes the output's pixels or packets (compared on resume): the model and how it runs,
-    the encoder of ``plan`` (the output's :class:`videosr.io.OutputPlan`) and the ``pix_fmt`` asked for."""
+def output_options(net, engine, *, scale, plan, pix_fmt, backend, tile, planes: bool) -> dict[str, Any]:
+    """Everything that changes the output's pixels or packets (compared on resume, and by a distributed run's
+    tasks against the driver's): the model and how it runs, the encoder of ``plan`` (the output's
+    :class:`videosr.io.OutputPlan`) and the ``pix_fmt`` asked for."""
     from .resume import model_fingerprint
 
     return {
@@ -676,7 +653,6 @@ class Prepared:
     options), or ``published`` (OUTPUT already holds what a finished state made: nothing to do)."""
 
     st: Any  # resume.State
-    created: bool
     published: bool
     fp: dict
     opts: dict
@@ -702,16 +678,16 @@ def prepare_state(
 ) -> Prepared:
     """The resume state of a segmented run to OUTPUT as ``plan`` (its :class:`videosr.io.OutputPlan`) says,
     with the model stages :func:`build_stages` made (``engine``, ``stage_engine``), and what it was made with: the
-    input's fingerprint ``fp``, the options that change the output's pixels (``opts``, compared on resume), the
-    segment length ``seg_len``, and whether the state is new (``created``). A state killed before its first
-    manifest is removed; one whose output was published (killed before its removal) is removed and
-    ``published`` set. Anything the output will refuse fails here, before any work, as opening it does."""
+    input's fingerprint ``fp``, the options that change the output's pixels (``opts``, compared on resume), and
+    the segment length ``seg_len``. A state killed before its first manifest is removed; one whose output was
+    published (killed before its removal) is removed and ``published`` set. Anything the output will refuse
+    fails here, before any work, as opening it does."""
     from .io import open_planned
     from .resume import State, input_fingerprint
 
     info = reader.info
     fp = input_fingerprint(input)
-    opts = _options(
+    opts = output_options(
         net,
         engine,
         scale=engine.scale,
@@ -737,10 +713,9 @@ def prepare_state(
                 _check_plan(st, reader, input)
                 if _published(st, output):
                     st.remove()  # killed after the output was published, before the state was removed
-                    return Prepared(st=st, created=False, **{**made, "published": True})
+                    return Prepared(st=st, **{**made, "published": True})
     open_planned(output, info, plan, overwrite=overwrite).abort()
-    created = st is None
-    if created:
+    if st is None:
         try:
             st = State.create(sdir, fp, opts, seg_len)
         except OSError as e:
@@ -749,7 +724,7 @@ def prepare_state(
             raise write_error(e, output) from None
     else:
         st.verify_segments()  # keeps the files a distributed run's `ahead` lists (resume.State.verify_segments)
-    return Prepared(st=st, created=created, **made)
+    return Prepared(st=st, **made)
 
 
 def _upscale_segmented(
@@ -815,7 +790,7 @@ def _upscale_segmented(
                 warmup=engine.chunk,
             )
             try:
-                n = _run_stages(
+                n = run_stages(
                     reader,
                     stage_engine,
                     to_input,
@@ -833,7 +808,7 @@ def _upscale_segmented(
                 raise
             total = done + n  # the input was read to its end
             st.finish(total)
-        _join(st, input, output, info, plan, overwrite=overwrite, total=total)
+        join_segments(st, input, output, info, plan, overwrite=overwrite, total=total)
     except KeyboardInterrupt as e:
         raise _interrupted(e, f"interrupted; rerun with --resume to continue (state kept in {sdir})") from None
     except BaseException as e:
@@ -863,7 +838,7 @@ def _input_now(st, input, input_fingerprint) -> dict:
         ) from None
 
 
-def _join(st, input, output, info, plan, *, overwrite: bool, total: int) -> None:
+def join_segments(st, input, output, info, plan, *, overwrite: bool, total: int) -> None:
     """Join the segments into OUTPUT (as ``plan``, its :class:`videosr.io.OutputPlan`, says) once they cover
     exactly the input's ``total`` frames, the input is still the file the state was made from (its audio is
     copied by path now), and the joined video holds ``total`` frames."""
@@ -948,7 +923,7 @@ def _check_skipped(st, skipped: list[int], warm: int, input) -> None:
                 )
 
 
-def _run_stages(
+def run_stages(
     reader,
     engine,
     image_to_tensor,
@@ -962,6 +937,7 @@ def _run_stages(
     allow_empty: bool = False,
 ) -> int:
     """Decode -> model -> encode with three threads; returns the number of frames written (from ``start``).
+    Used by every non-live run, and by each task of a distributed one (:mod:`videosr.distributed`).
 
     ``write(src_frame, hr_tensor)`` and ``finish()`` run in the encoder thread. The frames the reader
     yields are numbered from ``first``; those before ``start`` are model warm-up only."""

@@ -62,6 +62,31 @@ def check_state_dir(sdir: str) -> None:
         raise ResumeError(f"{sdir}: the resume state is not a folder; delete it and start again")
 
 
+def state_dir_for_run(output, resume: bool, overwrite: bool) -> str:
+    """The resume state folder of OUTPUT for a run (never a link; the caller holds the output's lock, so no live
+    run is using it). Leftover state without ``resume`` is an error, or, with ``overwrite``, discarded."""
+    sdir = state_dir(output)
+    check_state_dir(sdir)
+    if os.path.lexists(sdir):
+        # State that holds no segment (a run killed or failed before its first one: a ulimit, the OOM
+        # killer) has nothing to continue: discarded, so it never blocks the next run.
+        empty = _holds_nothing(sdir)
+        if not (resume or overwrite or empty):
+            raise leftover_error(sdir)
+        if empty or not resume:
+            State(sdir, {}).remove()
+    return sdir
+
+
+def _holds_nothing(sdir: str) -> bool:
+    try:
+        m = State.load(sdir).manifest
+    except ResumeError:
+        return False  # damaged: reported as leftover (or by --resume), discarded only with --overwrite
+    # "ahead": segments a distributed run (videosr.distributed) finished before the first one
+    return not m or (m.get("segments") == [] and not m.get("ahead") and m.get("finished") is False)
+
+
 def input_fingerprint(path: str) -> dict[str, Any]:
     """Identity of the input: absolute path, size, mtime, inode and a sha256 of its first and last MiB.
     An image folder: its inode and its file names, sizes and mtimes."""
@@ -115,7 +140,9 @@ def _sha(v) -> bool:
     return isinstance(v, str) and len(v) == 64 and _HEX.fullmatch(v) is not None
 
 
-def _segment_problem(i: int, seg, start: int, seg_len: int, last: bool) -> str | None:
+def segment_problem(i: int, seg, start: int, seg_len: int, last: bool) -> str | None:
+    """What is wrong with manifest segment entry ``i`` expected to start at frame ``start`` (``last``: it may be
+    short), or None; also checks a distributed run's ``ahead`` records."""
     if not isinstance(seg, dict):
         return f"segment entry {i} is not an object"
     if seg.get("file") != segment_name(i):
@@ -143,7 +170,7 @@ def manifest_problem(m: dict) -> str | None:
         return "bad segment_frames or segments"
     end = 0
     for i, seg in enumerate(segs):
-        problem = _segment_problem(i, seg, end, seg_len, i == len(segs) - 1)
+        problem = segment_problem(i, seg, end, seg_len, i == len(segs) - 1)
         if problem:
             return problem
         end = seg["end"]

@@ -11,7 +11,8 @@ import threading
 from ..errors import UsageError
 
 
-def _tile(value: str) -> int | str:
+def parse_tile(value: str) -> int | str:
+    """The --tile value: a number of pixels or 'auto'."""
     if value == "auto":
         return value
     try:
@@ -26,7 +27,7 @@ def _raise_interrupt(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt():
+def sigterm_as_interrupt():
     """SIGTERM behaves like Ctrl-C while the job runs (state kept, one line, exit 130)."""
     if threading.current_thread() is not threading.main_thread():
         yield

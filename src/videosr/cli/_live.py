@@ -88,9 +88,9 @@ def run(args) -> int:
     carries the video). Exit 0 when the source ended, 130 after Ctrl-C or SIGTERM."""
     from ..errors import Interrupted
     from ..live import DEFAULT_MAX_LATENCY_MS, DEFAULT_TIMEOUT_S, live_upscale, summary_line
-    from ._common import _sigterm_as_interrupt
+    from ._common import sigterm_as_interrupt
 
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         summary = live_upscale(
             args.input,
             args.output,

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import Interrupted
-from ._common import _sigterm_as_interrupt, _tile, add_ray_args
+from ._common import add_ray_args, parse_tile, sigterm_as_interrupt
 
 
 def register(sub) -> None:
@@ -64,7 +64,7 @@ def run(args) -> int:
     from ..batch import batch, table
 
     distributed.import_ray()
-    tile = _tile(args.tile) if args.tile is not None else None
+    tile = parse_tile(args.tile) if args.tile is not None else None
     options = dict(
         scale=args.scale,
         model=args.model,
@@ -83,7 +83,7 @@ def run(args) -> int:
         segment=args.segment,
     )
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             results = batch(
                 args.inputs,
                 args.out_dir,

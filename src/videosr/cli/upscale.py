@@ -8,7 +8,7 @@ import sys
 
 from ..errors import Interrupted, UsageError
 from . import _live
-from ._common import _sigterm_as_interrupt, _tile, add_ray_args, distributed_upscale
+from ._common import add_ray_args, distributed_upscale, parse_tile, sigterm_as_interrupt
 
 
 def register(sub) -> None:
@@ -151,9 +151,9 @@ def run(args) -> int:
             "OUTPUT - writes y4m video to stdout, which is a terminal here: pipe it into a program "
             "(videosr upscale IN - | ffmpeg -i - out.mp4) or name an output file"
         )
-    tile = _tile(args.tile) if args.tile is not None else None
+    tile = parse_tile(args.tile) if args.tile is not None else None
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             summary = upscale(
                 args.input,
                 args.output,

@@ -298,6 +298,11 @@ class VideoReader:
         return fr
 
     @property
+    def position(self) -> int:
+        """The index of the frame ``next()`` returns next (frames read or skipped so far)."""
+        return self._index
+
+    @property
     def plane_format(self) -> str | None:
         """The source pix_fmt when its frames can be handed out as their own 8-bit Y, U, V planes
         (:data:`_pixfmt.PLANAR_YUV8`, evenly subsampled size), else None."""
@@ -437,6 +442,11 @@ class ImageFolderReader:
             source=None,
             chroma="444",
         )
+
+    @property
+    def position(self) -> int:
+        """The index of the frame ``next()`` returns next (frames read or skipped so far)."""
+        return self._index
 
     def _load(self, i: int) -> av.VideoFrame:
         path = self._files[i]

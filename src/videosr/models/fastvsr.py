@@ -33,10 +33,10 @@ from .layers import (
     add_planes,
     bicubic_upsample_conv,
     clamp_cells,
+    folded_tail,
     full_precision,
     rgb_to_yuv_image,
     upsample_weights,
-    yuv420_fold,
 )
 from .registry import Variant, register_arch, register_variant
 
@@ -156,15 +156,6 @@ class FastVSR(nn.Module):
     def supports_planes(self) -> bool:
         return self.residual == "bicubic" and (self.scale * self.down) % 2 == 0
 
-    def _plane_weights(self, rgb_to_yuv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The reconstruction conv with the colour matrix and the 2x2 chroma average folded in, and its bias
-        (without the matrix's offset, which goes to the float32 base: 128/255 in bf16 is 0.5 code units off)."""
-        T, _ = yuv420_fold(self.scale * self.down, rgb_to_yuv)
-        w1 = torch.einsum("oi,ijkl->ojkl", T, self.to_rgb.weight.detach().cpu().to(torch.float64))
-        bias = T @ self.to_rgb.bias.detach().cpu().to(torch.float64)
-        dev = self.to_rgb.weight.device
-        return w1.float().to(dev), bias.float().to(dev)
-
     def forward_planes(
         self, x: torch.Tensor, rgb_to_yuv: torch.Tensor, keep: tuple[int, int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -188,7 +179,7 @@ class FastVSR(nn.Module):
         a, z = keep if keep is not None else (0, t)
         y, _, _ = self._features(x, (a, z))  # (B*T', width, h', w')
         y = F.pad(y, (r, r, r, r)) if r else y
-        w1, bias = self._plane_weights(rgb_to_yuv)
+        w1, bias = folded_tail(self.to_rgb, rgb_to_yuv, P)  # colour matrix and chroma average folded in
         out = F.conv2d(y, w1.to(y.dtype), bias.to(y.dtype))  # (N, P*P*3/2, h', w')
         # the bicubic base of the current frames' Y, U, V (the filter commutes with the colour matrix),
         # chroma averaged 2x2 as 4:2:0 subsamples it
@@ -232,18 +223,12 @@ for _v in [
         arch="fastvsr",
         scale=4,
         kwargs=_FAST,
-        weights="fast-x4.safetensors",
         sha256="5ef6c2e6ed0651651c4ab4e1f22888168db1ef58c526149bb4820d303861fcbd",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="fast-x4.vid4.json",
-        vid4_eval_bf16="fast-x4.vid4.bf16.json",
         precision="bf16",
-        int8_trunk="fast-x4.int8.onnx",
-        vid4_eval_int8="fast-x4.vid4.int8.json",
         int8_sha256="102526305f9745d6a2771a6739e616aebe983b7497c16fb013fc495fa68bf609",
-        card="docs/models/fast-x4.md",
         description="real-time 3-frame model (t-1, t, t+1), video-call class; trained by "
         "`videosr train configs/fast-x4.toml`",
     ),
@@ -252,18 +237,12 @@ for _v in [
         arch="fastvsr",
         scale=4,
         kwargs=_FAST,
-        weights="fast-x4-bd.safetensors",
         sha256="d628b5ab30a0299613f8bb23c220a65f19d60b86265ad15afa8ed93ac29ab7c0",
         training_data=TRAINING_DATA,
         degradation="BD",
         license="MIT",
-        vid4_eval="fast-x4-bd.vid4.json",
-        vid4_eval_bf16="fast-x4-bd.vid4.bf16.json",
         precision="bf16",
-        int8_trunk="fast-x4-bd.int8.onnx",
-        vid4_eval_int8="fast-x4-bd.vid4.int8.json",
         int8_sha256="870da307a18ab6100da2b7873609a640a4f31286b311e631c9516c917f4ee5a4",
-        card="docs/models/fast-x4-bd.md",
         description="fast-x4 fine-tuned for BD input (Gaussian blur sigma 1.6 + subsample: soft, "
         "optically blurred video); trained by `videosr train configs/fast-x4-bd.toml`",
     ),
@@ -272,15 +251,11 @@ for _v in [
         arch="fastvsr",
         scale=4,
         kwargs={**_FAST, "causal": True},
-        weights="fast-x4-causal.safetensors",
         sha256="bd1a90f067464a93b30854ac7f67cbc73f4e5e38c168b454149dd87e44532a9b",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="fast-x4-causal.vid4.json",
-        vid4_eval_bf16="fast-x4-causal.vid4.bf16.json",
         precision="bf16",
-        card="docs/models/fast-x4-causal.md",
         description="causal real-time model (t-2, t-1, t): no look-ahead, for live video (--live); "
         "fast-x4 fine-tuned by `videosr train configs/fast-x4-causal.toml`",
     ),
@@ -303,18 +278,12 @@ for _v in [
         arch="fastvsr",
         scale=2,
         kwargs=_FAST,
-        weights="fast-x2.safetensors",
         sha256="9b2c90679cce6c20fab351f3cb93439d520beef87c5c627e5fa8a8884a22d685",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="fast-x2.vid4.json",
-        vid4_eval_bf16="fast-x2.vid4.bf16.json",
         precision="bf16",
-        int8_trunk="fast-x2.int8.onnx",
-        vid4_eval_int8="fast-x2.vid4.int8.json",
         int8_sha256="518076177469d61b9a3726bdb4a0a175d1f357879cc632edde578fbd71453663",
-        card="docs/models/fast-x2.md",
         description="fast-x4's architecture at x2, real-time class; trained by `videosr train configs/fast-x2.toml`",
     ),
 ]:

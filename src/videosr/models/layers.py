@@ -214,6 +214,25 @@ def _version(conv: nn.Conv2d) -> tuple:
     )
 
 
+def folded_tail(conv: nn.Conv2d, rgb_to_yuv: torch.Tensor, P: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights and bias of an RGB pixel-shuffle tail ``conv`` (3*P*P outputs) with :func:`yuv420_fold` of
+    ``rgb_to_yuv`` folded in, float32 on the conv's device; without the matrix's offset, which goes to the
+    float32 base (128/255 in bf16 is 0.5 code units off). Computed once per weights, matrix and P, not per call
+    (the video loop calls ``forward_planes`` per chunk, the live one per frame; :func:`_version`)."""
+    dev = conv.weight.device
+    return _folded_tail(conv, _version(conv), tuple(rgb_to_yuv.detach().cpu().flatten().tolist()), P, dev)
+
+
+@functools.lru_cache(maxsize=16)
+def _folded_tail(
+    conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, P: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    T, _ = yuv420_fold(P, torch.tensor(rgb_to_yuv, dtype=torch.float64).view(3, 4))
+    w = torch.einsum("oi,ijkl->ojkl", T, conv.weight.detach().cpu().to(torch.float64))
+    bias = T @ conv.bias.detach().cpu().to(torch.float64)
+    return w.float().to(device), bias.float().to(device)
+
+
 @functools.lru_cache(maxsize=16)
 def _clip_constants(
     conv: nn.Conv2d, version: tuple, rgb_to_yuv: tuple, kernel: str, scale: int, cell: int, device: torch.device

@@ -32,10 +32,10 @@ from .layers import (
     add_planes,
     clamp_cells,
     flow_warp,
+    folded_tail,
     full_precision,
     rgb_to_yuv_image,
     upsample_weights,
-    yuv420_fold,
 )
 from .registry import Variant, register_arch, register_variant
 
@@ -404,12 +404,8 @@ class RecurrentVSR(nn.Module):
         a, z = keep if keep is not None else (0, t)
         lr, forward, backward = self._propagate(x, need=(a, z))
         lr = lr.reshape(b, t, *lr.shape[1:])  # (B, T, 3, H2, W2)
-        # the learned tail with the colour matrix and chroma average folded in
-        T, _ = yuv420_fold(s, rgb_to_yuv)  # the matrix's offset goes to the float32 base
-        dev = self.conv_last.weight.device
-        wgt = torch.einsum("oi,ijkl->ojkl", T, self.conv_last.weight.detach().cpu().to(torch.float64))
-        wgt = wgt.float().to(dev)  # (s*s*3/2, up_channels, 3, 3)
-        bias = (T @ self.conv_last.bias.detach().cpu().to(torch.float64)).float().to(dev)
+        # the learned tail with the colour matrix and chroma average folded in: (s*s*3/2, up_channels, 3, 3)
+        wgt, bias = folded_tail(self.conv_last, rgb_to_yuv, s)
         planes: list[list[torch.Tensor]] = [[], [], []]
         for i in range(a, z):
             y = F.pad(self.upsample_features(forward[i], backward[i]), (1, 1, 1, 1))  # (B, up_channels, H2+2, W2+2)
@@ -445,15 +441,11 @@ for _v in [
         arch="recurrent",
         scale=4,
         kwargs=_QUALITY,
-        weights="quality-x4.safetensors",
         sha256="f77ccfe6e4620a92930697b65d1d5f6bb528a2b94834b74196aee743e0016633",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="quality-x4.vid4.json",
-        vid4_eval_bf16="quality-x4.vid4.bf16.json",
         precision="bf16",
-        card="docs/models/quality-x4.md",
         description="bidirectional recurrent model (BasicVSR family), learned flow; trained by "
         "`videosr train configs/quality-x4.toml`",
     ),
@@ -469,15 +461,11 @@ for _v in [
         arch="recurrent",
         scale=4,
         kwargs={**_QUALITY, "down": 1, "flow": "classical"},
-        weights="quality-x4-full.safetensors",
         sha256="9edb788ea1b0b11520058bea2d0c71cdfe248c81ed6d712893d2f967dbdbf77d",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="quality-x4-full.vid4.json",
-        vid4_eval_bf16="quality-x4-full.vid4.bf16.json",
         precision="bf16",
-        card="docs/models/quality-x4-full.md",
         description="quality-x4 propagating at the full LR resolution (down=1), aligned by the classical "
         "optical flow: about 3x its compute, for offline use; trained by "
         "`videosr train configs/quality-x4-full.toml`",
@@ -487,15 +475,11 @@ for _v in [
         arch="recurrent",
         scale=4,
         kwargs={**_QUALITY, "down": 1, "flow": "classical", "width": 48},
-        weights="quality-x4-full-w48.safetensors",
         sha256="a0a5b54bf6e54edf88f3fa0a0d5343cbcc0e6cc791509d3aa83782524b8e8cc5",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="quality-x4-full-w48.vid4.json",
-        vid4_eval_bf16="quality-x4-full-w48.vid4.bf16.json",
         precision="bf16",
-        card="docs/models/quality-x4-full-w48.md",
         description="quality-x4-full at width 48: 2.2x its parameters and compute, the slowest and best; "
         "trained by `videosr train configs/quality-x4-full-w48.toml`",
     ),
@@ -504,15 +488,11 @@ for _v in [
         arch="recurrent",
         scale=2,
         kwargs={**_QUALITY, "down": 1, "flow": "classical"},
-        weights="quality-x2.safetensors",
         sha256="d9b00e05075f3826056f00a3e80935abd283c8f0a8f61a35eb46103b5ef38c6d",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="quality-x2.vid4.json",
-        vid4_eval_bf16="quality-x2.vid4.bf16.json",
         precision="bf16",
-        card="docs/models/quality-x2.md",
         description="quality-x4-full's design at x2: bidirectional recurrent at the full LR resolution, "
         "classical-flow alignment, for offline use; trained by `videosr train configs/quality-x2.toml`",
     ),
@@ -521,15 +501,11 @@ for _v in [
         arch="recurrent",
         scale=4,
         kwargs={**_QUALITY, "bidirectional": False, "width": 40, "blocks": 3},
-        weights="online-x4.safetensors",
         sha256="79138ea8dff6af0d7668132b1bf5bec980a4e574aa71885809997a15f7f32fd5",
         training_data=TRAINING_DATA,
         degradation="BI",
         license="MIT",
-        vid4_eval="online-x4.vid4.json",
-        vid4_eval_bf16="online-x4.vid4.bf16.json",
         precision="bf16",
-        card="docs/models/online-x4.md",
         description="unidirectional (forward-only) recurrent model, causal (no look-ahead), for live video "
         "(--live) and streams; trained by `videosr train configs/online-x4.toml`",
     ),

@@ -29,22 +29,36 @@ ARCHS: dict[str, type[nn.Module]] = {}
 VARIANTS: dict[str, Variant] = {}
 
 
+class _Conventional:
+    def __repr__(self) -> str:
+        return "<from the name>"
+
+
+# the default of Variant's file-name fields: the file the naming convention gives (Variant.__post_init__)
+_CONVENTIONAL: Any = _Conventional()
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One named model: an architecture, its hyperparameters and (optionally) shipped weights."""
+    """One named model: an architecture, its hyperparameters and (optionally) shipped weights.
+
+    The file-name fields left at their default follow from the name: a variant that ships weights (``sha256``
+    given) has ``NAME.safetensors``, the card ``docs/models/NAME.md`` and the Vid4 evaluation ``NAME.vid4.json``
+    (and ``NAME.vid4.bf16.json`` when it defaults to bf16); one that ships an int8 trunk (``int8_sha256``) has
+    ``NAME.int8.onnx`` and ``NAME.vid4.int8.json``; otherwise None. Explicit values (None too) are kept."""
 
     name: str
     arch: str
     scale: int
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    weights: str | None = None  # file name under videosr/weights/
+    weights: str | None = _CONVENTIONAL  # file name under videosr/weights/
     sha256: str | None = None  # of the weights file; verified on load
     training_data: str = ""
     degradation: str = ""  # BI, BD, realistic, or "" for non-learned models
     license: str = "MIT"
     description: str = ""
     # `videosr eval --json` output (Vid4, all frames, on the variant's own degradation), file under weights/
-    vid4_eval: str | None = None
+    vid4_eval: str | None = _CONVENTIONAL
 
     @property
     def vid4_psnr_y(self) -> float | None:
@@ -94,17 +108,31 @@ class Variant:
     def vid4_degradation(self) -> str:
         return "BD" if self.degradation == "BD" else "BI"
 
-    card: str | None = None  # model card path relative to the repository root
+    card: str | None = _CONVENTIONAL  # model card path relative to the repository root
     # default inference precision where the hardware runs it fast (videosr.engine.resolve_precision); "bf16"
     # only with ``vid4_eval_bf16``, the same evaluation in bf16, within BF16_TOLERANCE_DB of fp32 (a test)
     precision: str = "fp32"
-    vid4_eval_bf16: str | None = None
+    vid4_eval_bf16: str | None = _CONVENTIONAL
     # int8 inference (videosr.int8): the conv trunk quantized by ONNX Runtime's static quantization, calibrated on
     # the training set (scripts/quantize_int8.py), file under weights/ and its sha256; allowed only where
     # ``vid4_eval_int8`` (`videosr eval --precision int8`) is within INT8_TOLERANCE_DB of ``vid4_eval``
-    int8_trunk: str | None = None
+    int8_trunk: str | None = _CONVENTIONAL
     int8_sha256: str | None = None
-    vid4_eval_int8: str | None = None
+    vid4_eval_int8: str | None = _CONVENTIONAL
+
+    def __post_init__(self) -> None:
+        n, shipped, int8 = self.name, self.sha256 is not None, self.int8_sha256 is not None
+        conventional = {
+            "weights": f"{n}.safetensors" if shipped else None,
+            "card": f"docs/models/{n}.md" if shipped else None,
+            "vid4_eval": f"{n}.vid4.json" if shipped else None,
+            "vid4_eval_bf16": f"{n}.vid4.bf16.json" if shipped and self.precision == "bf16" else None,
+            "int8_trunk": f"{n}.int8.onnx" if int8 else None,
+            "vid4_eval_int8": f"{n}.vid4.int8.json" if int8 else None,
+        }
+        for k, v in conventional.items():
+            if getattr(self, k) is _CONVENTIONAL:
+                object.__setattr__(self, k, v)
 
 
 BF16_TOLERANCE_DB = 0.05
