@@ -27,6 +27,8 @@ A second pass of the same measurements runs in a child process with ``ONEDNN_MAX
 (oneDNN held below AMX: AVX-512 with VNNI int8 dot products, no AMX tiles, no AVX512-BF16), an emulation of a
 CPU without AMX for the oneDNN flows (fp32, bf16, int8_onednn). ONNX Runtime's kernels (int8_ort) pick their
 own instruction set from CPUID and ignore that cap: its capped figure is not a no-AMX figure.
+The JSON describes the machine as the other benchmarks do (``machine``: ``videosr.bench.machine``), plus the
+CPU flags int8 depends on (``isa_flags``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -158,24 +159,17 @@ def _training_batches(model: torch.nn.Module):
 # ------------------------------------------------------------------------------------ measurement
 
 
-def _cpu() -> dict:
+def _isa_flags() -> list[str]:
+    """The CPU flags int8 and bf16 kernels depend on (VNNI dot products, AMX tiles), from /proc/cpuinfo: what
+    the shared machine description (videosr.bench.machine) does not list."""
     flags: set[str] = set()
-    name = ""
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and not name:
-                    name = line.split(":", 1)[1].strip()
-                if line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
+            flags = set(next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), []))
     except OSError:
         pass
     keep = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-    return {
-        "model_name": name or platform.processor(),
-        "flags": [k for k in keep if k in flags],
-        "cores_available": len(os.sched_getaffinity(0)),
-    }
+    return [k for k in keep if k in flags]
 
 
 def _frames(n: int, tmp: Path) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -282,6 +276,11 @@ def main() -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results here as well")
     args = p.parse_args()
+    from videosr.bench import machine
+    from videosr.engine import set_threads
+
+    set_threads(None)
+    mach = machine()  # its threads: the engine's (all cores), the first pass's; each pass records its own
     res = [measure(args, t) for t in (None, 1)]  # the engine's threads (all cores), then one thread
     if args.child:
         print(json.dumps(res))
@@ -295,9 +294,8 @@ def main() -> int:
         "output": "1920x1080 (4:2:0 planes)",
         "frames_per_round": args.frames,
         "rounds": args.rounds,
-        "cpu": _cpu(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
+        "machine": mach,
+        "isa_flags": _isa_flags(),
         "onnxruntime": onnxruntime.__version__,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "note": "machine possibly shared: load averages per round are recorded; speeds are "

@@ -8,7 +8,8 @@ Engine runs bf16), ``onnxruntime_fp32`` (the graph `videosr export` writes, ORT 
 optimisations, ``--threads`` intra-op threads). Untrained weights (speed does not depend on them). Each
 measurement runs one clip of ``--frames`` frames after a warm-up run; reports the median and the best of
 ``--repeats`` runs in ms per frame, and the median process CPU time per frame divided by the thread count
-(less sensitive to other processes on a shared machine). Prints one JSON object.
+(less sensitive to other processes on a shared machine). Prints one JSON object; ``machine`` is
+`videosr bench`'s description of the machine (``videosr.bench.machine``: CPU, cores, AMX, versions).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from videosr.engine import cpu_has_native_bf16
+from videosr.bench import machine
 from videosr.models import create_model
 from videosr.models.export import export_onnx
 from videosr.models.onnx_backend import load_onnx
@@ -111,11 +111,8 @@ def main() -> int:
         "frames_per_clip": args.frames,
         "threads": args.threads,
         "repeats": args.repeats,
-        "torch": torch.__version__,
+        "machine": machine(),
         "onnxruntime": onnxruntime.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cores_available": len(os.sched_getaffinity(0)),
-        "native_bf16": cpu_has_native_bf16(),
         "load_average": [round(v, 2) for v in os.getloadavg()],
         "results": results,
     }

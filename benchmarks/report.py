@@ -178,19 +178,30 @@ FLOW_NAMES = {
 }
 
 
+def int8_machine(r: dict) -> dict:
+    """int8_speed.json's machine as ``cpu`` (model name), ``cpus``, ``flags``, ``torch``: from the shared
+    description (``machine``, videosr.bench.machine, + ``isa_flags``) or from the older files' own block (``cpu``:
+    model_name, cores_available, flags; ``torch`` at the top)."""
+    if "machine" in r:
+        m = r["machine"]
+        return {"cpu": m["cpu"], "cpus": m["cpus"], "flags": r.get("isa_flags", []), "torch": m["torch"]}
+    c = r["cpu"]
+    return {"cpu": c["model_name"], "cpus": c["cores_available"], "flags": c["flags"], "torch": r["torch"]}
+
+
 def section_int8(r: dict) -> list[str]:
     from videosr.models import list_models
     from videosr.models.registry import INT8_TOLERANCE_DB
 
-    cpu = r["cpu"]
+    m = int8_machine(r)
     out = [
         "## int8 inference (`benchmarks/int8_speed.py`)",
         "",
         f"Model stage of `{r['model']}` as `videosr upscale` runs it on 4:2:0 video ({r['size']} -> {r['output']}), "
         f"{r['frames_per_round']} frames per round, {r['rounds']} interleaved rounds, ms per frame (wall: median "
         "and best of the rounds; CPU: process CPU time, all threads). "
-        f"CPU: {cpu['model_name']}, {cpu['cores_available']} cores, flags {', '.join(cpu['flags'])}; "
-        f"torch {r['torch']}, onnxruntime {r['onnxruntime']}, {r['date_utc']} UTC. {r['note']}",
+        f"CPU: {m['cpu']}, {m['cpus']} cores, flags {', '.join(m['flags'])}; "
+        f"torch {m['torch']}, onnxruntime {r['onnxruntime']}, {r['date_utc']} UTC. {r['note']}",
         "",
         "Rerun: `.venv/bin/python benchmarks/int8_speed.py --json benchmarks/results/int8_speed.json` "
         "(the int8 trunks: `scripts/quantize_int8.py --model NAME`, calibrated on the training set).",
