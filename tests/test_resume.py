@@ -158,6 +158,13 @@ def kill_and_resume(tmp_path, job, point):
         p.communicate()
     assert p.returncode == -signal.SIGKILL
     assert os.path.isdir(state_of(out))
+    if point == "state-just-created":
+        # State that holds no segment has nothing to continue: the next run, even without --resume, discards
+        # it and starts afresh (resume.state_dir_for_run), so it never blocks anyone.
+        assert main(["upscale", src, out, *COMMON]) == 0
+        assert_same_video(out, ref, src)
+        assert sorted(os.listdir(tmp_path)) == ["out.mkv", "slow_cli.py"]
+        return
     # Without --resume: refused, the state is neither reused nor deleted.
     if point != "after-publish":
         assert main(["upscale", src, out, *COMMON]) == ResumeError.exit_code

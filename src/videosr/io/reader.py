@@ -481,17 +481,6 @@ class ImageFolderReader:
         self._index += 1
         return Frame(image=img, pts=i, time_base=self.info.time_base, index=i)
 
-    def _frame_pts(self, f) -> int:
-        """The frame's pts in ``info.time_base`` (synthesised from the index when missing); remembered."""
-        tb = self.info.time_base
-        pts = f.pts
-        if pts is None:
-            pts = self._synth_pts(self._index)
-        elif f.time_base is not None and Fraction(f.time_base) != tb:
-            pts = int(round(Fraction(pts) * Fraction(f.time_base) / tb))
-        self._last_pts = pts
-        return pts
-
     def skip(self, n: int) -> list[int]:
         """Skip the next ``n`` images without decoding them; returns their pts."""
         start = self._index
