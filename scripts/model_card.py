@@ -75,6 +75,17 @@ def existing_card(name: str) -> tuple[list[str], list[str], list[str]]:
     return evals, cmds, notes
 
 
+def codec_note(cfg: dict) -> str:
+    """What the codec in the training loop did to the LR (the config's data.codec), or nothing."""
+    c = cfg.get("data", {}).get("codec") or {}
+    if not c.get("prob"):
+        return ""
+    return (
+        f", then for {c['prob']:.0%} of the clips {'/'.join(c['codecs'])} at a random CRF in "
+        f"{c['crf'][0]}..{c['crf'][1]}, decoded"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
@@ -111,7 +122,7 @@ def main() -> None:
         f"| GFLOPs per output frame, 480x270 input | {count_flops(m, 270, 480) / 1e9:.2f} |",
         f"| weights | `src/videosr/weights/{v.weights}` (EMA, step {ck.get('step')}), sha256 `{v.sha256}` |",
         f"| training data | {v.training_data} |",
-        f"| degradation | {v.degradation} (LR made on the fly from HR crops) |",
+        f"| degradation | {v.degradation} (LR made on the fly from HR crops){codec_note(cfg)} |",
         f"| licence | {v.license} |",
         f"| config | `configs/{a.name}.toml` with the overrides below |",
         f"| training | {steps} steps in {seconds / 3600:.2f} h wall-clock on a 2-core CPU |",
@@ -144,8 +155,11 @@ def main() -> None:
     if curve:
         deg = cfg.get("data", {}).get("degradation", "BI")
         deg = deg if deg in ("BI", "BD") else "BI"  # validation runs on the training degradation (BI, BD)
+        val = cfg.get("val", {})
+        frames = f"first {val['max_frames']} frames" if val.get("max_frames") else "all frames"
+        crf = f" + x264 CRF {val['lr_crf']}" if val.get("lr_crf") else ""
         lines += [
-            f"## Learning curve (validation: first 5 frames of each Vid4 clip, {deg}, EMA weights)",
+            f"## Learning curve (validation: {frames} of each Vid4 clip, {deg}{crf}, EMA weights)",
             "",
             "| step | hours | PSNR-Y |",
             "|---|---|---|",

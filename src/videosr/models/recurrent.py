@@ -509,5 +509,19 @@ for _v in [
         description="unidirectional (forward-only) recurrent model, causal (no look-ahead), for live video "
         "(--live) and streams; trained by `videosr train configs/online-x4.toml`",
     ),
+    Variant(
+        name="quality-x4-compressed",
+        arch="recurrent",
+        scale=4,
+        kwargs=_QUALITY,
+        sha256="a04d98ccb9a120b061d5c019b07bbc50065ddc8762fe4e9de17d23d0742b77ef",
+        training_data=TRAINING_DATA,
+        degradation="BI",
+        license="MIT",
+        precision="bf16",
+        description="quality-x4 fine-tuned for compressed input (BI, then x264 at CRF 15..40 for 85% of the "
+        "clips): --model auto takes it for strongly compressed video; trained by "
+        "`videosr train configs/quality-x4-compressed.toml`",
+    ),
 ]:
     register_variant(_v)
