@@ -166,6 +166,7 @@ WEIGHTED_X4 = [
     "fast-x4-causal",
     "online-x4",
     "quality-x4",
+    "quality-x4-compressed",
     "quality-x4-full",
     "quality-x4-full-w48",
 ]
