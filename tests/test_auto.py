@@ -28,6 +28,17 @@ def test_auto_keeps_the_speed_bar_and_best_takes_the_best(kind):
         auto.choose(4, None, "ultra")
 
 
+def test_unmeasured_cpu_kind_leaves_out_models_too_slow_even_with_amx(monkeypatch):
+    real = auto.speed
+    monkeypatch.setattr(auto, "speed", lambda v, kind: None if kind == "no-amx" else real(v, kind))
+    c = auto.choose(4, None, "auto", kind="no-amx")
+    assert real(VARIANTS[c.model], "amx") >= auto.MIN_FLOOR_FRACTION, c
+    assert "left out" in c.reason and "quality-x4-full-w48" in c.reason and "no-amx" in c.reason
+    assert auto.choose(4, None, "best", kind="no-amx").model == auto.choose(4, None, "best", kind="amx").model
+    monkeypatch.setattr(auto, "speed", lambda v, kind: None)  # measured nowhere: speed not weighed
+    assert "speed not weighed" in auto.choose(4, None, "auto", kind="no-amx").reason
+
+
 def test_auto_never_picks_a_model_for_another_degradation():
     for q in auto.QUALITIES:
         for kind in ("amx", "no-amx"):

@@ -254,7 +254,19 @@ def choose(
     pool = cands
     bar = ""
     if quality == "auto" and all(f is None for f in fast.values()):
-        bar = f" (no x{scale} speed measured on this CPU kind, {kind}: speed not weighed)"
+        # Nothing measured on this CPU kind: a model below the bar on AMX, which runs every model measured on
+        # both kinds faster (speed.json), is below it without AMX too; the others stay candidates.
+        over = {v.name: speed(v, "amx") if kind != "amx" else None for v in cands}
+        slow = [v for v in cands if over[v.name] is not None and over[v.name] < MIN_FLOOR_FRACTION]
+        if slow and len(slow) < len(cands):
+            pool = [v for v in cands if v not in slow]
+            bar = (
+                f" (no x{scale} speed measured on this CPU kind, {kind}; left out: "
+                f"{', '.join(f'{v.name} ({over[v.name]:.2f}x on amx)' for v in slow)}, below "
+                f"{MIN_FLOOR_FRACTION}x the floor even where it runs fastest)"
+            )
+        else:
+            bar = f" (no x{scale} speed measured on this CPU kind, {kind}: speed not weighed)"
     elif quality == "auto":
         pool = [v for v in cands if (fast[v.name] or 0) >= MIN_FLOOR_FRACTION]
         bar = f" among models at >= {MIN_FLOOR_FRACTION}x the floor on this CPU ({kind})"
