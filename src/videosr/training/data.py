@@ -284,11 +284,7 @@ def degrade_clip(
     if degradation == "BD":
         return degrade.quantize(degrade.bd_degrade(hr, scale).clamp_(0, 1))
     if degradation == "realistic":
-        fn = getattr(degradations, "realistic_degrade", None)
-        if fn is None:
-            raise UsageError(
-                "degradation 'realistic' needs videosr.training.degradations.realistic_degrade (not in this build)"
-            )
+        fn = degradations.realistic_degrade
         params = params if params is not None else degradations.RealisticParams()
         if hr.ndim == 4:
             return fn(hr, scale, generator, params).clamp_(0, 1)
