@@ -269,7 +269,8 @@ def bench(
 
 
 def machine() -> dict[str, Any]:
-    """What a timing depends on: cores, CPU model, whether it has AMX (bf16 fast) or AVX512-BF16, versions."""
+    """What a timing depends on: cores, CPU model, whether it has AMX (bf16 fast) or AVX512-BF16, the widest
+    vector instruction set PyTorch's CPU kernels use here (``isa``: AVX2, AVX512, ...), versions."""
     import torch
 
     from .engine import cpu_has_fast_bf16
@@ -289,6 +290,7 @@ def machine() -> dict[str, Any]:
         "cpu": cpu or platform.processor(),
         "amx": cpu_has_fast_bf16(),
         "avx512_bf16": avx512_bf16,
+        "isa": torch.backends.cpu.get_cpu_capability(),
         "platform": platform.platform(),
         "torch": torch.__version__,
         "av": av.__version__,

@@ -283,7 +283,8 @@ def choose(
     if not measured:  # nothing measured for this kind of input: the best on clean input
         measured = [(expected_psnr(v, None) or 0.0, v) for v in pool]
         what = f"clean input (nothing measured for {what})"
-    s, v = max(measured, key=lambda sv: sv[0])
+    # PSNR differences below 0.01 dB are below what Vid4 resolves: such ties go to the faster model
+    s, v = max(measured, key=lambda sv: (round(sv[0], 2), fast[sv[1].name] or 0.0))
     return Choice(v.name, f"best measured Vid4 PSNR-Y for {what} ({s:.2f} dB){bar}{_frac(fast[v.name], ', ')}")
 
 
