@@ -24,6 +24,7 @@ import torch
 
 import videosr.models.fastvsr as fastvsr
 import videosr.models.recurrent as recurrent
+from videosr._alloc import keep_freed_memory
 from videosr.bench import machine
 from videosr.io import rgb_to_yuv
 from videosr.models import create_model
@@ -56,6 +57,7 @@ def live_frames(n: int, width: int = 480, height: int = 270) -> torch.Tensor:
 
 
 def main() -> None:
+    keep_freed_memory()  # as the videosr CLI runs: freed frames reused, not page-faulted in again
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="fast-x4")
     ap.add_argument("--frames", type=int, default=8)

@@ -5,7 +5,9 @@
 
 The model stage as `videosr upscale` runs it on 4:2:0 video (``Engine.stream`` with ``planes``: the model
 reconstructs the output's Y, U, V planes; `videosr bench`'s "model planes" path), on the frames of `videosr
-bench`'s clip (the sample's content at 480x270), with the engine's threads (all cores). Flows:
+bench`'s clip (the sample's content at 480x270), with the engine's threads (all cores) and the CLI's allocator
+setting (``videosr._alloc.keep_freed_memory``; before 2026-12-03 evening this script ran without it, which
+page-faulted every frame's large tensors in again and inflated the float work int8 leaves alone). Flows:
 
 * ``fp32``: float32, channels_last (`--precision fp32`);
 * ``bf16``: autocast bf16, channels_last (`--precision bf16`; the default where the CPU has AMX);
@@ -276,9 +278,11 @@ def main() -> int:
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="write the results here as well")
     args = p.parse_args()
+    from videosr._alloc import keep_freed_memory
     from videosr.bench import machine
     from videosr.engine import set_threads
 
+    keep_freed_memory()  # as the videosr CLI runs (videosr._alloc): freed frames reused, not page-faulted in again
     set_threads(None)
     mach = machine()  # its threads: the engine's (all cores), the first pass's; each pass records its own
     res = [measure(args, t) for t in (None, 1)]  # the engine's threads (all cores), then one thread
@@ -299,11 +303,17 @@ def main() -> int:
         "onnxruntime": onnxruntime.__version__,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "note": "machine possibly shared: load averages per round are recorded; speeds are "
-        "comparable only within this run. The issue's target (int8 >= 1.5x fp32 on a CPU without AMX) "
-        "cannot be measured on this CPU, which has AMX; the capped pass emulates one for oneDNN only.",
+        "comparable only within this run. "
+        + (
+            "The issue's target (int8 >= 1.5x fp32 on a CPU without AMX) cannot be measured on this CPU, which "
+            "has AMX; the capped pass emulates one for oneDNN only."
+            if mach["amx"]
+            else f"This CPU has no AMX ({mach['isa']}): the issue's target (int8 >= 1.5x fp32 on a CPU without "
+            "AMX) is measured here directly; no capped pass (it emulates a CPU without AMX on one with it)."
+        ),
         "passes": res,
     }
-    if not args.no_capped:
+    if not args.no_capped and mach["amx"]:
         cmd = [
             sys.executable,
             __file__,

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -269,25 +268,10 @@ def _initial_weights(model: str) -> str:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import av
-    import torch
+    """`videosr bench`'s description of the machine (videosr.bench.machine) and the load average now."""
+    from videosr.bench import machine as describe
 
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "av": av.__version__,
-        "platform": platform.platform(),
-    }
+    return {**describe(), "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
 def main() -> None:

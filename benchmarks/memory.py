@@ -47,8 +47,10 @@ def main() -> None:
     a = ap.parse_args()
     import clips
 
+    from videosr.bench import machine
+
     w, h = map(int, a.size.split("x"))
-    res: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()}}
+    res: dict = {"machine": {**machine(), "python": platform.python_version(), "load_avg": os.getloadavg()}}
     with tempfile.TemporaryDirectory() as d:
         common = ["--model", "bicubic", "--scale", "2", "--quiet"]
         for n in (100, 1000):

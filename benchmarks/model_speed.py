@@ -14,13 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from videosr.bench import machine
 from videosr.models import create_model, list_models
 from videosr.models.flops import count_flops, count_params
 
@@ -76,14 +76,12 @@ def main() -> int:
         results.append(row)
         print(json.dumps(row), flush=True)
     out = {
-        "torch": torch.__version__,
-        "load_average": [round(v, 2) for v in os.getloadavg()],
         "threads": args.threads,
-        "cpu": platform.processor() or platform.machine(),
         "input": f"{args.width}x{args.height}",
         "frames_per_run": args.frames,
         "repeats": args.repeats,
         "results": results,
+        "machine": {**machine(), "load_average": [round(v, 2) for v in os.getloadavg()]},
     }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

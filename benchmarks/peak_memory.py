@@ -100,7 +100,7 @@ def main() -> None:
         print(json.dumps(entry, indent=2))
         return
     runs = [run_once(a.extra) for _ in range(a.repeat)]
-    import torch
+    from videosr.bench import machine  # imports torch (harmless: the peak RSS measured is the children's)
 
     entry = {
         "command": "videosr upscale src/videosr/assets/sample.mp4 OUT.mp4 --overwrite --json " + " ".join(a.extra),
@@ -111,9 +111,8 @@ def main() -> None:
         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
         "median_seconds": statistics.median(r["seconds"] for r in runs),
         "machine": {
+            **machine(),
             "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpus": len(os.sched_getaffinity(0)),
             "load_avg": [round(x, 2) for x in os.getloadavg()],
         },
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import av
 
-from videosr.bench import make_clip, scale_encode
+from videosr.bench import machine, make_clip, scale_encode
 
 
 def ffmpeg_inprocess(src: Path, dst: Path, scale: int, crf: int, preset: str) -> int:
@@ -134,10 +132,8 @@ def main() -> None:
         "frames_out": frames,
         "bytes_out": sizes,
         "machine": {
-            "cpus": os.cpu_count(),
+            **machine(),
             "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "av": av.__version__,
             "ffmpeg": ".".join(map(str, av.ffmpeg_version_info))
             if isinstance(av.ffmpeg_version_info, tuple)
             else str(av.ffmpeg_version_info),

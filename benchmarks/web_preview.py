@@ -139,18 +139,19 @@ def main() -> int:
     finally:
         demo.close()
         app.queue.stop(2)
+    loadavg_after = [round(x, 2) for x in os.getloadavg()]
+    import gradio
+
+    from videosr.bench import machine
+
     result["machine"] = {
-        "cpus": os.cpu_count(),
+        **machine(),
         "cpu_kind": cpu_kind(),
-        "platform": platform.platform(),
         "python": platform.python_version(),
         "loadavg_before": load_before,
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_after": loadavg_after,
+        "gradio": gradio.__version__,
     }
-    import gradio
-    import torch
-
-    result["machine"].update({"torch": torch.__version__, "gradio": gradio.__version__})
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     shutil.rmtree(work, ignore_errors=True)
