@@ -139,9 +139,14 @@ def batch(
 ) -> list[dict[str, Any]]:
     """Upscale every input into ``out_dir``; returns one record per input: ``input, output, status`` (done,
     skipped, failed, interrupted), ``frames, seconds, fps, model, error, exit_code``. ``options``: those of
-    :func:`videosr.distributed.upscale` (model, scale, codec, ...)."""
-    from .distributed import probe_packets, ray_runtime, upscale_on
+    :func:`videosr.distributed.upscale` (model, scale, codec, ...) but ``resume`` (every batch run resumes);
+    another keyword is a TypeError."""
+    from .distributed import DISTRIBUTED_EXCLUDE, probe_packets, ray_runtime, run_job
+    from .job import JobOptions
 
+    opts = JobOptions.of("batch", options, exclude=DISTRIBUTED_EXCLUDE | {"resume"}).replace(
+        resume=True, overwrite=overwrite, progress=False
+    )
     files = expand(list(inputs))
     if not files:
         raise UsageError("no inputs")
@@ -196,18 +201,7 @@ def batch(
                 display.frames(n)
 
             try:
-                s = upscale_on(
-                    rt,
-                    r["input"],
-                    r["output"],
-                    resume=True,
-                    overwrite=overwrite,
-                    progress=False,
-                    on_frames=on_frames,
-                    stop=stop,
-                    ship_input=ship_input,
-                    **options,
-                )
+                s = run_job(rt, r["input"], r["output"], opts, on_frames=on_frames, stop=stop, ship_input=ship_input)
             except Interrupted as e:
                 r.update(status="interrupted", error=str(e), exit_code=e.exit_code)
                 return

@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import InputChangedError, InputError, Interrupted, ModelError, ResumeError, UsageError, VideosrError
+from .job import JobOptions
 
 RAY_HINT = "pip install -e '.[ray]'"
 LOCAL_OBJECT_STORE = 256 << 20  # the embedded runtime's object store: segments are small encoded files
@@ -617,6 +618,9 @@ def _valid_ahead(st, seg_len: int) -> list[dict]:
     return sorted(good, key=lambda r: r["start"])
 
 
+DISTRIBUTED_EXCLUDE = frozenset({"untrained"})  # JobOptions a distributed run does not take (its models are trained)
+
+
 def upscale(
     input,
     output,
@@ -626,67 +630,23 @@ def upscale(
     cpus_per_worker: int | None = None,
     ship_input: bool = False,
     max_retries: int = 3,
-    scale: int | None = None,
-    model: str | None = None,
-    weights: str | None = None,
-    tile: int | str | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    chunk: int | None = None,
-    codec: str = "libx264",
-    crf: int | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-    backend: str = "torch",
-    resume: bool = False,
-    segment: int | None = None,
-    planes: bool = True,
-    compile: bool = False,
-    quality: str = "auto",
-    fps=None,
     on_frames: Callable[[int], None] | None = None,
-    format: str | None = None,
+    **options,
 ) -> dict[str, Any]:
     """:func:`videosr.pipeline.upscale` with the segments made by Ray tasks (``workers`` local task slots, or
-    the cluster at ``address``); same output, pixel for pixel, and the same resume state. Returns upscale's
-    summary plus ``workers`` (a description), ``segments``, ``reused`` (segments an earlier run made),
-    ``remade`` (segments made again to chain repaired timestamps), ``nodes`` (Ray node ids that made
+    the cluster at ``address``); same output, pixel for pixel, and the same resume state. ``options``: the
+    keywords of :func:`videosr.pipeline.upscale` (scale, model, weights, tile, device, precision, chunk, codec,
+    crf, preset, pix_fmt, format, overwrite, progress, backend, resume, segment, planes, compile, quality, fps:
+    :class:`videosr.job.JobOptions`) except ``untrained`` and ``on_frame``; another keyword is a TypeError.
+    Returns upscale's summary plus ``workers`` (a description), ``segments``, ``reused`` (segments an earlier run
+    made), ``remade`` (segments made again to chain repaired timestamps), ``nodes`` (Ray node ids that made
     segments), ``threads`` (the torch thread counts the tasks ran with) and ``seeked`` (tasks that started
     decoding at a keyframe instead of the first frame).
     ``on_frames(n)``: called with the frames of each finished segment (batch progress)."""
-    _check_job(input, output, format, ship_input, compile, backend)  # before starting Ray (seconds)
+    opts = JobOptions.of("upscale", options, exclude=DISTRIBUTED_EXCLUDE)
+    _check_job(input, output, opts.format, ship_input, opts.compile, opts.backend)  # before starting Ray (seconds)
     with ray_runtime(workers, address, cpus_per_worker) as rt:
-        return upscale_on(
-            rt,
-            input,
-            output,
-            ship_input=ship_input,
-            max_retries=max_retries,
-            scale=scale,
-            model=model,
-            weights=weights,
-            tile=tile,
-            device=device,
-            precision=precision,
-            chunk=chunk,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            progress=progress,
-            backend=backend,
-            resume=resume,
-            segment=segment,
-            planes=planes,
-            compile=compile,
-            quality=quality,
-            fps=fps,
-            on_frames=on_frames,
-            format=format,
-        )
+        return run_job(rt, input, output, opts, ship_input=ship_input, max_retries=max_retries, on_frames=on_frames)
 
 
 def upscale_on(
@@ -696,71 +656,55 @@ def upscale_on(
     *,
     ship_input=False,
     max_retries=3,
-    scale=None,
-    model=None,
-    weights=None,
-    tile=None,
-    device="auto",
-    precision="auto",
-    chunk=None,
-    codec="libx264",
-    crf=None,
-    preset=None,
-    pix_fmt=None,
-    overwrite=False,
-    progress=True,
-    backend="torch",
-    resume=False,
-    segment=None,
-    planes=True,
-    compile=False,
-    quality="auto",
-    fps=None,
     on_frames=None,
-    format=None,
+    stop: threading.Event | None = None,
+    **options,
+) -> dict[str, Any]:
+    """:func:`upscale` on a runtime already connected (``videosr batch`` runs several of these at once);
+    ``options``: as for :func:`upscale`."""
+    opts = JobOptions.of("upscale_on", options, exclude=DISTRIBUTED_EXCLUDE)
+    return run_job(
+        rt, input, output, opts, ship_input=ship_input, max_retries=max_retries, on_frames=on_frames, stop=stop
+    )
+
+
+def run_job(
+    rt: Runtime,
+    input,
+    output,
+    opts: JobOptions,
+    *,
+    ship_input: bool = False,
+    max_retries: int = 3,
+    on_frames: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """:func:`upscale` on a runtime already connected (``videosr batch`` runs several of these at once)."""
+    """:func:`upscale_on` with its options as one :class:`videosr.job.JobOptions` (``opts.untrained`` is not
+    taken: a distributed run's model must be trained)."""
     from .io.writer import check_encoder_options, check_not_input, sweep_temps
     from .lock import output_lock
     from .pipeline import memory_errors, resolve_model
     from .resume import state_dir_for_run
 
     t0 = time.perf_counter()
-    kind = _check_job(input, output, format, ship_input, compile, backend)
-    check_encoder_options(codec, crf, preset)
+    kind = _check_job(input, output, opts.format, ship_input, opts.compile, opts.backend)
+    check_encoder_options(opts.codec, opts.crf, opts.preset)
     input, output = os.fspath(input), os.fspath(output)
     check_not_input(input, output, kind)
-    with output_lock(output), memory_errors(tile):
+    with output_lock(output), memory_errors(opts.tile):
         sweep_temps(output)
-        sdir = state_dir_for_run(output, resume, overwrite)
-        model, reason = resolve_model(input, model, scale, quality, weights, sdir, backend=backend)
+        sdir = state_dir_for_run(output, opts.resume, opts.overwrite)
+        model, reason = resolve_model(
+            input, opts.model, opts.scale, opts.quality, opts.weights, sdir, backend=opts.backend
+        )
         res = _drive(
             rt,
             input,
             output,
             sdir,
+            opts.replace(model=model),
             ship_input=ship_input,
             max_retries=max_retries,
-            scale=scale,
-            model=model,
-            weights=weights,
-            tile=tile,
-            device=device,
-            precision=precision,
-            chunk=chunk,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            progress=progress,
-            backend=backend,
-            resume=resume,
-            segment=segment,
-            planes=planes,
-            compile=compile,
-            fps=fps,
             on_frames=on_frames,
             header=f"model {model}: {reason}" if reason else None,
             stop=stop,
@@ -819,80 +763,48 @@ def _drive(
     input,
     output,
     sdir,
+    opts: JobOptions,
     *,
     ship_input,
     max_retries,
-    scale,
-    model,
-    weights,
-    tile,
-    device,
-    precision,
-    chunk,
-    codec,
-    crf,
-    preset,
-    pix_fmt,
-    overwrite,
-    progress,
-    backend,
-    resume,
-    segment,
-    planes,
-    compile,
-    fps,
     on_frames,
     header,
     stop,
 ) -> dict:
-    from .io import image_to_tensor, open_input, plan_output
+    from .io import image_to_tensor, open_input
     from .models.resolve import default_model_name, load_model, require_trained
     from .pipeline import MAX_OUTPUT_PIXELS, build_stages, join_segments, prepare_state
     from .progress import Progress, announce
 
     ray = rt.ray
-    with open_input(input, **({"fps": fps} if fps is not None else {})) as reader:
+    o = opts
+    with open_input(input, **o.input_args()) as reader:
         info = reader.info
-        announce(header or "", enabled=progress and bool(header))
-        announce(f"loading model {model or default_model_name(scale or 4)} ...", enabled=progress)
-        net = load_model(model, scale, weights, backend=backend)
+        announce(header or "", enabled=o.progress and bool(header))
+        announce(f"loading model {o.model or default_model_name(o.scale or 4)} ...", enabled=o.progress)
+        net = load_model(o.model, o.scale, o.weights, backend=o.backend)
         require_trained(net)
         s = net.scale
         out_w, out_h = info.width * s, info.height * s
-        out_plan = plan_output(output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt)
+        out_plan = o.plan_output(output, info, out_w, out_h)
         engine, stage_engine, _ = build_stages(
             net,
             reader,
             out_plan.pix_fmt,
-            planes,
+            o.planes,
             image_to_tensor,
-            device=device,
-            precision=precision,
-            tile=tile,
-            chunk=chunk,
-            compile=compile,
+            device=o.device,
+            precision=o.precision,
+            tile=o.tile,
+            chunk=o.chunk,
+            compile=o.compile,
         )
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(
                 f"output frames would be {out_w}x{out_h}; the limit is "
                 f"{MAX_OUTPUT_PIXELS / 1e6:.0f} Mpixels per frame (use a smaller --scale)"
             )
-        p = prepare_state(
-            reader,
-            input,
-            output,
-            sdir,
-            net,
-            engine,
-            stage_engine,
-            out_plan,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            backend=backend,
-            tile=tile,
-            segment=segment,
-            fps=fps,
-        )
+        p = prepare_state(reader, input, output, sdir, net, engine, stage_engine, out_plan, o)
         st = p.st
         if p.published:
             return {
@@ -907,7 +819,7 @@ def _drive(
                 "seeked": 0,
             }
     plan = probe_packets(input)
-    fp, opts, seg_len = p.fp, p.opts, p.seg_len
+    fp, out_opts, seg_len = p.fp, p.opts, p.seg_len
     reused = len(st.manifest["segments"])
     retried, nodes, threads, seeked = 0, [], [], 0
     bar = None
@@ -926,24 +838,24 @@ def _drive(
                 "input": os.path.abspath(input),
                 "input_fp": fp,
                 "output_plan": out_plan,
-                "model": model if model is not None else net.display_name,
+                "model": o.model if o.model is not None else net.display_name,
                 "display_name": net.display_name,
                 "scale": s,
-                "backend": backend,
+                "backend": o.backend,
                 "device": engine.device.type,
                 "precision": engine.precision,
-                "tile": tile,
-                "chunk_arg": chunk,
-                "compile": compile,
-                "planes": planes,
-                "pix_fmt": pix_fmt,
-                "options": opts,
+                "tile": o.tile,
+                "chunk_arg": o.chunk,
+                "compile": o.compile,
+                "planes": o.planes,
+                "pix_fmt": o.pix_fmt,
+                "options": out_opts,
                 "segment_frames": seg_len,
                 "job": st.job,
-                "fps": fps,
+                "fps": o.fps,
                 "plan": {"seek": plan["seek"]} if plan and plan.get("seek") else None,
                 "cpus": rt.cpus,
-                "weights": weights,
+                "weights": o.weights,
                 "weights_sha": None,
                 "model_sha": None,
             }
@@ -951,8 +863,8 @@ def _drive(
             if ship_input:
                 with open(input, "rb") as f:
                     input_ref = ray.put(f.read())
-            weights_ref, spec["weights_sha"] = _file_ref(ray, weights)
-            model_file = model if (model is not None and os.path.isfile(model)) else None
+            weights_ref, spec["weights_sha"] = _file_ref(ray, o.weights)
+            model_file = o.model if (o.model is not None and os.path.isfile(o.model)) else None
             model_ref, spec["model_sha"] = _file_ref(ray, model_file)
             task = ray.remote(run_segments).options(
                 num_cpus=rt.cpus, max_retries=max_retries, retry_exceptions=False, name="videosr-segment"
@@ -966,7 +878,7 @@ def _drive(
                     if not done0
                     else f"upscale on {rt.describe()} (resumed: {reused} segments reused)"
                 ),
-                enabled=progress,
+                enabled=o.progress,
                 header=header,
                 warmup=1,
             )
@@ -994,7 +906,7 @@ def _drive(
             bar.close()
             bar = None
         total = st.manifest["frames"]
-        join_segments(st, input, output, info, out_plan, overwrite=overwrite, total=total)
+        join_segments(st, input, output, info, out_plan, overwrite=o.overwrite, total=total)
     except KeyboardInterrupt as e:
         if bar is not None:
             bar.close()
@@ -1006,9 +918,9 @@ def _drive(
             pass
         elif not st.manifest.get("segments") and not st.manifest.get("ahead") and not st.manifest.get("finished"):
             st.remove()
-        elif resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
+        elif o.resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
             e.args = (f"{e}; resume state kept in {sdir}: rerun with --resume to continue",)
-        elif not resume:
+        elif not o.resume:
             st.remove()
         raise
     n_segs = len(st.manifest["segments"])

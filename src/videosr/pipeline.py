@@ -36,6 +36,7 @@ from torch import nn
 
 from .errors import InputChangedError, Interrupted, ResumeError, UsageError, VideosrError
 from .io import Frame
+from .job import JobOptions
 from .progress import Progress, announce
 
 _END = object()
@@ -92,56 +93,49 @@ def resolve_model(
     return choice.model, f"{choice.reason}; input: {src.note}"
 
 
-def _precheck(
-    output,
-    format,
-    overwrite: bool,
-    resume: bool,
-    model: str | None,
-    scale: int | None,
-    weights: str | None,
-    untrained: bool,
-) -> None:
+def _precheck(output, opts: JobOptions) -> None:
     """The mistakes found without loading anything (a bad scale or model name, a model without weights, an
     existing OUTPUT), raised before the "loading model ..." line so that such an error is the only line."""
     from .models import VARIANTS, create_model
     from .models.resolve import check_scale, refuse_untrained, variant_for
 
+    model, scale = opts.model, opts.scale
     check_scale(scale)
     if model is not None and not (model not in VARIANTS and os.path.exists(model)):
         name, _ = variant_for(model, scale)
         v = VARIANTS[name]
         if (
-            not untrained
-            and weights is None
+            not opts.untrained
+            and opts.weights is None
             and v.weights is None
             and any(True for _ in create_model(name, pretrained=False).parameters())
         ):
             refuse_untrained(name, v.scale)
-    if resume or not isinstance(output, (str, os.PathLike)) or output == "-":
+    if opts.resume or not isinstance(output, (str, os.PathLike)) or output == "-":
         return  # a resumed run may find its OUTPUT already published (then it only cleans up)
     from .io.writer import check_output_path
 
-    check_output_path(output, format, overwrite)
+    check_output_path(output, opts.format, opts.overwrite)
 
 
-def _check_output_size(output, format, codec, info, model, scale) -> None:
-    """The encoder must take frames of the output's size: refused before the model loads (one line)."""
+def _check_output_size(output, info, opts: JobOptions) -> None:
+    """The encoder must take frames of the output's size: refused before the model loads (one line). The
+    encoder is the one the output's plan (:func:`videosr.io.plan_output`) takes, as the job's writer will."""
     from .io.writer import check_encoder_size, output_kind
     from .models import VARIANTS
 
     if not isinstance(output, (str, os.PathLike)) or output == "-":
         return
-    if output_kind(output, format) in ("null", "png", "yuv4mpegpipe"):
+    if output_kind(output, opts.format) in ("null", "png", "yuv4mpegpipe"):
         return
-    s = scale
-    if s is None and model in VARIANTS:
-        s = VARIANTS[model].scale
+    s = opts.scale
+    if s is None and opts.model in VARIANTS:
+        s = VARIANTS[opts.model].scale
     w, h = getattr(info, "width", 0) or 0, getattr(info, "height", 0) or 0
     if s and w and h and max(w, h) * s > 8192:  # small sizes always open: spare the probe
-        if codec is None and os.fspath(output).lower().endswith(".webm"):
-            return  # VP9, the .webm default, takes large frames
-        check_encoder_size(codec or "libx264", w * s, h * s)
+        plan = opts.plan_output(output, info, w * s, h * s)
+        if plan.codec is not None:
+            check_encoder_size(plan.codec, w * s, h * s)
 
 
 class Stage(threading.Thread):
@@ -258,6 +252,30 @@ def upscale(
     from .lock import output_lock
 
     t0 = time.perf_counter()
+    opts = JobOptions(
+        scale=scale,
+        model=model,
+        weights=weights,
+        tile=tile,
+        device=device,
+        precision=precision,
+        chunk=chunk,
+        codec=codec,
+        crf=crf,
+        preset=preset,
+        pix_fmt=pix_fmt,
+        format=format,
+        overwrite=overwrite,
+        progress=progress,
+        backend=backend,
+        resume=resume,
+        segment=segment,
+        planes=planes,
+        compile=compile,
+        quality=quality,
+        untrained=untrained,
+        fps=fps,
+    )
     from .io.live import is_live_sink, is_live_source
 
     if is_live_source(input) or is_live_sink(output):
@@ -307,29 +325,9 @@ def upscale(
             input,
             output,
             sdir,
-            scale=scale,
-            model=model,
-            weights=weights,
-            tile=tile,
-            device=device,
-            precision=precision,
-            chunk=chunk,
-            codec=codec,
-            crf=crf,
-            preset=preset,
-            pix_fmt=pix_fmt,
-            overwrite=overwrite,
-            progress=progress,
-            backend=backend,
-            resume=resume,
-            segment=segment,
-            planes=planes,
-            compile=compile,
+            opts.replace(model=model),
             on_frame=on_frame,
-            format=format,
             header=f"model {model}: {reason}" if reason else None,
-            untrained=untrained,
-            fps=fps,
         )
     seconds = time.perf_counter() - t0
     return {
@@ -348,48 +346,30 @@ def _job(
     input,
     output,
     sdir,
+    opts: JobOptions,
     *,
-    scale,
-    model,
-    weights,
-    tile,
-    device,
-    precision,
-    chunk,
-    codec,
-    crf,
-    preset,
-    pix_fmt,
-    overwrite,
-    progress,
-    backend,
-    resume,
-    segment,
-    planes,
-    compile,
-    on_frame,
-    format,
-    header,
-    untrained=False,
-    fps=None,
+    on_frame: Callable[[int], None] | None,
+    header: str | None,
 ):
-    """Decode, upscale and write (under the output's lock); returns (model, scale, frames written)."""
+    """Decode, upscale and write (under the output's lock) as ``opts`` (its model resolved) say; returns
+    (model, scale, frames written)."""
     from .engine import set_threads
-    from .io import image_to_tensor, open_input, open_planned, plan_output
+    from .io import image_to_tensor, open_input, open_planned
     from .models.resolve import default_model_name, load_model, require_trained
 
+    o = opts
     set_threads()
-    with open_input(input, **({"fps": fps} if fps is not None else {})) as reader:
+    with open_input(input, **o.input_args()) as reader:
         info = reader.info
-        _precheck(output, format, overwrite, resume, model, scale, weights, untrained)
-        _check_output_size(output, format, codec, info, model, scale)
-        _warn_dropped_streams(info, output, format, progress)
+        _precheck(output, o)
+        _check_output_size(output, info, o)
+        _warn_dropped_streams(info, output, o.format, o.progress)
         # said at once: loading and warming up a model can take tens of seconds before the first frame
-        announce(header or "", enabled=progress and bool(header))
+        announce(header or "", enabled=o.progress and bool(header))
         header = None
-        announce(f"loading model {model or default_model_name(scale or 4)} ...", enabled=progress)
-        net = load_model(model, scale, weights, backend=backend)
-        if not untrained:
+        announce(f"loading model {o.model or default_model_name(o.scale or 4)} ...", enabled=o.progress)
+        net = load_model(o.model, o.scale, o.weights, backend=o.backend)
+        if not o.untrained:
             require_trained(net)
         if not any(True for _ in net.parameters()):
             # parameter-free resamplers (bicubic, lanczos) are memory-bound: a second OpenMP thread only
@@ -397,20 +377,18 @@ def _job(
             set_threads(1)
         s = net.scale
         out_w, out_h = info.width * s, info.height * s
-        plan = plan_output(
-            output, info, out_w, out_h, codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, format=format
-        )
+        plan = o.plan_output(output, info, out_w, out_h)
         engine, stage_engine, to_input = build_stages(
             net,
             reader,
             plan.pix_fmt,
-            planes,
+            o.planes,
             image_to_tensor,
-            device=device,
-            precision=precision,
-            tile=tile,
-            chunk=chunk,
-            compile=compile,
+            device=o.device,
+            precision=o.precision,
+            tile=o.tile,
+            chunk=o.chunk,
+            compile=o.compile,
         )
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(
@@ -428,21 +406,14 @@ def _job(
                 stage_engine,
                 to_input,
                 plan,
-                pix_fmt=pix_fmt,
-                overwrite=overwrite,
-                backend=backend,
-                tile=tile,
-                resume=resume,
-                segment=segment,
-                progress=progress,
+                o,
                 on_frame=on_frame,
                 header=header,
-                fps=fps,
             )
             return net, s, frames
-        writer = open_planned(output, info, plan, overwrite=overwrite)
+        writer = open_planned(output, info, plan, overwrite=o.overwrite)
         try:
-            bar = Progress(info.frames, label="upscale", enabled=progress, header=header, warmup=engine.chunk)
+            bar = Progress(info.frames, label="upscale", enabled=o.progress, header=header, warmup=engine.chunk)
             frames = run_stages(
                 reader,
                 stage_engine,
@@ -668,39 +639,34 @@ def prepare_state(
     engine,
     stage_engine,
     plan,
-    *,
-    pix_fmt,
-    overwrite,
-    backend,
-    tile,
-    segment,
-    fps=None,
+    opts: JobOptions,
 ) -> Prepared:
     """The resume state of a segmented run to OUTPUT as ``plan`` (its :class:`videosr.io.OutputPlan`) says,
-    with the model stages :func:`build_stages` made (``engine``, ``stage_engine``), and what it was made with: the
-    input's fingerprint ``fp``, the options that change the output's pixels (``opts``, compared on resume), and
-    the segment length ``seg_len``. A state killed before its first manifest is removed; one whose output was
-    published (killed before its removal) is removed and ``published`` set. Anything the output will refuse
-    fails here, before any work, as opening it does."""
+    with the model stages :func:`build_stages` made (``engine``, ``stage_engine``) and the job's options ``opts``
+    (:class:`videosr.job.JobOptions`), and what it was made with: the input's fingerprint ``fp``, the options that
+    change the output's pixels (``Prepared.opts``: :func:`output_options`, compared on resume), and the segment
+    length ``seg_len``. A state killed before its first manifest is removed; one whose output was published
+    (killed before its removal) is removed and ``published`` set. Anything the output will refuse fails here,
+    before any work, as opening it does."""
     from .io import open_planned
     from .resume import State, input_fingerprint
 
     info = reader.info
     fp = input_fingerprint(input)
-    opts = output_options(
+    out_opts = output_options(
         net,
         engine,
         scale=engine.scale,
         plan=plan,
-        pix_fmt=pix_fmt,
-        backend=backend,
-        tile=tile,
+        pix_fmt=opts.pix_fmt,
+        backend=opts.backend,
+        tile=opts.tile,
         planes=stage_engine is not engine or engine.planes is not None,
     )
-    if fps is not None:
-        opts["fps"] = str(info.fps)  # the output's timing: a resumed run must use the same (absent: 25 / the input's)
-    seg_len = segment_frames(info.fps, engine.chunk, segment)
-    made = dict(fp=fp, opts=opts, seg_len=seg_len, published=False)
+    if opts.fps is not None:  # the output's timing: a resumed run must use the same (absent: 25 / the input's)
+        out_opts["fps"] = str(info.fps)
+    seg_len = segment_frames(info.fps, engine.chunk, opts.segment)
+    made = dict(fp=fp, opts=out_opts, seg_len=seg_len, published=False)
     st = None
     if os.path.lexists(sdir):
         st = State.load(sdir)
@@ -708,16 +674,16 @@ def prepare_state(
             st.remove()
             st = None
         else:
-            st.check(fp, opts, seg_len)
+            st.check(fp, out_opts, seg_len)
             if st.manifest["finished"]:
                 _check_plan(st, reader, input)
                 if _published(st, output):
                     st.remove()  # killed after the output was published, before the state was removed
                     return Prepared(st=st, **{**made, "published": True})
-    open_planned(output, info, plan, overwrite=overwrite).abort()
+    open_planned(output, info, plan, overwrite=opts.overwrite).abort()
     if st is None:
         try:
-            st = State.create(sdir, fp, opts, seg_len)
+            st = State.create(sdir, fp, out_opts, seg_len)
         except OSError as e:
             from .io.writer import write_error
 
@@ -737,37 +703,15 @@ def _upscale_segmented(
     stage_engine,
     to_input,
     plan,
+    opts: JobOptions,
     *,
-    pix_fmt,
-    overwrite,
-    backend,
-    tile,
-    resume,
-    segment,
-    progress,
     on_frame,
     header=None,
-    fps=None,
 ) -> int:
     from .io.segments import SegmentSink
 
     info = reader.info
-    p = prepare_state(
-        reader,
-        input,
-        output,
-        sdir,
-        net,
-        engine,
-        stage_engine,
-        plan,
-        pix_fmt=pix_fmt,
-        overwrite=overwrite,
-        backend=backend,
-        tile=tile,
-        segment=segment,
-        fps=fps,
-    )
+    p = prepare_state(reader, input, output, sdir, net, engine, stage_engine, plan, opts)
     st = p.st
     if p.published:
         return st.manifest["frames"]
@@ -785,7 +729,7 @@ def _upscale_segmented(
             bar = Progress(
                 left,
                 label="upscale" if not done else f"upscale (resumed at frame {done})",
-                enabled=progress,
+                enabled=opts.progress,
                 header=header,
                 warmup=engine.chunk,
             )
@@ -808,7 +752,7 @@ def _upscale_segmented(
                 raise
             total = done + n  # the input was read to its end
             st.finish(total)
-        join_segments(st, input, output, info, plan, overwrite=overwrite, total=total)
+        join_segments(st, input, output, info, plan, overwrite=opts.overwrite, total=total)
     except KeyboardInterrupt as e:
         raise _interrupted(e, f"interrupted; rerun with --resume to continue (state kept in {sdir})") from None
     except BaseException as e:
@@ -816,9 +760,9 @@ def _upscale_segmented(
             pass  # the state is still good for the original input; the message says it was kept
         elif not st.manifest.get("segments") and not st.manifest.get("finished"):
             st.remove()  # no segment written: nothing to continue, and it must not block the next run
-        elif resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
+        elif opts.resume and isinstance(e, VideosrError) and not isinstance(e, ResumeError):
             e.args = (f"{e}; resume state kept in {sdir}: rerun with --resume to continue",)
-        elif not resume:
+        elif not opts.resume:
             st.remove()
         raise
     st.remove()
