@@ -3,10 +3,9 @@
 videosr allocates and frees the same few large tensors for every frame (a 1080p float RGB frame is 25 MB).
 glibc serves blocks over its mmap threshold (at most 32 MB, adjusted dynamically) with fresh mmaps and
 returns them on free, and trims the heap top back to the OS, so every frame page-faults its memory in
-again, 4 KB at a time. On a virtual machine a page fault is expensive: measured on this project's 2-core
-VM, the fast-x4 model took 112 ms per 480x270 -> 1080p frame by default and 51 ms with this setting;
-copying a 64 MB tensor into a new one ran at 2.4 GB/s against 6.9 GB/s; `videosr bench` end to end went
-from 4.8 to 7.0 fps.
+again, 4 KB at a time. On a virtual machine a page fault is expensive: on this project's 2-core VM the
+fast-x4 model took much longer per 480x270 -> 1080p frame by default than with this setting, and
+large tensor copies and `videosr bench` end to end were slower too (one-off measurements, docs/models.md).
 
 :func:`keep_freed_memory` raises both thresholds so large blocks come from the heap and stay there: the
 resident size stays at its peak (bounded by the frame size, as every stage is) instead of shrinking

@@ -10,10 +10,9 @@
   both faster and within 0.05 dB of fp32), fp16 (CUDA), int8 (CPU, asked for only: the conv trunk quantized in
   ONNX Runtime, for the variants whose int8 Vid4 PSNR is within 0.1 dB of fp32; videosr.int8).
 * ``compile``: torch.compile (inductor) of the model's forward; each new clip shape (a video's first and
-  last chunks are shorter) pays a compilation (80 s cold for fast-x4 on 2 cores, 3-14 s from inductor's
-  cache). Measured on the AMX machine, fast-x4 planes of one 480x270 frame once compiled: bf16 9.9 vs
-  17.4 ms eager, fp32 21.2 vs 23.9 ms; end to end on 240 frames the compilations cost more than that
-  saves (`videosr bench --frames 240 --compile`: 14.9 fps against 25.2 without). Off by default.
+  last chunks are shorter) pays a compilation (long cold, shorter from inductor's cache). Once compiled a
+  frame runs faster than eager, but on a short video the compilations cost more than that saves (one-off
+  measurements, no committed result: `videosr bench --compile` measures it). Off by default.
 
 Frames are (C, H, W) float RGB tensors in [0, 1]; a clip is (T, C, H, W); the model sees (B, T, C, H, W).
 """
@@ -52,10 +51,11 @@ def cpu_has_native_bf16() -> bool:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True where bf16 convolutions are much faster than fp32: CPUs with AMX tiles. Measured: on a Xeon with
-    AMX, 32-channel 3x3 convs in bf16 + channels_last ran 5x fp32 (0.31 vs 1.58 ms) and fast-x4 / quality-x4
-    1.8x / 1.9x; with oneDNN held below AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16) the same convs in bf16
-    ran 0.6x fp32, and on a Zen 5 (AVX512-BF16 alone) bf16 autocast was slower than fp32 too."""
+    """True where bf16 convolutions are much faster than fp32: CPUs with AMX tiles. Measured on a Xeon with AMX
+    (benchmarks/results/int8_speed.json): fast-x4's convolution trunk ran 2.4-2.9x faster in bf16 than in fp32,
+    and 0.4-0.5x with oneDNN held below AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI); whole models gain less
+    (benchmarks/results/model_speed_amx.json: fast-x4 1.2x, quality-x4 1.5x). On a Zen 5 (AVX512-BF16 alone)
+    bf16 autocast was slower than fp32 too."""
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
     if isa != "ALL" and "AMX" not in isa:
         return False
@@ -142,8 +142,9 @@ def default_chunk(context: int, device: torch.device) -> int:
     """Frames per temporal chunk when none is asked for: ``2 * context`` (at least 8) for video models; image
     models (context 0) one frame at a time on a CPU, 8 on CUDA."""
     # image models: batching frames does not make the convolutions faster on a CPU, and keeps several 1080p
-    # float frames (25 MB each) out of cache: measured here, bicubic x4 to 1080p costs 3 ms per frame alone and
-    # 14 ms per frame in batches of 4. On CUDA they take 8 frames per call (a batch: the GPU needs the parallelism).
+    # float frames (25 MB each) out of cache: bicubic x4 to 1080p cost several times more per frame in batches
+    # of 4 than one at a time (a one-off measurement). On CUDA they take 8 frames per call (a batch: the GPU
+    # needs the parallelism).
     return (8 if device.type == "cuda" else 1) if context == 0 else max(8, 2 * context)
 
 
@@ -183,8 +184,9 @@ class Engine:
             raise UsageError(f"tile must be a number of pixels or 'auto', not {self.tile!r}")
         if isinstance(self.tile, int) and self.tile < 8:
             raise UsageError("tile must be at least 8 pixels")
-        # channels_last: measured here, fp32 3x3 convolutions run ~2x faster in channels_last than NCHW on
-        # the CPU; bf16 autocast is *slower* than fp32 on CPUs without AMX (AVX512-BF16 alone), ~2x faster with
+        # channels_last: fp32 3x3 convolutions run faster in channels_last than NCHW on the CPU (whole models:
+        # the fp32 and fp32_cl columns of benchmarks/results/model_speed_*.json); bf16 autocast is *slower* than
+        # fp32 on CPUs without AMX (AVX512-BF16 alone), faster with AMX (cpu_has_fast_bf16)
         self.channels_last = self.device.type == "cpu" or self.precision in ("bf16", "fp16")
         self.model = self.model.to(self.device).eval()
         if self.channels_last:

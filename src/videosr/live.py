@@ -355,8 +355,8 @@ def _live_upscale(
     from .io.live import open_live_sink, open_live_source
 
     # one intra-op thread: the stages run in parallel (decode, model, encode), and on a loaded 2-core machine
-    # OpenMP's second thread spun at its barriers: MATLAB bicubic of a 1080p frame's planes took 12-17 ms with
-    # one thread and 190-230 ms with two (load average 7)
+    # OpenMP's second thread spun at its barriers: MATLAB bicubic of a 1080p frame's planes ran many times
+    # slower with two threads than with one (a one-off measurement, docs/live.md)
     set_threads(1)
     net, reason = load_live_model(model, scale, weights)
     s = int(net.scale)

@@ -1,7 +1,8 @@
 """`videosr models`: the registered models with scale, parameters, GFLOPs per 480x270 frame and Vid4 PSNR.
 
-Parameters and GFLOPs come from the committed table ``weights/model_stats.json`` (counting FLOPs took a minute and
-2.6 GB per call): the command costs little more than importing torch."""
+Parameters and GFLOPs come from the committed table ``weights/model_stats.json`` (counting FLOPs on every call
+took 87 s of CPU and 2.8 GiB of peak RSS: benchmarks/results/peak_memory.json, ``models/before``): the command
+costs little more than importing torch."""
 
 from __future__ import annotations
 

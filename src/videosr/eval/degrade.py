@@ -219,7 +219,7 @@ def video_compress(
 
     The frames are rounded to 8 bits first (RGB -> yuv420p by FFmpeg's swscale, BT.601 limited range, with the
     same exact-rounding conversions as videosr's reader and writer, ``io.SWS_FROM_RGB`` / ``io.SWS_TO_RGB``;
-    FFmpeg's defaults decode about 1.1 levels dark), otherwise as
+    FFmpeg's defaults decode slightly dark, docs/reliability.md "Colour exactness"), otherwise as
     ``ffmpeg -pix_fmt yuv420p`` does with RGB input). ``preset``: x264/x265 preset (default "medium" for
     x264, "fast" for x265) or libvpx-vp9's ``cpu-used`` ("0".."8", default "4"). ``threads=1`` makes the
     encoder deterministic: the same bytes on every run and machine of one FFmpeg build (with glibc's heap

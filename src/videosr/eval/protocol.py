@@ -339,8 +339,8 @@ def evaluate(
     ``progress``: one line per clip and model on stderr (or through ``log``). ``threads``: torch
     intra-op threads for this call (restored after; None: leave torch's setting). Default 1: the
     protocol is many small memory-bound operations, and on a shared 2-core machine torch's 2 threads
-    took 365 s of CPU for Vid4 against 36 s with 1 (OpenMP threads spin at barriers when the other
-    core is busy). ``precision``: the inference engine's (fp32, bf16, int8, or auto: each model's default where
+    took many times the CPU time of 1 for Vid4 (OpenMP threads spin at barriers when the other core is
+    busy; a one-off measurement, docs/evaluation.md "Time"). ``precision``: the inference engine's (fp32, bf16, int8, or auto: each model's default where
     this machine runs it fast); the protocol's figures are fp32, and comparing a model's bf16 and fp32
     figures is the accuracy guard for making bf16 a default (docs/evaluation.md), its int8 and fp32 figures
     the gate of ``--precision int8`` (videosr.int8).

@@ -82,7 +82,7 @@ def _upsample_flow(flow: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 @functools.cache
 def _scripted(name: str):
-    """The scripted form of one of the helpers above (compiled on first use: scripting costs ~0.1 s each).
+    """The scripted form of one of the helpers above (compiled on first use, then cached).
     Traced code calls these so that shape arithmetic and control flow stay dynamic in the ONNX graph."""
     return _script(globals()[name])
 

@@ -10,10 +10,10 @@ Every convolution runs at LR/down resolution (down=2: 4x fewer pixels and 4x mor
 the same cost, which suits oneDNN's kernels and doubles the receptive field). The global residual is the
 current frame upsampled with a fixed `residual` filter:
   * "bicubic" (the default of the shipped variants): MATLAB bicubic (videosr.resample.upsample: separable,
-    4 taps per axis, about 1 ms per 1080p plane here), added to the pixel-shuffled learned branch, which is
-    initialised to zero, so training starts from bicubic quality. Measured on 20 fixed training batches: with
-    a "nearest" or "bilinear" base the 40k-parameter model stayed 1-2 dB under bicubic after 300 Adam steps;
-    with the bicubic base it passed bicubic by 0.3 dB. (Until 2026-12 this base was a grouped 3x3-cell conv
+    4 taps per axis), added to the pixel-shuffled learned branch, which is initialised to zero, so training
+    starts from bicubic quality. In a one-off test on 20 fixed training batches (docs/models.md), with a
+    "nearest" or "bilinear" base the 40k-parameter model stayed under bicubic after 300 Adam steps; with the
+    bicubic base it passed bicubic. (Until 2026-12 this base was a grouped 3x3-cell conv
     at LR/down resolution with replicated borders: the same values except within 2 LR pixels of the frame
     edge, where MATLAB mirrors; the separable form costs 4x fewer multiply-adds on the video planes.)
   * "nearest" (ABPN's anchor) or "bilinear" (exact, needs out_kernel=3): folded into the reconstruction

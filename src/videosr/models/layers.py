@@ -383,7 +383,7 @@ def _window(x: torch.Tensor, cell: int, R: int, op) -> torch.Tensor:
 def _symmetric_pad(x: torch.Tensor, r: int) -> torch.Tensor:
     """(..., H, W) padded by ``r`` on each side of the last two dims with MATLAB's symmetric boundary (-1 -> 0),
     as ``resample.upsample`` pads: flipped edge slices where the frame is at least ``r`` wide (a plain copy,
-    ~5x faster than an index_select along the last dim), indices otherwise."""
+    faster than an index_select along the last dim), indices otherwise."""
     for dim in (-2, -1):
         n = x.shape[dim]
         if n >= r:
@@ -442,7 +442,7 @@ def clamp_cells(
         )
         rgb = torch.addmm(c["br"], patch, c["Wr"].T)  # (k, 3PP): the tail as one matrix
         # + the base: each cell's LR window, symmetric at the frame's edges, through the 2D polyphase filter
-        # kron(A, A) (one GEMM: batches of tiny row and column products are ~10x slower on a CPU)
+        # kron(A, A) (one GEMM: batches of tiny row and column products are much slower on a CPU)
         radius, A2 = c["radius"], c["A2"]  # A2: (P*P, nw*nw), kron(A, A)
         lp = _symmetric_pad(lr.float(), radius)  # (N, 3, H + 2r, W + 2r)
         nw = cell + 2 * radius

@@ -416,8 +416,9 @@ def preview(
 
 def preview_threads() -> int:
     """Intra-op threads for a preview: every core on an idle machine, one when the cores are already busy (a job,
-    other work): measured on the shared 2-core machine, fast-x4 on one 480x270 frame took 1.5-2 s with two
-    threads fighting other work for the cores and 0.3-0.5 s with one."""
+    other work): on the shared 2-core machine, two threads fighting other work for the cores made a fast-x4
+    preview of one 480x270 frame several times slower than one thread (a one-off observation; the preview
+    benchmark is benchmarks/web_preview.py)."""
     cpus = len(os.sched_getaffinity(0))
     try:
         busy = os.getloadavg()[0] >= cpus - 0.5
