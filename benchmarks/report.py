@@ -214,6 +214,9 @@ def int8_machine(r: dict) -> dict:
     }
 
 
+ALLOCATOR_FROM = "2026-12-03 20:00"  # int8_speed.json files from then on ran with videosr._alloc.keep_freed_memory
+
+
 def section_int8(r: dict, name: str) -> list[str]:
     m = int8_machine(r)
     amx = m.get("amx")
@@ -226,6 +229,17 @@ def section_int8(r: dict, name: str) -> list[str]:
         f"Machine: {describe_machine(m, r['date_utc'] + ' UTC')}; CPU flags {', '.join(m['flags'])}; "
         f"onnxruntime {r['onnxruntime']}. {r['note']}",
         "",
+        *(
+            [
+                "Measured before int8_speed.py ran with the CLI's allocator setting (videosr._alloc; added "
+                "2026-12-03 evening): every frame page-faulted its large tensors in again, which inflates the float "
+                "work and both flows' times (on the AVX2 machine the same run read 79 ms fp32 and 1.40x without "
+                "it, 51 ms and 1.17x with it).",
+                "",
+            ]
+            if r["date_utc"] < ALLOCATOR_FROM
+            else []
+        ),
         f"Rerun: `.venv/bin/python benchmarks/int8_speed.py --json benchmarks/results/{name}` "
         "(the int8 trunks: `scripts/quantize_int8.py --model NAME`, calibrated on the training set).",
         "",
