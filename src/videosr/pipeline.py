@@ -43,9 +43,9 @@ _END = object()
 SEGMENT_SECONDS = 4.0  # resumable segments: about this much video each (a multiple of the chunk)
 MAX_OUTPUT_PIXELS = 1 << 28  # per output frame (16384 x 16384): refused before any frame is upscaled
 STOP_GRACE = 1.0  # seconds the stages get to stop after an interrupt before we give up on them
-# memory a recurrent model's clip takes per LR pixel per frame (quality-x4, bf16 and fp32 alike within 20%: a
-# 48-frame 320x180 clip peaked 0.34 GB above a 32-frame one in forward_planes); the planes path lengthens the
-# chunk only while the extra frames stay under LONGER_CHUNK_BYTES
+# memory a recurrent model's clip takes per LR pixel per frame (quality-x4 in forward_planes, bf16 and fp32
+# alike; a one-off measurement of 48- against 32-frame clips; benchmarks/peak_memory.py measures whole runs); the
+# planes path lengthens the chunk only while the extra frames stay under LONGER_CHUNK_BYTES
 CLIP_BYTES_PER_LR_PIXEL = 400
 LONGER_CHUNK_BYTES = 128 << 20
 
@@ -373,7 +373,7 @@ def _job(
             require_trained(net)
         if not any(True for _ in net.parameters()):
             # parameter-free resamplers (bicubic, lanczos) are memory-bound: a second OpenMP thread only
-            # spins against the encoder's threads (measured: -3 ms CPU per 1080p frame with one thread)
+            # spins against the encoder's threads (one thread cost less CPU per 1080p frame: a one-off measurement)
             set_threads(1)
         s = net.scale
         out_w, out_h = info.width * s, info.height * s
@@ -512,7 +512,7 @@ def build_stages(
                 base, longer = default_chunk(context, dev), 4 * context
                 if (longer - base) * info.width * info.height * CLIP_BYTES_PER_LR_PIXEL <= LONGER_CHUNK_BYTES:
                     # planes reconstruct one kept frame at a time, and a longer chunk spends less of its time on
-                    # warm-up frames (measured: quality-x4 +5% end to end with 32 instead of 16), but the recurrent
+                    # warm-up frames (quality-x4 ran faster end to end with 32 than 16: one-off), but the recurrent
                     # model holds features of every frame of the clip: only where those extra frames cost little
                     # memory (at 320x180 about a third of the run's peak RSS: benchmarks/peak_memory.py, entries
                     # before / after)
