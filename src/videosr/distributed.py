@@ -793,11 +793,7 @@ def _drive(
             out_plan.pix_fmt,
             o.planes,
             image_to_tensor,
-            device=o.device,
-            precision=o.precision,
-            tile=o.tile,
-            chunk=o.chunk,
-            compile=o.compile,
+            **o.engine_args(),
         )
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(

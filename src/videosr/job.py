@@ -59,6 +59,16 @@ class JobOptions:
         """The keywords of :func:`videosr.io.open_input` these options set (``fps`` only when given)."""
         return {"fps": self.fps} if self.fps is not None else {}
 
+    def engine_args(self) -> dict[str, Any]:
+        """The keywords of :func:`videosr.pipeline.build_stages` (the inference engine) these options set."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "tile": self.tile,
+            "chunk": self.chunk,
+            "compile": self.compile,
+        }
+
     def plan_output(self, output, info, width: int, height: int):
         """:func:`videosr.io.plan_output` for OUTPUT with these options: the one decision of the output's
         container, encoder (``.webm`` replaces the codec), its settings and pixel format."""

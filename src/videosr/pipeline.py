@@ -384,11 +384,7 @@ def _job(
             plan.pix_fmt,
             o.planes,
             image_to_tensor,
-            device=o.device,
-            precision=o.precision,
-            tile=o.tile,
-            chunk=o.chunk,
-            compile=o.compile,
+            **o.engine_args(),
         )
         if out_w * out_h > MAX_OUTPUT_PIXELS:
             raise UsageError(

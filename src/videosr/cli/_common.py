@@ -39,6 +39,39 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def add_model_args(p) -> None:
+    """The model options `upscale` and `batch` share: --weights, --tile, --chunk, --device."""
+    p.add_argument("--weights", default=None, help="third-party weights for --model (.pth or .safetensors)")
+    p.add_argument("--tile", default=None, help="LR tile size in pixels, or 'auto' (default: whole frames)")
+    p.add_argument("--chunk", type=int, default=None, help="frames per temporal chunk (default: by model)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+
+
+def add_encoder_args(p) -> None:
+    """The encoder options of `upscale` and `batch`: --codec, --crf, --preset, --pix-fmt."""
+    p.add_argument("--codec", default="libx264", help="libx264, libx265, libsvtav1, libvpx-vp9 or ffv1")
+    p.add_argument(
+        "--crf",
+        type=int,
+        default=None,
+        help="quality, lower is better: libx264/libx265 0..51 (default 18/20), libsvtav1 1..63 (30), "
+        "libvpx-vp9 0..63 (31); ffv1 is lossless",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="speed: libx264/libx265 ultrafast..placebo (default medium), libsvtav1 0..13 (8), "
+        "libvpx-vp9 0..8 (4); lower numbers are slower",
+    )
+    p.add_argument(
+        "--pix-fmt",
+        default=None,
+        metavar="FMT",
+        help="the output's pixel format, e.g. yuv444p (default: yuv420p; for >8-bit sources the codec's "
+        "10/12-bit 4:2:0 where it has one; ffv1: the source's)",
+    )
+
+
 def add_ray_args(p, batch: bool = False) -> None:
     """The options that run a job on Ray (the ``[ray]`` extra)."""
     g = p.add_argument_group("distributed (Ray; pip install -e '.[ray]'; see docs/distributed.md)")

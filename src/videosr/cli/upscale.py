@@ -8,7 +8,14 @@ import sys
 
 from ..errors import Interrupted, UsageError
 from . import _live
-from ._common import add_ray_args, distributed_upscale, parse_tile, sigterm_as_interrupt
+from ._common import (
+    add_encoder_args,
+    add_model_args,
+    add_ray_args,
+    distributed_upscale,
+    parse_tile,
+    sigterm_as_interrupt,
+)
 
 
 def register(sub) -> None:
@@ -47,10 +54,7 @@ def register(sub) -> None:
         help="with --model auto: auto (default: the speed bar above), fast (the fastest trained "
         "model) or best (the best measured for this input, however slow)",
     )
-    p.add_argument("--weights", default=None, help="third-party weights for --model (.pth or .safetensors)")
-    p.add_argument("--tile", default=None, help="LR tile size in pixels, or 'auto' (default: whole frames)")
-    p.add_argument("--chunk", type=int, default=None, help="frames per temporal chunk (default: by model)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    add_model_args(p)
     p.add_argument(
         "--precision",
         default="auto",
@@ -71,21 +75,7 @@ def register(sub) -> None:
         help="torch.compile the model: faster per frame once compiled, but each new clip shape pays a "
         "compilation (seconds to minutes): for long videos",
     )
-    p.add_argument("--codec", default="libx264", help="libx264, libx265, libsvtav1, libvpx-vp9 or ffv1")
-    p.add_argument(
-        "--crf",
-        type=int,
-        default=None,
-        help="quality, lower is better: libx264/libx265 0..51 (default 18/20), libsvtav1 1..63 (30), "
-        "libvpx-vp9 0..63 (31); ffv1 is lossless",
-    )
-    p.add_argument(
-        "--preset",
-        default=None,
-        help="speed: libx264/libx265 ultrafast..placebo (default medium), libsvtav1 0..13 (8), "
-        "libvpx-vp9 0..8 (4); lower numbers are slower",
-    )
-    p.add_argument("--pix-fmt", default=None)
+    add_encoder_args(p)
     p.add_argument(
         "--format",
         choices=["png"],
