@@ -393,18 +393,28 @@ def test_resume_keeps_the_image_folder_fps(tmp_path, capsys) -> None:
     """--fps changes the output's timing: an interrupted run resumed with another rate is a different job."""
     from videosr.errors import Interrupted
     from videosr.pipeline import upscale
+    from videosr.resume import state_dir
 
     folder = clips.make_images(tmp_path / "frames", [f"f{i}.png" for i in range(6)], width=16, height=12)
     out = str(tmp_path / "o.mkv")
 
+    manifest = os.path.join(state_dir(out), "manifest.json")
+
+    def committed() -> bool:
+        return os.path.exists(manifest) and bool(json.load(open(manifest))["segments"])
+
     def stop(n: int) -> None:
-        if n == 2:
+        if n == 4:  # once a segment is committed (the encoder commits in its own thread): there is state to resume
+            t0 = time.monotonic()
+            while not committed() and time.monotonic() - t0 < 30:
+                time.sleep(0.01)
             raise KeyboardInterrupt
 
     with pytest.raises(Interrupted):
         upscale(
             str(folder), out, model="bicubic", scale=2, codec="ffv1", segment=2, fps="24", progress=False, on_frame=stop
         )
+    assert os.path.isdir(state_dir(out))
     assert (
         main(
             [
