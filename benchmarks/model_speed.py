@@ -48,6 +48,9 @@ def time_model(model: torch.nn.Module, x: torch.Tensor, mode: str, repeats: int)
 
 
 def main() -> int:
+    from videosr._alloc import keep_freed_memory
+
+    keep_freed_memory()  # as the videosr CLI runs (videosr._alloc): freed frames reused, not page-faulted in
     p = argparse.ArgumentParser()
     p.add_argument("--models", nargs="*", default=None, help="default: every registered model")
     p.add_argument("--frames", type=int, default=8)

@@ -90,6 +90,9 @@ def bench_model(name: str, args: argparse.Namespace, tmp: Path) -> dict:
 
 
 def main() -> int:
+    from videosr._alloc import keep_freed_memory
+
+    keep_freed_memory()  # as the videosr CLI runs (videosr._alloc): freed frames reused, not page-faulted in
     p = argparse.ArgumentParser()
     p.add_argument("--models", nargs="+", default=["fast-x4"])
     p.add_argument("--frames", type=int, default=8)

@@ -323,17 +323,16 @@ def section_int8_gate() -> list[str]:
             f"{'-' if i8 is None else f'{i8 - fp:+.3f}'} | {'yes' if v.int8_allowed else 'no'} |"
         )
     # int8 kernels differ by instruction set (VNNI / AMX against AVX2's u8 x s8 pairs): the gate re-measured
+    fp32 = {v.name: v.vid4_psnr_y for v in list_models()}
     for p in sorted(RESULTS.glob("int8_vid4_*.json")):
         rows = json.loads(p.read_text())
         for row in rows if isinstance(rows, list) else [rows]:
-            fp = next((v.vid4_psnr_y for v in list_models() if v.name == row["model"]), None)
-            got = row["mean"]["psnr_y"]
-            out.append(
-                f"\n{row['model']} in int8 on another machine ({p.stem.split('_', 3)[-1]}): {got:.3f} dB, "
-                f"{got - fp:+.3f} against fp32 ({p.name}; `videosr eval --model {row['model']} --precision int8`)."
-                if fp is not None
-                else ""
-            )
+            name, got = row["model"], row["mean"]["psnr_y"]
+            out += [
+                "",
+                f"{name} in int8 on another machine ({p.stem.split('_', 3)[-1]}): {got:.3f} dB, "
+                f"{got - fp32[name]:+.3f} against fp32 ({p.name}; `videosr eval --model {name} --precision int8`).",
+            ]
     return out + [""]
 
 
